@@ -1,0 +1,65 @@
+// A small HTTP/1.1 server for operational endpoints (/healthz, /metrics and
+// the dashboard's assets and JSON API). It runs its own thread; handlers are
+// called on that thread, one request at a time, and must not block for long.
+//
+// Thread-safety: Start/Stop from one thread. Routes are registered before
+// Start and constant after.
+#ifndef RIO_SERVER_HTTP_HTTP_SERVER_H_
+#define RIO_SERVER_HTTP_HTTP_SERVER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <atomic>
+
+#include "absl/status/statusor.h"
+
+namespace rio::http {
+
+struct Request {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // without the query string
+  std::string query;   // raw, without '?'
+  // Header names lower-cased.
+  std::map<std::string, std::string> headers;
+  std::string body;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::map<std::string, std::string> headers;
+  std::string body;
+};
+
+using Handler = std::function<Response(const Request&)>;
+
+class HttpServer {
+ public:
+  HttpServer();
+  ~HttpServer();  // Stops if running.
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Exact-path route for any method. Unknown paths answer 404.
+  void Route(std::string path, Handler handler);
+  // Route for every path starting with `prefix` (longest prefix wins; exact
+  // routes win over prefixes).
+  void RoutePrefix(std::string prefix, Handler handler);
+
+  // Binds `address` ("host:port"; port 0 picks a free one) and starts serving.
+  // Returns the bound "host:port", or an error naming the address.
+  absl::StatusOr<std::string> Start(const std::string& address);
+  // Closes the listener and open connections and joins the thread.
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rio::http
+
+#endif  // RIO_SERVER_HTTP_HTTP_SERVER_H_

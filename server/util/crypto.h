@@ -1,0 +1,42 @@
+// Hashing, signing, encoding and randomness used across Rio (OpenSSL
+// underneath). All functions are thread-safe.
+#ifndef RIO_SERVER_UTIL_CRYPTO_H_
+#define RIO_SERVER_UTIL_CRYPTO_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace rio::util {
+
+// Raw 32-byte SHA-256 digest.
+std::string Sha256(absl::string_view data);
+
+// Raw 32-byte HMAC-SHA256 of `data` under `key`.
+std::string HmacSha256(absl::string_view key, absl::string_view data);
+
+// Standard base64 with padding (RFC 4648 section 4).
+std::string Base64Encode(absl::string_view data);
+// Accepts padded standard base64; nullopt on malformed input.
+std::optional<std::string> Base64Decode(absl::string_view text);
+
+// URL-safe base64 without padding (RFC 4648 section 5).
+std::string Base64UrlEncode(absl::string_view data);
+
+// Lower-case hex.
+std::string HexEncode(absl::string_view data);
+
+// `n` bytes from a cryptographically secure generator. Aborts if the system
+// generator fails (nothing sane to do then).
+std::string RandomBytes(size_t n);
+
+// A random version-4 UUID in canonical lower-case form.
+std::string RandomUuid();
+
+// Compares without leaking where the inputs differ; false when sizes differ.
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
+
+}  // namespace rio::util
+
+#endif  // RIO_SERVER_UTIL_CRYPTO_H_
