@@ -7,12 +7,12 @@
 #ifndef RIO_SERVER_HTTP_HTTP_SERVER_H_
 #define RIO_SERVER_HTTP_HTTP_SERVER_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
-#include <atomic>
 
 #include "absl/status/statusor.h"
 

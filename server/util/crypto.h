@@ -18,7 +18,9 @@ std::string HmacSha256(absl::string_view key, absl::string_view data);
 
 // Standard base64 with padding (RFC 4648 section 4).
 std::string Base64Encode(absl::string_view data);
-// Accepts padded standard base64; nullopt on malformed input.
+// Accepts padded standard base64; nullopt on malformed input. Strict: no
+// whitespace, no URL-safe alphabet, and non-zero bits after the last byte
+// (a non-canonical encoding) are rejected.
 std::optional<std::string> Base64Decode(absl::string_view text);
 
 // URL-safe base64 without padding (RFC 4648 section 5).

@@ -57,9 +57,11 @@ class PgCluster {
   static PgCluster& Shared();
 
  private:
-  std::string dir_;
-  int port_ = 0;
+  std::string dir_;  // Holds data/, the socket and postgres.log.
+  int port_ = 0;     // Chosen on first start, kept across restarts.
   bool running_ = false;
+  // A forked child that exits normally must not stop its parent's cluster.
+  pid_t owner_pid_;
 };
 
 // A rio-server child process. Its stderr (and stdout) go to a log file that is
@@ -102,6 +104,8 @@ class ServerProcess {
  private:
   Options options_;
   pid_t pid_ = -1;
+  int exit_code_ = -1;  // Of the last run, once reaped.
+  std::string log_dir_;
   std::string log_path_;
   std::string grpc_address_;
   std::string http_address_;
@@ -127,9 +131,9 @@ class ReflectionClient {
   // `method` is "package.Service/Method" as grpcurl takes it. Request JSON is
   // parsed with the proto3 JSON mapping against the reflected descriptor.
   // `metadata` e.g. {{"authorization", "Bearer x"}}.
-  absl::StatusOr<Reply> Call(const std::string& method,
-                             const std::string& request_json,
-                             const std::map<std::string, std::string>& metadata);
+  absl::StatusOr<Reply> Call(
+      const std::string& method, const std::string& request_json,
+      const std::map<std::string, std::string>& metadata);
 
  private:
   struct Impl;

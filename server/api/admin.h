@@ -1,0 +1,70 @@
+// What the administration services share: their dependencies and the way an
+// admin call runs (authenticate and validate on the polling thread, then run
+// the database work on a Database worker, which completes the Reply).
+#ifndef RIO_SERVER_API_ADMIN_H_
+#define RIO_SERVER_API_ADMIN_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/impl/codegen/service_type.h"
+#include "server/api/auth.h"
+#include "server/api/cq_server.h"
+#include "server/store/catalog.h"
+#include "server/store/database.h"
+
+namespace rio::api {
+
+// "host:port" that senders use to reach this server, for DSNs. Set once the
+// gRPC port is bound (it may have been chosen by the system). Thread-safe.
+class PublicAddress {
+ public:
+  void Set(std::string address) {
+    absl::MutexLock lock(&mu_);
+    address_ = std::move(address);
+  }
+  std::string Get() const {
+    absl::MutexLock lock(&mu_);
+    return address_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::string address_ ABSL_GUARDED_BY(mu_);
+};
+
+struct AdminDeps {
+  store::Database* database;
+  store::Catalog* catalog;
+  const AdminAuthenticator* auth;
+  const PublicAddress* public_address;
+};
+
+// Runs `work(conn)` on a database worker and answers with its result. For
+// `writes`, the local catalog is reloaded before answering, so this
+// instance's next emit already sees the change (others learn of it through
+// NOTIFY).
+template <class Response, class Work>
+void RunOnDatabase(const AdminDeps& deps, Reply<Response> reply, bool writes,
+                   Work work) {
+  store::Catalog* catalog = deps.catalog;
+  deps.database->Post([reply = std::move(reply), work = std::move(work), writes,
+                       catalog](store::PgConnection& conn) {
+    auto result = work(conn);
+    if (writes && result.ok()) (void)catalog->Reload(conn);
+    reply(result);
+  });
+}
+
+// Register the services' methods with `server`; the returned service objects
+// must outlive it.
+std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
+                                                      const AdminDeps& deps);
+std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
+                                                      const AdminDeps& deps);
+
+}  // namespace rio::api
+
+#endif  // RIO_SERVER_API_ADMIN_H_

@@ -1,0 +1,67 @@
+#include "server/api/cq_server.h"
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+
+namespace rio::api {
+
+CqServer::CqServer(Options options) : options_(std::move(options)) {}
+
+CqServer::~CqServer() {
+  if (server_ != nullptr && !shutting_down_.load()) {
+    Shutdown(absl::ZeroDuration(), [] {});
+  }
+}
+
+absl::StatusOr<std::string> CqServer::Start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(),
+                           &port);
+  builder.SetMaxReceiveMessageSize(options_.max_receive_message_bytes);
+  for (grpc::Service* service : services_) builder.RegisterService(service);
+  for (int i = 0; i < std::max(options_.threads, 1); ++i) {
+    cqs_.push_back(builder.AddCompletionQueue());
+  }
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port == 0) {
+    server_.reset();
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options_.listen, " (address in use or invalid)"));
+  }
+  for (auto& cq : cqs_) {
+    for (auto& arm : armers_) arm(cq.get());
+  }
+  for (auto& cq : cqs_) threads_.emplace_back(&CqServer::Poll, this, cq.get());
+  SetServing(true);
+  std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
+  return absl::StrCat(host, ":", port);
+}
+
+void CqServer::SetServing(bool serving) {
+  if (server_ == nullptr) return;
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus(serving);
+}
+
+void CqServer::Poll(grpc::ServerCompletionQueue* cq) {
+  void* tag;
+  bool ok;
+  while (cq->Next(&tag, &ok)) static_cast<CallTag*>(tag)->Proceed(ok);
+}
+
+void CqServer::Shutdown(absl::Duration deadline,
+                        const std::function<void()>& drain_work) {
+  if (server_ == nullptr || shutting_down_.exchange(true)) return;
+  if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + deadline));
+  drain_work();
+  for (auto& cq : cqs_) cq->Shutdown();
+  for (auto& thread : threads_) thread.join();
+  threads_.clear();
+}
+
+}  // namespace rio::api

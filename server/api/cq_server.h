@@ -1,0 +1,205 @@
+// The gRPC server on the asynchronous completion-queue API: one completion
+// queue per polling thread, every registered method kept armed on every
+// queue.
+//
+// CALL LIFECYCLE (UnaryCall). A call object is created armed: it asks gRPC
+// for the next request of its method on its queue, with itself as the tag.
+//  1. Tag returns with ok=false: the server is shutting down; the object
+//     deletes itself.
+//  2. Tag returns with ok=true: a request arrived. Unless shutting down, a
+//     fresh object is armed first, so the method keeps accepting. The
+//     handler then runs on the polling thread; it must not block, so it
+//     validates, and hands slow work (database) to another thread together
+//     with the Reply.
+//  3. Whoever holds the Reply completes it exactly once, from any thread
+//     (a Reply dropped unanswered completes with INTERNAL). That queues
+//     Finish with the object as tag.
+//  4. The Finish tag returns (ok or not): the object deletes itself.
+//
+// SHUTDOWN (Shutdown()): health NOT_SERVING, stop re-arming, Server::Shutdown
+// with a deadline while the queues keep being drained, the caller's
+// `drain_work` (joins the threads that complete Replies, so nothing is queued
+// on a dead queue), then each queue is shut down and drained, threads joined.
+//
+// Thread-safety: Add*/Register* before Start; Shutdown once, from one thread.
+#ifndef RIO_SERVER_API_CQ_SERVER_H_
+#define RIO_SERVER_API_CQ_SERVER_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/api/status.h"
+
+namespace rio::api {
+
+// Anything that travels through a completion queue as a tag.
+class CallTag {
+ public:
+  virtual ~CallTag() = default;
+  virtual void Proceed(bool ok) = 0;
+};
+
+// Completes one unary call. Copyable; the first completion wins and later
+// ones are ignored.
+template <class Response>
+class Reply {
+ public:
+  using FinishFn = std::function<void(const Response*, const grpc::Status&)>;
+  explicit Reply(FinishFn finish)
+      : state_(std::make_shared<State>(std::move(finish))) {}
+
+  void operator()(const absl::StatusOr<Response>& result) const {
+    if (result.ok()) {
+      state_->Complete(&*result, grpc::Status::OK);
+    } else {
+      state_->Complete(nullptr, ToGrpcStatus(result.status()));
+    }
+  }
+  void operator()(const absl::Status& status) const {
+    state_->Complete(nullptr, ToGrpcStatus(status));
+  }
+
+ private:
+  struct State {
+    explicit State(FinishFn f) : finish(std::move(f)) {}
+    ~State() {
+      if (!done.exchange(true)) {
+        finish(nullptr,
+               grpc::Status(grpc::StatusCode::INTERNAL,
+                            "internal error: the call was not answered"));
+      }
+    }
+    void Complete(const Response* response, const grpc::Status& status) {
+      if (done.exchange(true)) return;
+      finish(response, status);
+    }
+    FinishFn finish;
+    std::atomic<bool> done{false};
+  };
+  std::shared_ptr<State> state_;
+};
+
+template <class AsyncService, class Request, class Response>
+using RequestUnaryFn = void (AsyncService::*)(
+    grpc::ServerContext*, Request*, grpc::ServerAsyncResponseWriter<Response>*,
+    grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
+
+template <class Request, class Response>
+using UnaryHandler =
+    std::function<void(grpc::ServerContext& context, const Request& request,
+                       Reply<Response> reply)>;
+
+// See CALL LIFECYCLE above.
+template <class AsyncService, class Request, class Response>
+class UnaryCall final : public CallTag {
+ public:
+  struct Method {
+    AsyncService* service;
+    RequestUnaryFn<AsyncService, Request, Response> request;
+    UnaryHandler<Request, Response> handler;
+    const std::atomic<bool>* shutting_down;
+  };
+
+  static void Arm(const Method* method, grpc::ServerCompletionQueue* cq) {
+    new UnaryCall(method, cq);
+  }
+
+  void Proceed(bool ok) override {
+    if (finishing_ || !ok) {
+      delete this;
+      return;
+    }
+    if (!method_->shutting_down->load()) Arm(method_, cq_);
+    method_->handler(context_, request_,
+                     Reply<Response>([this](const Response* response,
+                                            const grpc::Status& status) {
+                       finishing_ = true;
+                       if (response != nullptr) {
+                         writer_.Finish(*response, status, this);
+                       } else {
+                         writer_.FinishWithError(status, this);
+                       }
+                     }));
+  }
+
+ private:
+  UnaryCall(const Method* method, grpc::ServerCompletionQueue* cq)
+      : method_(method), cq_(cq), writer_(&context_) {
+    (method_->service->*method_->request)(&context_, &request_, &writer_, cq_,
+                                          cq_, this);
+  }
+
+  const Method* const method_;
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext context_;
+  Request request_;
+  grpc::ServerAsyncResponseWriter<Response> writer_;
+  bool finishing_ = false;
+};
+
+class CqServer {
+ public:
+  struct Options {
+    std::string listen = "127.0.0.1:50051";
+    int threads = 2;
+    int max_receive_message_bytes = 8 << 20;
+  };
+
+  explicit CqServer(Options options);
+  ~CqServer();
+
+  // Registers a service (async services, or sync ones gRPC runs itself).
+  void RegisterService(grpc::Service* service) { services_.push_back(service); }
+
+  // Serves `request` of `service` with `handler` on every queue.
+  template <class AsyncService, class Request, class Response>
+  void AddUnary(AsyncService* service,
+                RequestUnaryFn<AsyncService, Request, Response> request,
+                UnaryHandler<Request, Response> handler) {
+    using Call = UnaryCall<AsyncService, Request, Response>;
+    auto method = std::make_shared<typename Call::Method>(typename Call::Method{
+        service, request, std::move(handler), &shutting_down_});
+    armers_.push_back([method](grpc::ServerCompletionQueue* cq) {
+      Call::Arm(method.get(), cq);
+    });
+    methods_.push_back(method);
+  }
+
+  // Binds, starts the polling threads and marks health SERVING. Returns the
+  // bound address (the real port when the listen port was 0).
+  absl::StatusOr<std::string> Start();
+
+  // See SHUTDOWN above.
+  void Shutdown(absl::Duration deadline,
+                const std::function<void()>& drain_work);
+
+  // Sets the overall health status ("" service) and every registered one.
+  void SetServing(bool serving);
+
+ private:
+  void Poll(grpc::ServerCompletionQueue* cq);
+
+  const Options options_;
+  std::vector<grpc::Service*> services_;
+  std::vector<std::function<void(grpc::ServerCompletionQueue*)>> armers_;
+  std::vector<std::shared_ptr<void>> methods_;  // keeps Method structs alive
+  std::atomic<bool> shutting_down_{false};
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
+  std::vector<std::thread> threads_;
+  std::vector<std::string> service_names_;
+};
+
+}  // namespace rio::api
+
+#endif  // RIO_SERVER_API_CQ_SERVER_H_

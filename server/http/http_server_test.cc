@@ -1,0 +1,613 @@
+#include "server/http/http_server.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+
+namespace rio::http {
+namespace {
+
+constexpr size_t kMaxBody = 8 * 1024 * 1024;
+
+struct CurlDeleter {
+  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
+};
+using CurlHandle = std::unique_ptr<CURL, CurlDeleter>;
+
+struct CurlSlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+using CurlHeaders = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+
+struct Reply {
+  CURLcode code = CURLE_OK;
+  long status = 0;
+  std::string body;
+  std::string content_type;
+  // Final response's headers, names lower-cased.
+  std::map<std::string, std::string> headers;
+  long num_connects = -1;
+};
+
+size_t AppendBody(char* data, size_t size, size_t count, void* user) {
+  static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+size_t CollectHeader(char* data, size_t size, size_t count, void* user) {
+  auto* headers = static_cast<std::map<std::string, std::string>*>(user);
+  const absl::string_view line(data, size * count);
+  // A new status line (after "100 Continue") starts a new header block.
+  if (absl::StartsWith(line, "HTTP/")) headers->clear();
+  const size_t colon = line.find(':');
+  if (colon != absl::string_view::npos) {
+    (*headers)[absl::AsciiStrToLower(line.substr(0, colon))] =
+        std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+  }
+  return size * count;
+}
+
+// Performs one request on `curl` (reusing its connection cache). `body` is
+// sent as a POST when set.
+Reply Perform(CURL* curl, const std::string& url,
+              const std::string* body = nullptr,
+              const std::vector<std::string>& extra_headers = {}) {
+  Reply reply;
+  CurlHeaders headers;
+  for (const std::string& header : extra_headers) {
+    headers.reset(curl_slist_append(headers.release(), header.c_str()));
+  }
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, CollectHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &reply.headers);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
+  if (body != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body->data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(body->size()));
+  } else {
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  }
+  reply.code = curl_easy_perform(curl);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+  curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &reply.num_connects);
+  const char* content_type = nullptr;
+  curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &content_type);
+  if (content_type != nullptr) reply.content_type = content_type;
+  // The slist dies with this frame; curl must not keep pointing at it.
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  return reply;
+}
+
+Reply Get(const std::string& url) {
+  CurlHandle curl(curl_easy_init());
+  return Perform(curl.get(), url);
+}
+
+Response TextResponse(std::string body) {
+  Response response;
+  response.body = std::move(body);
+  return response;
+}
+
+// Connects a plain blocking socket to "127.0.0.1:port"; -1 on failure.
+int ConnectRaw(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port)) {
+    return -1;
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  timeval timeout{};
+  timeout.tv_sec = 10;  // A hung server fails the test instead of hanging it.
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  sockaddr_in peer{};
+  peer.sin_family = AF_INET;
+  peer.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &peer.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof(peer)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool SendAll(int fd, absl::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Reads until the server closes the connection (or the receive timeout).
+std::string ReadUntilClosed(int fd) {
+  std::string out;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0) out.append(buffer, n);
+  return out;
+}
+
+// Sends `request` on a fresh raw connection and returns everything the server
+// wrote before closing.
+std::string RawExchange(const std::string& address, absl::string_view request) {
+  const int fd = ConnectRaw(address);
+  if (fd < 0) return "<connect failed>";
+  std::string response;
+  if (SendAll(fd, request)) response = ReadUntilClosed(fd);
+  close(fd);
+  return response;
+}
+
+// A running server with a few routes, on an ephemeral loopback port.
+class ServerFixture {
+ public:
+  ServerFixture() {
+    server_.Route("/healthz", [](const Request&) {
+      Response response = TextResponse("ok\n");
+      response.headers["X-Rio-Test"] = "yes";
+      return response;
+    });
+    server_.Route("/echo", [](const Request& request) {
+      Response response;
+      auto it = request.headers.find("content-type");
+      if (it != request.headers.end()) response.content_type = it->second;
+      response.body = request.body;
+      return response;
+    });
+    server_.Route("/size", [](const Request& request) {
+      return TextResponse(absl::StrCat(request.body.size()));
+    });
+    server_.Route("/inspect", [this](const Request& request) {
+      absl::MutexLock lock(&mu_);
+      last_request_ = request;
+      return TextResponse("seen");
+    });
+  }
+
+  HttpServer& server() { return server_; }
+
+  std::string Start() {
+    absl::StatusOr<std::string> address = server_.Start("127.0.0.1:0");
+    EXPECT_TRUE(address.ok()) << address.status();
+    address_ = address.value_or("");
+    return address_;
+  }
+
+  std::string Url(absl::string_view path) const {
+    return absl::StrCat("http://", address_, path);
+  }
+
+  Request last_request() {
+    absl::MutexLock lock(&mu_);
+    return last_request_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  Request last_request_ ABSL_GUARDED_BY(mu_);
+  std::string address_;
+  // Last, so it stops (joining the thread that calls the handlers above)
+  // before the state they use is destroyed.
+  HttpServer server_;
+};
+
+TEST(HttpServer, StartReturnsBoundLoopbackAddress) {
+  HttpServer server;
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  EXPECT_TRUE(absl::StartsWith(*address, "127.0.0.1:")) << *address;
+  EXPECT_NE(*address, "127.0.0.1:0");
+}
+
+TEST(HttpServer, StartAcceptsLocalhost) {
+  HttpServer server;
+  absl::StatusOr<std::string> address = server.Start("localhost:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  EXPECT_TRUE(absl::StartsWith(*address, "127.0.0.1:")) << *address;
+}
+
+TEST(HttpServer, StartRejectsMalformedAddresses) {
+  for (const char* address :
+       {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:x", "127.0.0.1:65536",
+        "127.0.0.1:-1", "example.com:80", "::1:80", "1.2.3:80"}) {
+    HttpServer server;
+    absl::StatusOr<std::string> result = server.Start(address);
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument)
+        << address;
+    if (!result.ok()) {
+      EXPECT_TRUE(absl::StrContains(result.status().message(),
+                                    absl::StrCat("\"", address, "\"")))
+          << result.status();
+    }
+  }
+}
+
+TEST(HttpServer, StartFailsWhenPortIsTaken) {
+  HttpServer first;
+  absl::StatusOr<std::string> address = first.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  HttpServer second;
+  absl::StatusOr<std::string> result = second.Start(*address);
+  EXPECT_FALSE(result.ok());
+  EXPECT_TRUE(absl::StrContains(result.status().message(), *address))
+      << result.status();
+}
+
+TEST(HttpServer, StartTwiceFailsPrecondition) {
+  HttpServer server;
+  ASSERT_TRUE(server.Start("127.0.0.1:0").ok());
+  EXPECT_EQ(server.Start("127.0.0.1:0").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(HttpServer, GetExactRouteReturnsHandlerResponse) {
+  ServerFixture fixture;
+  fixture.Start();
+  const Reply reply = Get(fixture.Url("/healthz"));
+  ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "ok\n");
+  EXPECT_EQ(reply.content_type, "text/plain; charset=utf-8");
+  EXPECT_EQ(reply.headers.at("content-length"), "3");
+  EXPECT_EQ(reply.headers.at("x-rio-test"), "yes");
+}
+
+TEST(HttpServer, HandlerSeesMethodPathQueryAndLowerCasedHeaders) {
+  ServerFixture fixture;
+  const std::string address = fixture.Start();
+  CurlHandle curl(curl_easy_init());
+  const Reply reply = Perform(curl.get(), fixture.Url("/inspect?a=1&b=%20"),
+                              nullptr, {"X-Custom-Header:  Value  "});
+  ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
+  EXPECT_EQ(reply.body, "seen");
+  const Request request = fixture.last_request();
+  EXPECT_EQ(request.method, "GET");
+  EXPECT_EQ(request.path, "/inspect");
+  EXPECT_EQ(request.query, "a=1&b=%20");
+  EXPECT_EQ(request.headers.at("x-custom-header"), "Value");
+  EXPECT_EQ(request.headers.at("host"), address);
+  EXPECT_EQ(request.body, "");
+}
+
+TEST(HttpServer, PrefixRoutesPickLongestPrefixAndExactWins) {
+  HttpServer server;
+  server.RoutePrefix("/api/", [](const Request& request) {
+    return TextResponse("api:" + request.path);
+  });
+  server.RoutePrefix("/api/v1/", [](const Request& request) {
+    return TextResponse("v1:" + request.path);
+  });
+  server.Route("/api/v1/exact",
+               [](const Request&) { return TextResponse("exact"); });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const std::string base = "http://" + *address;
+
+  EXPECT_EQ(Get(base + "/api/x").body, "api:/api/x");
+  EXPECT_EQ(Get(base + "/api/").body, "api:/api/");
+  EXPECT_EQ(Get(base + "/api/v1/y?q=1").body, "v1:/api/v1/y");
+  EXPECT_EQ(Get(base + "/api/v1/exact").body, "exact");
+  EXPECT_EQ(Get(base + "/api/v1/exact/more").body, "v1:/api/v1/exact/more");
+  const Reply miss = Get(base + "/api");
+  EXPECT_EQ(miss.status, 404);
+}
+
+TEST(HttpServer, UnknownPathReturns404WithTextBody) {
+  ServerFixture fixture;
+  fixture.Start();
+  const Reply reply = Get(fixture.Url("/nope"));
+  ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
+  EXPECT_EQ(reply.status, 404);
+  EXPECT_EQ(reply.body, "404 Not Found\n");
+  EXPECT_EQ(reply.content_type, "text/plain; charset=utf-8");
+}
+
+TEST(HttpServer, PostBodyIsEchoed) {
+  ServerFixture fixture;
+  fixture.Start();
+  CurlHandle curl(curl_easy_init());
+  const std::string body("{\"a\": 1, \"bin\": \"\0\xff\"}", 22);
+  const Reply reply = Perform(curl.get(), fixture.Url("/echo"), &body,
+                              {"Content-Type: application/json"});
+  ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, body);
+  EXPECT_EQ(reply.content_type, "application/json");
+}
+
+TEST(HttpServer, LargePostBodyIsEchoedWithAndWithoutExpectContinue) {
+  ServerFixture fixture;
+  fixture.Start();
+  std::string body(3 * 1024 * 1024 + 7, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i % 251);
+  CurlHandle curl(curl_easy_init());
+  const Reply expecting = Perform(curl.get(), fixture.Url("/echo"), &body,
+                                  {"Expect: 100-continue"});
+  ASSERT_EQ(expecting.code, CURLE_OK) << curl_easy_strerror(expecting.code);
+  EXPECT_EQ(expecting.status, 200);
+  EXPECT_TRUE(expecting.body == body) << expecting.body.size();
+  const Reply direct =
+      Perform(curl.get(), fixture.Url("/echo"), &body, {"Expect:"});
+  ASSERT_EQ(direct.code, CURLE_OK) << curl_easy_strerror(direct.code);
+  EXPECT_EQ(direct.status, 200);
+  EXPECT_TRUE(direct.body == body) << direct.body.size();
+}
+
+TEST(HttpServer, KeepAliveReusesOneConnection) {
+  ServerFixture fixture;
+  fixture.Start();
+  CurlHandle curl(curl_easy_init());
+  const Reply first = Perform(curl.get(), fixture.Url("/healthz"));
+  ASSERT_EQ(first.code, CURLE_OK) << curl_easy_strerror(first.code);
+  EXPECT_EQ(first.num_connects, 1);
+  const std::string body = "second";
+  const Reply second = Perform(curl.get(), fixture.Url("/echo"), &body);
+  ASSERT_EQ(second.code, CURLE_OK) << curl_easy_strerror(second.code);
+  EXPECT_EQ(second.body, "second");
+  EXPECT_EQ(second.num_connects, 0);
+}
+
+TEST(HttpServer, ConnectionCloseIsHonoured) {
+  ServerFixture fixture;
+  fixture.Start();
+  CurlHandle curl(curl_easy_init());
+  const Reply first = Perform(curl.get(), fixture.Url("/healthz"), nullptr,
+                              {"Connection: close"});
+  ASSERT_EQ(first.code, CURLE_OK) << curl_easy_strerror(first.code);
+  EXPECT_EQ(first.headers.at("connection"), "close");
+  const Reply second = Perform(curl.get(), fixture.Url("/healthz"));
+  ASSERT_EQ(second.code, CURLE_OK) << curl_easy_strerror(second.code);
+  EXPECT_EQ(second.num_connects, 1);
+}
+
+TEST(HttpServer, Http10ClosesUnlessKeepAliveRequested) {
+  ServerFixture fixture;
+  const std::string address = fixture.Start();
+  const std::string response =
+      RawExchange(address, "GET /healthz HTTP/1.0\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(response, "HTTP/1.1 200 OK\r\n")) << response;
+  EXPECT_TRUE(absl::StrContains(response, "\r\nConnection: close\r\n"))
+      << response;
+  EXPECT_TRUE(absl::EndsWith(response, "\r\n\r\nok\n")) << response;
+}
+
+TEST(HttpServer, BodyAtLimitIsAccepted) {
+  ServerFixture fixture;
+  fixture.Start();
+  CurlHandle curl(curl_easy_init());
+  const std::string body(kMaxBody, 'x');
+  const Reply reply = Perform(curl.get(), fixture.Url("/size"), &body);
+  ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, absl::StrCat(kMaxBody));
+}
+
+TEST(HttpServer, OversizedBodyGets413) {
+  ServerFixture fixture;
+  fixture.Start();
+  const std::string body(kMaxBody + 1, 'x');
+  // With "Expect: 100-continue" (curl's default for large bodies) the body is
+  // never sent; without it the server must answer while the client is still
+  // uploading, and the answer must survive the close.
+  for (const char* expect : {"Expect: 100-continue", "Expect:"}) {
+    CurlHandle curl(curl_easy_init());
+    const Reply reply =
+        Perform(curl.get(), fixture.Url("/size"), &body, {expect});
+    ASSERT_EQ(reply.code, CURLE_OK)
+        << expect << ": " << curl_easy_strerror(reply.code);
+    EXPECT_EQ(reply.status, 413) << expect;
+    EXPECT_EQ(reply.body, "413 Content Too Large\n") << expect;
+    EXPECT_EQ(reply.headers.at("connection"), "close") << expect;
+  }
+}
+
+TEST(HttpServer, StopRefusesNewConnectionsAndIsIdempotent) {
+  ServerFixture fixture;
+  fixture.Start();
+  CurlHandle curl(curl_easy_init());
+  // Leaves an idle keep-alive connection open across Stop().
+  ASSERT_EQ(Perform(curl.get(), fixture.Url("/healthz")).status, 200);
+  fixture.server().Stop();
+  fixture.server().Stop();
+  const Reply reused = Perform(curl.get(), fixture.Url("/healthz"));
+  EXPECT_EQ(reused.code, CURLE_COULDNT_CONNECT)
+      << curl_easy_strerror(reused.code);
+  const Reply fresh = Get(fixture.Url("/healthz"));
+  EXPECT_EQ(fresh.code, CURLE_COULDNT_CONNECT)
+      << curl_easy_strerror(fresh.code);
+}
+
+TEST(HttpServer, CanRestartAfterStop) {
+  ServerFixture fixture;
+  fixture.Start();
+  fixture.server().Stop();
+  fixture.Start();
+  EXPECT_EQ(Get(fixture.Url("/healthz")).body, "ok\n");
+}
+
+TEST(HttpServer, MalformedRequestsGet400AndClose) {
+  ServerFixture fixture;
+  const std::string address = fixture.Start();
+  for (const char* request : {
+           "NONSENSE\r\n\r\n",
+           "GET /healthz\r\n\r\n",
+           "GET /healthz HTTP/1.1 extra\r\n\r\n",
+           "GET  /healthz HTTP/1.1\r\n\r\n",
+           "GET healthz HTTP/1.1\r\n\r\n",
+           "GET /health\x01z HTTP/1.1\r\n\r\n",
+           "G(T /healthz HTTP/1.1\r\n\r\n",
+           "GET /healthz HTTP/1.1\r\nNo colon here\r\n\r\n",
+           "GET /healthz HTTP/1.1\r\nBad Name: x\r\n\r\n",
+           "GET /healthz HTTP/1.1\r\nName : x\r\n\r\n",
+           "GET /healthz HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",
+           "GET /healthz FTP/1.1\r\n\r\n",
+           "POST /echo HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+           "POST /echo HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+           "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n"
+           "Content-Length: 2\r\n\r\nab",
+       }) {
+    const std::string response = RawExchange(address, request);
+    EXPECT_TRUE(absl::StartsWith(response, "HTTP/1.1 400 Bad Request\r\n"))
+        << request << "\n=> " << response;
+    EXPECT_TRUE(absl::StrContains(response, "\r\nConnection: close\r\n"))
+        << response;
+    EXPECT_TRUE(absl::StrContains(response, "\r\nContent-Length: "))
+        << response;
+    EXPECT_TRUE(absl::StrContains(response, "\r\nContent-Type: ")) << response;
+  }
+}
+
+TEST(HttpServer, OtherHeadErrorsGetSpecificStatus) {
+  ServerFixture fixture;
+  const std::string address = fixture.Start();
+  EXPECT_TRUE(absl::StartsWith(
+      RawExchange(address, "GET /healthz HTTP/2.0\r\n\r\n"), "HTTP/1.1 505 "));
+  EXPECT_TRUE(absl::StartsWith(
+      RawExchange(address,
+                  "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "5\r\nhello\r\n0\r\n\r\n"),
+      "HTTP/1.1 411 "));
+  EXPECT_TRUE(absl::StartsWith(
+      RawExchange(address,
+                  "POST /echo HTTP/1.1\r\nExpect: something\r\n"
+                  "Content-Length: 1\r\n\r\nx"),
+      "HTTP/1.1 417 "));
+  EXPECT_TRUE(
+      absl::StartsWith(RawExchange(address,
+                                   "POST /echo HTTP/1.1\r\nContent-Length: "
+                                   "99999999999999999999999\r\n\r\n"),
+                       "HTTP/1.1 413 "));
+}
+
+TEST(HttpServer, OversizedHeadersGet431) {
+  ServerFixture fixture;
+  const std::string address = fixture.Start();
+  const std::string request =
+      "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(70 * 1024, 'a') +
+      "\r\n\r\n";
+  const std::string response = RawExchange(address, request);
+  EXPECT_TRUE(absl::StartsWith(
+      response, "HTTP/1.1 431 Request Header Fields Too Large\r\n"))
+      << response.substr(0, 200);
+
+  // A head that never ends is cut off at the cap too.
+  const std::string endless =
+      "GET /healthz HTTP/1.1\r\n" + std::string(100 * 1024, 'a');
+  EXPECT_TRUE(absl::StartsWith(RawExchange(address, endless), "HTTP/1.1 431 "));
+}
+
+TEST(HttpServer, PipelinedRequestsAreAnsweredInOrder) {
+  ServerFixture fixture;
+  const std::string address = fixture.Start();
+  const std::string response = RawExchange(
+      address,
+      "\r\nPOST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nfirst"
+      "GET /healthz HTTP/1.1\r\n\r\n"
+      "POST /echo HTTP/1.1\r\nContent-Length: 4\r\nConnection: close\r\n\r\n"
+      "last");
+  const size_t first = response.find("\r\n\r\nfirst");
+  const size_t second = response.find("\r\n\r\nok\n");
+  const size_t third = response.find("\r\n\r\nlast");
+  ASSERT_NE(first, std::string::npos) << response;
+  ASSERT_NE(second, std::string::npos) << response;
+  ASSERT_NE(third, std::string::npos) << response;
+  EXPECT_LT(first, second);
+  EXPECT_LT(second, third);
+  EXPECT_TRUE(absl::EndsWith(response, "last"));
+}
+
+TEST(HttpServer, StalledClientDoesNotBlockOthers) {
+  ServerFixture fixture;
+  const std::string address = fixture.Start();
+  // One client sends half a head, another half a body; neither finishes.
+  const int stalled_head = ConnectRaw(address);
+  ASSERT_GE(stalled_head, 0);
+  ASSERT_TRUE(SendAll(stalled_head, "GET /healthz HTTP/1.1\r\nHo"));
+  const int stalled_body = ConnectRaw(address);
+  ASSERT_GE(stalled_body, 0);
+  ASSERT_TRUE(SendAll(stalled_body,
+                      "POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\nab"));
+  const Reply reply = Get(fixture.Url("/healthz"));
+  EXPECT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
+  EXPECT_EQ(reply.body, "ok\n");
+  close(stalled_head);
+  close(stalled_body);
+}
+
+TEST(HttpServer, ServerControlsFramingHeaders) {
+  HttpServer server;
+  server.Route("/framing", [](const Request&) {
+    Response response = TextResponse("abc");
+    response.headers["Content-Length"] = "999";
+    response.headers["Connection"] = "close";
+    response.headers["content-type"] = "application/json";
+    response.headers["X-Injected"] = "a\r\nSet-Cookie: evil=1";
+    return response;
+  });
+  server.Route("/empty", [](const Request&) {
+    Response response;
+    response.status = 204;
+    response.body = "ignored";
+    return response;
+  });
+  server.Route("/bad-status", [](const Request&) {
+    Response response;
+    response.status = 42;
+    return response;
+  });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const std::string base = "http://" + *address;
+
+  CurlHandle curl(curl_easy_init());
+  const Reply framing = Perform(curl.get(), base + "/framing");
+  ASSERT_EQ(framing.code, CURLE_OK) << curl_easy_strerror(framing.code);
+  EXPECT_EQ(framing.body, "abc");
+  EXPECT_EQ(framing.headers.at("content-length"), "3");
+  EXPECT_EQ(framing.content_type, "application/json");
+  EXPECT_EQ(framing.headers.count("connection"), 0u);
+  EXPECT_EQ(framing.headers.count("x-injected"), 0u);
+  EXPECT_EQ(framing.headers.count("set-cookie"), 0u);
+
+  const Reply empty = Perform(curl.get(), base + "/empty");
+  ASSERT_EQ(empty.code, CURLE_OK) << curl_easy_strerror(empty.code);
+  EXPECT_EQ(empty.status, 204);
+  EXPECT_EQ(empty.body, "");
+  EXPECT_EQ(empty.num_connects, 0);  // Still framed correctly.
+
+  const Reply bad = Perform(curl.get(), base + "/bad-status");
+  ASSERT_EQ(bad.code, CURLE_OK) << curl_easy_strerror(bad.code);
+  EXPECT_EQ(bad.status, 500);
+}
+
+}  // namespace
+}  // namespace rio::http

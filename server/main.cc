@@ -1,0 +1,200 @@
+// rio-server: parses flags, wires the parts together, waits for SIGINT or
+// SIGTERM, and shuts down in order.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "server/api/admin.h"
+#include "server/api/auth.h"
+#include "server/api/cq_server.h"
+#include "server/http/http_server.h"
+#include "server/store/catalog.h"
+#include "server/store/database.h"
+#include "server/store/migrations.h"
+#include "server/store/pg.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "gRPC address (host:port; port 0 picks a free one)");
+ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
+          "HTTP address for /healthz and /readyz (empty: no HTTP server)");
+ABSL_FLAG(std::string, database_url, "",
+          "PostgreSQL connection URL, e.g. postgresql://rio@127.0.0.1/rio");
+ABSL_FLAG(std::string, admin_token, "",
+          "Token for admin calls (authorization: Bearer ...); generated and "
+          "printed at start-up when empty");
+ABSL_FLAG(std::string, public_address, "",
+          "host:port that senders use to reach this server, written into "
+          "sender DSNs (default: the gRPC address)");
+ABSL_FLAG(int, db_pool_size, 4, "PostgreSQL connections for admin calls");
+ABSL_FLAG(int, grpc_threads, 2,
+          "Completion-queue polling threads (one queue each)");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "How long in-flight calls may take to finish on SIGTERM");
+
+namespace {
+
+// Every flag can also be set by RIO_<FLAG NAME IN CAPITALS>; a flag on the
+// command line wins.
+constexpr const char* kEnvFlags[] = {
+    "listen",         "http_listen",  "database_url", "admin_token",
+    "public_address", "db_pool_size", "grpc_threads", "shutdown_grace"};
+
+void ApplyEnvironment() {
+  for (const char* name : kEnvFlags) {
+    std::string var = absl::StrCat("RIO_", absl::AsciiStrToUpper(name));
+    const char* value = std::getenv(var.c_str());
+    if (value == nullptr) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string error;
+    if (flag == nullptr || !flag->ParseFrom(value, &error)) {
+      std::fprintf(stderr, "rio-server: %s: %s\n", var.c_str(), error.c_str());
+      std::exit(2);
+    }
+  }
+}
+
+[[noreturn]] void Fail(int code, const std::string& message) {
+  std::fprintf(stderr, "rio-server: %s\n", message.c_str());
+  std::exit(code);
+}
+
+// The address to put in DSNs: the bound one, with a wildcard host replaced
+// by this machine's name.
+std::string AdvertisedAddress(const std::string& bound) {
+  std::string configured = absl::GetFlag(FLAGS_public_address);
+  if (!configured.empty()) return configured;
+  size_t colon = bound.rfind(':');
+  std::string host = bound.substr(0, colon);
+  if (host == "0.0.0.0" || host == "[::]" || host == "::" || host.empty()) {
+    char name[256] = {0};
+    if (gethostname(name, sizeof(name) - 1) == 0) host = name;
+  }
+  return absl::StrCat(host, bound.substr(colon));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Rio: emits named events into projects and calls every webhook "
+      "registered for them.\nUsage: rio-server --database_url=URL [flags]");
+  ApplyEnvironment();
+  absl::ParseCommandLine(argc, argv);
+
+  // Signals are taken by sigwait in main; every thread started from here on
+  // inherits the mask.
+  // A shell may start us with SIGINT ignored (background jobs); undo that.
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const std::string database_url = absl::GetFlag(FLAGS_database_url);
+  if (database_url.empty()) {
+    Fail(2,
+         "--database_url (or RIO_DATABASE_URL) is required; tools/run "
+         "starts a private PostgreSQL when you have none");
+  }
+
+  // Start-up: one connection for migrations and the first catalog load.
+  auto setup = rio::store::PgConnection::Connect(database_url);
+  if (!setup.ok()) Fail(1, std::string(setup.status().message()));
+  auto migrated = rio::store::ApplyMigrations(**setup);
+  if (!migrated.ok()) {
+    Fail(1, absl::StrCat("schema migration failed: ",
+                         migrated.status().message()));
+  }
+  rio::store::Catalog catalog(database_url);
+  if (auto s = catalog.Reload(**setup); !s.ok()) {
+    Fail(1, absl::StrCat("cannot load the catalog: ", s.message()));
+  }
+  setup->reset();
+
+  auto database = rio::store::Database::Open(database_url,
+                                             absl::GetFlag(FLAGS_db_pool_size));
+  if (!database.ok()) Fail(1, std::string(database.status().message()));
+
+  std::string admin_token = absl::GetFlag(FLAGS_admin_token);
+  if (admin_token.empty()) {
+    admin_token = rio::api::NewToken();
+    std::fprintf(stderr,
+                 "rio-server: generated admin token %s (set --admin_token or "
+                 "RIO_ADMIN_TOKEN to choose one)\n",
+                 admin_token.c_str());
+  }
+  rio::api::AdminAuthenticator admin_auth(admin_token);
+
+  rio::api::CqServer::Options options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.threads = absl::GetFlag(FLAGS_grpc_threads);
+  rio::api::CqServer server(options);
+
+  rio::api::PublicAddress public_address;
+  rio::api::AdminDeps deps{database->get(), &catalog, &admin_auth,
+                           &public_address};
+  public_address.Set(AdvertisedAddress(options.listen));
+  auto projects = rio::api::RegisterProjectService(server, deps);
+  auto handlers = rio::api::RegisterHandlerService(server, deps);
+  auto bound = server.Start();
+  if (!bound.ok()) Fail(1, std::string(bound.status().message()));
+  public_address.Set(AdvertisedAddress(*bound));
+
+  std::atomic<bool> database_up{true};
+  if (auto s = catalog.StartListening([&](bool up) {
+        database_up = up;
+        server.SetServing(up);
+      });
+      !s.ok()) {
+    Fail(1, absl::StrCat("cannot listen for catalog changes: ", s.message()));
+  }
+
+  rio::http::HttpServer http;
+  std::string http_bound = "-";
+  if (std::string address = absl::GetFlag(FLAGS_http_listen);
+      !address.empty()) {
+    http.Route("/healthz", [](const rio::http::Request&) {
+      return rio::http::Response{200, "text/plain; charset=utf-8", {}, "ok\n"};
+    });
+    http.Route("/readyz", [&database_up](const rio::http::Request&) {
+      if (database_up.load()) {
+        return rio::http::Response{
+            200, "text/plain; charset=utf-8", {}, "ready\n"};
+      }
+      return rio::http::Response{
+          503, "text/plain; charset=utf-8", {}, "database unavailable\n"};
+    });
+    auto started = http.Start(address);
+    if (!started.ok()) Fail(1, std::string(started.status().message()));
+    http_bound = *started;
+  }
+
+  std::fprintf(stderr, "rio-server: ready grpc=%s http=%s\n", bound->c_str(),
+               http_bound.c_str());
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  std::fprintf(stderr, "rio-server: %s received, shutting down\n",
+               signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  http.Stop();
+  server.Shutdown(absl::GetFlag(FLAGS_shutdown_grace),
+                  [&database] { (*database)->Stop(); });
+  catalog.Stop();
+  std::fprintf(stderr, "rio-server: stopped\n");
+  return 0;
+}

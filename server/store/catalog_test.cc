@@ -1,0 +1,89 @@
+#include "server/store/catalog.h"
+
+#include "gtest/gtest.h"
+#include "server/store/catalog_store.h"
+#include "server/store/migrations.h"
+#include "tests/testkit/testkit.h"
+
+namespace rio::store {
+namespace {
+
+using testkit::PgCluster;
+using testkit::WaitFor;
+
+class CatalogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto url = PgCluster::Shared().CreateDatabase("catalog");
+    ASSERT_TRUE(url.ok()) << url.status();
+    url_ = *url;
+    auto conn = PgConnection::Connect(url_);
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    writer_ = std::move(*conn);
+    ASSERT_TRUE(ApplyMigrations(*writer_).ok());
+  }
+
+  std::string url_;
+  std::unique_ptr<PgConnection> writer_;
+};
+
+TEST_F(CatalogTest, ReloadLoadsProjectsSendersAndHandlers) {
+  ASSERT_TRUE(CreateProject(*writer_, "comments", "Comments").ok());
+  ASSERT_TRUE(CreateSender(*writer_, "comments", "app", "hash-bytes").ok());
+  v1::Handler h;
+  h.set_id("6f1c1f0e-8d6b-4b8e-9a57-0a6f4f7c1e01");
+  h.set_project("comments");
+  h.set_event("comment-published");
+  h.set_url("http://127.0.0.1:9/hook");
+  h.set_method(v1::Handler::POST);
+  h.set_content_type(v1::Handler::JSON);
+  (*h.mutable_headers())["X-Api-Key"] = "k";
+  h.set_timeout_ms(1500);
+  h.set_enabled(true);
+  h.set_secret("whsec_abc");
+  ASSERT_TRUE(CreateHandler(*writer_, h).ok());
+
+  Catalog catalog(url_);
+  ASSERT_TRUE(catalog.Reload(*writer_).ok());
+  auto snapshot = catalog.snapshot();
+  const CachedProject* project = snapshot->FindProject("comments");
+  ASSERT_NE(project, nullptr);
+  EXPECT_EQ(project->name, "Comments");
+  ASSERT_EQ(project->sender_token_hashes.count("app"), 1u);
+  EXPECT_EQ(project->sender_token_hashes.at("app"), "hash-bytes");
+  auto it = project->handlers_by_event.find("comment-published");
+  ASSERT_NE(it, project->handlers_by_event.end());
+  ASSERT_EQ(it->second.size(), 1u);
+  const CachedHandler& cached = *it->second[0];
+  EXPECT_EQ(cached.id, h.id());
+  EXPECT_EQ(cached.url, "http://127.0.0.1:9/hook");
+  EXPECT_EQ(cached.method, "POST");
+  EXPECT_EQ(cached.content_type, "JSON");
+  EXPECT_EQ(cached.timeout_ms, 1500);
+  EXPECT_EQ(cached.secret, "whsec_abc");
+  ASSERT_EQ(cached.headers.size(), 1u);
+  EXPECT_EQ(cached.headers[0].first, "X-Api-Key");
+  EXPECT_EQ(cached.headers[0].second, "k");
+  EXPECT_EQ(snapshot->FindProject("other"), nullptr);
+}
+
+TEST_F(CatalogTest, ChangesFromAnotherConnectionArriveThroughNotify) {
+  Catalog catalog(url_);
+  ASSERT_TRUE(catalog.StartListening(nullptr).ok());
+  uint64_t before = catalog.snapshot()->generation;
+  EXPECT_EQ(catalog.snapshot()->FindProject("late"), nullptr);
+
+  // Written through a different connection, as another instance would.
+  ASSERT_TRUE(CreateProject(*writer_, "late", "Late").ok());
+  EXPECT_TRUE(WaitFor(
+      [&] { return catalog.snapshot()->FindProject("late") != nullptr; }));
+  EXPECT_GT(catalog.snapshot()->generation, before);
+
+  ASSERT_TRUE(DeleteProject(*writer_, "late").ok());
+  EXPECT_TRUE(WaitFor(
+      [&] { return catalog.snapshot()->FindProject("late") == nullptr; }));
+  catalog.Stop();
+}
+
+}  // namespace
+}  // namespace rio::store

@@ -1,0 +1,111 @@
+// Thin RAII wrappers over libpq. SQLSTATEs and connection failures become
+// absl::Status codes here, once: UNAVAILABLE when the database cannot be
+// reached (retry later), ALREADY_EXISTS for unique violations, ABORTED for
+// serialization failures and deadlocks, INTERNAL otherwise. Messages carry no
+// SQL or server text a client should not see; details go to stderr.
+//
+// Thread-compatibility: a PgConnection is used by one thread at a time.
+#ifndef RIO_SERVER_STORE_PG_H_
+#define RIO_SERVER_STORE_PG_H_
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace rio::store {
+
+// One SQL parameter in text format; nullopt is SQL NULL.
+using PgParam = std::optional<std::string>;
+
+// An owned PGresult.
+class PgResult {
+ public:
+  PgResult() = default;
+  explicit PgResult(PGresult* result) : result_(result, &PQclear) {}
+
+  int rows() const { return result_ ? PQntuples(result_.get()) : 0; }
+  int affected() const;  // rows touched by INSERT/UPDATE/DELETE
+  bool IsNull(int row, int col) const {
+    return PQgetisnull(result_.get(), row, col);
+  }
+  absl::string_view Get(int row, int col) const;
+  int64_t GetInt64(int row, int col) const;
+  bool GetBool(int row, int col) const { return Get(row, col) == "t"; }
+  // Columns selected as epoch microseconds (bigint).
+  absl::Time GetMicros(int row, int col) const {
+    return absl::FromUnixMicros(GetInt64(row, col));
+  }
+  PGresult* get() const { return result_.get(); }
+
+ private:
+  std::unique_ptr<PGresult, void (*)(PGresult*)> result_{nullptr, &PQclear};
+};
+
+// Removes the password from a libpq URL or keyword/value string for logs.
+std::string RedactDatabaseUrl(absl::string_view url);
+
+class PgConnection {
+ public:
+  // Connects to `url` (a libpq URI or keyword/value string). UNAVAILABLE with
+  // libpq's reason when the server cannot be reached or refuses.
+  static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(
+      const std::string& url);
+
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // Whether the connection is believed usable.
+  bool ok() const { return PQstatus(conn_.get()) == CONNECTION_OK; }
+
+  // Re-establishes a broken connection. Attempts are spaced by at least
+  // `min_interval` so a database outage is not hammered; an attempt skipped
+  // for that reason returns UNAVAILABLE.
+  absl::Status Reconnect(absl::Duration min_interval = absl::Milliseconds(250));
+
+  // Runs one statement with text parameters. Returns the result of a
+  // successful command, or the mapped error.
+  absl::StatusOr<PgResult> Exec(absl::string_view sql,
+                                const std::vector<PgParam>& params = {});
+
+  // Runs several statements separated by ';' (no parameters), e.g. a
+  // migration.
+  absl::Status ExecScript(absl::string_view sql);
+
+  // Runs `body` inside BEGIN ... COMMIT; rolls back when it returns an error.
+  // Nested calls join the outermost transaction.
+  absl::Status InTransaction(const std::function<absl::Status()>& body);
+
+  PGconn* raw() const { return conn_.get(); }
+  const std::string& url() const { return url_; }
+
+ private:
+  PgConnection(std::string url, PGconn* conn);
+  static PGconn* Open(const std::string& url);
+
+  std::string url_;
+  std::unique_ptr<PGconn, void (*)(PGconn*)> conn_;
+  absl::Time last_connect_attempt_;
+  bool in_transaction_ = false;
+};
+
+// Maps a failed result (or a connection failure, when result is null) to a
+// Status, logging the database's own message to stderr.
+absl::Status StatusFromPg(PGconn* conn, const PGresult* result,
+                          absl::string_view what);
+
+// SQLSTATE of a failed result, or "" when there is none.
+std::string SqlState(const PGresult* result);
+
+}  // namespace rio::store
+
+#endif  // RIO_SERVER_STORE_PG_H_
