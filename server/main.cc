@@ -19,11 +19,18 @@
 #include "server/api/admin.h"
 #include "server/api/auth.h"
 #include "server/api/cq_server.h"
+#include "server/api/emit_service.h"
+#include "server/dispatch/dispatcher.h"
+#include "server/dispatch/outcome_writer.h"
+#include "server/dispatch/retry_policy.h"
+#include "server/dispatch/scheduler.h"
 #include "server/http/http_server.h"
+#include "server/ingest/ingest_writer.h"
 #include "server/store/catalog.h"
 #include "server/store/database.h"
 #include "server/store/migrations.h"
 #include "server/store/pg.h"
+#include "server/util/crypto.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC address (host:port; port 0 picks a free one)");
@@ -41,15 +48,43 @@ ABSL_FLAG(int, db_pool_size, 4, "PostgreSQL connections for admin calls");
 ABSL_FLAG(int, grpc_threads, 2,
           "Completion-queue polling threads (one queue each)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
-          "How long in-flight calls may take to finish on SIGTERM");
+          "How long in-flight calls and deliveries may take to finish on "
+          "SIGTERM");
+ABSL_FLAG(std::string, retry_schedule, "5s,5m,30m,2h,5h,10h,10h",
+          "Delays before each retry of a failed delivery (the first attempt "
+          "is immediate); each gets +-20% jitter");
+ABSL_FLAG(int, max_in_flight, 256, "Most webhook calls in flight at once");
+ABSL_FLAG(int, max_per_handler, 32,
+          "Most webhook calls in flight to one handler at once");
+ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5),
+          "TCP/TLS connect timeout of a webhook call");
+ABSL_FLAG(int64_t, max_payload_bytes, 1 << 20,
+          "Largest accepted event payload, in bytes");
+ABSL_FLAG(absl::Duration, idempotency_window, absl::Hours(24 * 7),
+          "How long an idempotency key maps to its first message");
+ABSL_FLAG(absl::Duration, lease_timeout, absl::Seconds(30),
+          "Deliveries leased by an instance whose heartbeat is older than "
+          "this are taken over by other instances");
 
 namespace {
 
 // Every flag can also be set by RIO_<FLAG NAME IN CAPITALS>; a flag on the
 // command line wins.
-constexpr const char* kEnvFlags[] = {
-    "listen",         "http_listen",  "database_url", "admin_token",
-    "public_address", "db_pool_size", "grpc_threads", "shutdown_grace"};
+constexpr const char* kEnvFlags[] = {"listen",
+                                     "http_listen",
+                                     "database_url",
+                                     "admin_token",
+                                     "public_address",
+                                     "db_pool_size",
+                                     "grpc_threads",
+                                     "shutdown_grace",
+                                     "retry_schedule",
+                                     "max_in_flight",
+                                     "max_per_handler",
+                                     "connect_timeout",
+                                     "max_payload_bytes",
+                                     "idempotency_window",
+                                     "lease_timeout"};
 
 void ApplyEnvironment() {
   for (const char* name : kEnvFlags) {
@@ -140,9 +175,59 @@ int main(int argc, char** argv) {
   }
   rio::api::AdminAuthenticator admin_auth(admin_token);
 
+  // The delivery pipeline: ingest -> dispatcher -> outcomes, with the
+  // scheduler feeding retries and orphaned deliveries to the dispatcher.
+  auto schedule =
+      rio::dispatch::ParseRetrySchedule(absl::GetFlag(FLAGS_retry_schedule));
+  if (!schedule.ok()) Fail(2, std::string(schedule.status().message()));
+  const std::string instance_id = rio::util::RandomUuid();
+  const absl::Duration lease_timeout = absl::GetFlag(FLAGS_lease_timeout);
+  if (lease_timeout < absl::Milliseconds(300)) {
+    Fail(2, "--lease_timeout must be at least 300ms");
+  }
+  rio::dispatch::Scheduler* scheduler_ptr = nullptr;
+  rio::dispatch::OutcomeWriter outcomes(database_url,
+                                        [&scheduler_ptr](absl::Time due) {
+                                          if (scheduler_ptr != nullptr)
+                                            scheduler_ptr->Poke(due);
+                                        });
+  rio::dispatch::Dispatcher::Options dispatch_options;
+  dispatch_options.max_in_flight =
+      std::max(1, absl::GetFlag(FLAGS_max_in_flight));
+  dispatch_options.max_per_handler =
+      std::max(1, absl::GetFlag(FLAGS_max_per_handler));
+  dispatch_options.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
+  dispatch_options.user_agent = "rio/" RIO_VERSION;
+  rio::dispatch::Dispatcher dispatcher(
+      dispatch_options, rio::dispatch::RetryPolicy(*schedule), &outcomes);
+  rio::dispatch::Scheduler::Options scheduler_options;
+  scheduler_options.instance_id = instance_id;
+  scheduler_options.lease_timeout = lease_timeout;
+  rio::dispatch::Scheduler scheduler(scheduler_options, database_url, &catalog,
+                                     &dispatcher, &outcomes);
+  scheduler_ptr = &scheduler;
+  rio::ingest::IngestWriter::Options ingest_options;
+  ingest_options.instance_id = instance_id;
+  ingest_options.lease_timeout = lease_timeout;
+  ingest_options.idempotency_window = absl::GetFlag(FLAGS_idempotency_window);
+  rio::ingest::IngestWriter ingest(
+      ingest_options, database_url,
+      [&dispatcher](std::vector<rio::dispatch::DeliveryJob> jobs) {
+        dispatcher.Submit(std::move(jobs));
+      });
+  outcomes.Start();
+  dispatcher.Start();
+  if (auto s = scheduler.Start(); !s.ok()) Fail(1, std::string(s.message()));
+  if (auto s = ingest.Start(); !s.ok()) Fail(1, std::string(s.message()));
+
+  const int64_t max_payload = absl::GetFlag(FLAGS_max_payload_bytes);
+  if (max_payload < 2) Fail(2, "--max_payload_bytes must be at least 2");
   rio::api::CqServer::Options options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.threads = absl::GetFlag(FLAGS_grpc_threads);
+  // Oversized payloads must reach the emit service, which names the limit.
+  options.max_receive_message_bytes = static_cast<int>(std::min<int64_t>(
+      INT32_MAX / 2, std::max<int64_t>(16 << 20, 2 * max_payload + (1 << 20))));
   rio::api::CqServer server(options);
 
   rio::api::PublicAddress public_address;
@@ -151,6 +236,9 @@ int main(int argc, char** argv) {
   public_address.Set(AdvertisedAddress(options.listen));
   auto projects = rio::api::RegisterProjectService(server, deps);
   auto handlers = rio::api::RegisterHandlerService(server, deps);
+  auto emit = rio::api::RegisterEmitService(
+      server,
+      rio::api::EmitDeps{&catalog, &ingest, static_cast<size_t>(max_payload)});
   auto bound = server.Start();
   if (!bound.ok()) Fail(1, std::string(bound.status().message()));
   public_address.Set(AdvertisedAddress(*bound));
@@ -191,9 +279,27 @@ int main(int argc, char** argv) {
   sigwait(&signals, &signal_number);
   std::fprintf(stderr, "rio-server: %s received, shutting down\n",
                signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  // Stop taking calls (emits in flight are committed and answered), then
+  // let deliveries in flight finish, record their outcomes, and hand back
+  // the leases of whatever is left so other instances take it at once.
+  const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
+  const absl::Time start = absl::Now();
   http.Stop();
-  server.Shutdown(absl::GetFlag(FLAGS_shutdown_grace),
-                  [&database] { (*database)->Stop(); });
+  server.Shutdown(grace / 4, [&] {
+    ingest.Stop();
+    (*database)->Stop();
+  });
+  scheduler.Stop();
+  std::vector<rio::dispatch::DeliveryJob> unfinished = dispatcher.Stop(
+      std::max(absl::ZeroDuration(), start + grace * 3 / 4 - absl::Now()));
+  outcomes.Stop(
+      std::max(absl::ZeroDuration(), start + grace * 9 / 10 - absl::Now()));
+  if (auto s = scheduler.ReleaseAll(); !s.ok()) {
+    std::fprintf(stderr,
+                 "rio-server: could not release %zu deliveries (%s); other "
+                 "instances take them after --lease_timeout\n",
+                 unfinished.size(), std::string(s.message()).c_str());
+  }
   catalog.Stop();
   std::fprintf(stderr, "rio-server: stopped\n");
   return 0;

@@ -9,6 +9,7 @@ RIO_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libcurl4-openssl-dev libpq-dev libssl-dev
   postgresql libgtest-dev libgmock-dev
+  python3-flask
 )
 
 rio_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

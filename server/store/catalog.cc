@@ -51,8 +51,10 @@ absl::Status Catalog::Reload(PgConnection& conn) {
     for (int i = 0; i < senders.rows(); ++i) {
       auto it = by_id.find(senders.GetInt64(i, 0));
       if (it == by_id.end()) continue;
-      it->second->sender_token_hashes[std::string(senders.Get(i, 1))] =
-          absl::HexStringToBytes(senders.Get(i, 2));
+      std::string name(senders.Get(i, 1));
+      std::string hash = absl::HexStringToBytes(senders.Get(i, 2));
+      next->senders_by_token_hash[hash] = SenderRef{it->second->slug, name};
+      it->second->sender_token_hashes[name] = std::move(hash);
     }
     RIO_ASSIGN_OR_RETURN(
         PgResult handlers,
@@ -88,6 +90,7 @@ absl::Status Catalog::Reload(PgConnection& conn) {
       if (!handlers.IsNull(i, 11)) {
         h->previous_secret_expire_time = handlers.GetMicros(i, 11);
       }
+      next->handlers_by_id[h->id] = h;
       it->second->handlers_by_event[h->event].push_back(std::move(h));
     }
     return absl::OkStatus();

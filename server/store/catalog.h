@@ -62,10 +62,20 @@ struct CachedProject {
       handlers_by_event;
 };
 
+struct SenderRef {
+  std::string project;  // slug
+  std::string name;
+};
+
 struct CatalogSnapshot {
   // Increases with every published snapshot.
   uint64_t generation = 0;
   absl::flat_hash_map<std::string, CachedProject> projects;  // by slug
+  // SHA-256 of a sender token -> its sender. Tokens are 256 random bits, so
+  // looking up their hash reveals nothing a timing attack could use.
+  absl::flat_hash_map<std::string, SenderRef> senders_by_token_hash;
+  absl::flat_hash_map<std::string, std::shared_ptr<const CachedHandler>>
+      handlers_by_id;
 
   const CachedProject* FindProject(const std::string& slug) const {
     auto it = projects.find(slug);

@@ -64,11 +64,79 @@ CREATE TRIGGER handlers_changed AFTER INSERT OR UPDATE OR DELETE ON handlers
   FOR EACH STATEMENT EXECUTE FUNCTION rio_notify_catalog();
 )sql";
 
+// Messages, their deliveries (one per handler) and every attempt.
+//
+// A delivery is PENDING until it SUCCEEDED, FAILED (attempts exhausted or the
+// receiver answered 410) or was CANCELLED. A pending delivery is leased by
+// the instance that will send it (lease_owner = its instance id); a lease is
+// valid while that instance's row in rio_instances has a fresh heartbeat, so
+// the deliveries of a crashed instance are claimed by others (or by itself
+// after a restart) once its heartbeat goes stale.
+constexpr const char* kDeliverySchema = R"sql(
+CREATE TABLE rio_instances (
+  id             uuid PRIMARY KEY,
+  heartbeat_time timestamptz NOT NULL DEFAULT now(),
+  start_time     timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE messages (
+  id              uuid PRIMARY KEY,
+  project_id      bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+  event           text NOT NULL,
+  payload         text NOT NULL,
+  idempotency_key text,
+  sender          text NOT NULL,
+  create_time     timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX messages_idempotency ON messages (project_id, idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX messages_by_time ON messages (project_id, create_time DESC);
+
+CREATE TABLE deliveries (
+  id                uuid PRIMARY KEY,
+  message_id        uuid NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+  handler_id        uuid NOT NULL REFERENCES handlers (id) ON DELETE CASCADE,
+  status            text NOT NULL DEFAULT 'PENDING'
+                    CHECK (status IN ('PENDING', 'SUCCEEDED', 'FAILED', 'CANCELLED')),
+  attempts          integer NOT NULL DEFAULT 0,
+  next_attempt_time timestamptz NOT NULL DEFAULT now(),
+  lease_owner       uuid,
+  last_status_code  integer,
+  last_error_class  text,
+  create_time       timestamptz NOT NULL DEFAULT now(),
+  update_time       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX deliveries_due ON deliveries (next_attempt_time) WHERE status = 'PENDING';
+CREATE INDEX deliveries_by_message ON deliveries (message_id);
+CREATE INDEX deliveries_by_handler ON deliveries (handler_id, create_time DESC);
+
+CREATE TABLE attempts (
+  delivery_id      uuid NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+  number           integer NOT NULL,
+  start_time       timestamptz NOT NULL,
+  duration_us      bigint NOT NULL,
+  dns_us           bigint NOT NULL DEFAULT 0,
+  connect_us       bigint NOT NULL DEFAULT 0,
+  tls_us           bigint NOT NULL DEFAULT 0,
+  first_byte_us    bigint NOT NULL DEFAULT 0,
+  total_us         bigint NOT NULL DEFAULT 0,
+  status_code      integer NOT NULL DEFAULT 0,
+  request_headers  text NOT NULL DEFAULT '',
+  response_headers text NOT NULL DEFAULT '',
+  response_body    bytea NOT NULL DEFAULT '',
+  error_class      text NOT NULL DEFAULT '',
+  error_message    text NOT NULL DEFAULT '',
+  manual           boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (delivery_id, number)
+);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& SchemaMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1, "catalog: projects, senders, handlers", kCatalogSchema},
+      {2, "messages, deliveries, attempts", kDeliverySchema},
   };
   return *migrations;
 }

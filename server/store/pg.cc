@@ -39,6 +39,30 @@ int64_t PgResult::GetInt64(int row, int col) const {
   return value;
 }
 
+PgArray& PgArray::Add(absl::string_view value) {
+  Separate();
+  text_.reserve(text_.size() + value.size() + 2);
+  text_ += '"';
+  for (char c : value) {
+    if (c == '"' || c == '\\') text_ += '\\';
+    text_ += c;
+  }
+  text_ += '"';
+  return *this;
+}
+
+PgArray& PgArray::AddNull() {
+  Separate();
+  text_ += "NULL";
+  return *this;
+}
+
+PgArray& PgArray::Add(int64_t value) {
+  Separate();
+  absl::StrAppend(&text_, value);
+  return *this;
+}
+
 std::string RedactDatabaseUrl(absl::string_view url) {
   std::string out(url);
   // URI form: scheme://user:password@host

@@ -51,6 +51,28 @@ class PgResult {
   std::unique_ptr<PGresult, void (*)(PGresult*)> result_{nullptr, &PQclear};
 };
 
+// Builds a PostgreSQL array literal ('{"a","b",NULL}') for one text
+// parameter, so a whole batch travels in a handful of parameters and is
+// expanded server-side with unnest().
+class PgArray {
+ public:
+  PgArray() { text_ = "{"; }
+  PgArray& Add(absl::string_view value);
+  PgArray& AddNull();
+  PgArray& Add(int64_t value);
+  // The literal; the builder may not be used afterwards.
+  std::string Finish() && {
+    text_ += '}';
+    return std::move(text_);
+  }
+
+ private:
+  void Separate() {
+    if (text_.size() > 1) text_ += ',';
+  }
+  std::string text_;
+};
+
 // Removes the password from a libpq URL or keyword/value string for logs.
 std::string RedactDatabaseUrl(absl::string_view url);
 

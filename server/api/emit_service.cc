@@ -1,0 +1,171 @@
+#include "server/api/emit_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "rio/v1/emit.grpc.pb.h"
+#include "server/api/auth.h"
+#include "server/util/crypto.h"
+#include "server/util/json.h"
+#include "server/util/status_macros.h"
+#include "server/util/validation.h"
+
+namespace rio::api {
+namespace {
+
+using Service = v1::EmitService::AsyncService;
+
+// The authenticated sender, from `authorization: Basic ...`.
+absl::StatusOr<store::SenderRef> Authenticate(
+    const grpc::ServerContext& context, const store::CatalogSnapshot& catalog) {
+  RIO_ASSIGN_OR_RETURN(SenderCredentials credentials,
+                       ParseBasicCredentials(AuthorizationHeader(context)));
+  auto it = catalog.senders_by_token_hash.find(TokenHash(credentials.token));
+  if (it == catalog.senders_by_token_hash.end() ||
+      it->second.name != credentials.sender) {
+    return absl::UnauthenticatedError("invalid sender credentials");
+  }
+  return it->second;
+}
+
+// Validates one event and turns it into an item for the writer.
+absl::StatusOr<ingest::EmitItem> BuildItem(
+    const v1::EmitRequest& req, const store::SenderRef& sender,
+    const store::CatalogSnapshot& catalog, size_t max_payload_bytes) {
+  if (req.project().empty()) {
+    return absl::InvalidArgumentError("project is required");
+  }
+  const store::CachedProject* project = catalog.FindProject(req.project());
+  if (req.project() != sender.project || project == nullptr) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "sender \"", sender.name, "\" of project \"", sender.project,
+        "\" may not emit into project \"", req.project().substr(0, 128), "\""));
+  }
+  RIO_RETURN_IF_ERROR(util::ValidateName("event", req.event()));
+  if (req.idempotency_key().size() > kMaxIdempotencyKeyBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "idempotency_key is longer than ", kMaxIdempotencyKeyBytes, " bytes"));
+  }
+  std::string payload;
+  switch (req.body_case()) {
+    case v1::EmitRequest::kPayloadJson:
+      payload = req.payload_json();
+      break;
+    case v1::EmitRequest::kPayload: {
+      google::protobuf::util::JsonPrintOptions options;
+      options.preserve_proto_field_names = true;
+      if (!google::protobuf::util::MessageToJsonString(req.payload(), &payload,
+                                                       options)
+               .ok()) {
+        return absl::InvalidArgumentError(
+            "payload cannot be written as JSON (a number that is NaN or "
+            "infinite?)");
+      }
+      break;
+    }
+    default:
+      return absl::InvalidArgumentError("payload or payload_json is required");
+  }
+  if (payload.size() > max_payload_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "payload is ", payload.size(), " bytes, more than the limit of ",
+        max_payload_bytes, " (--max_payload_bytes)"));
+  }
+  if (req.body_case() == v1::EmitRequest::kPayloadJson) {
+    RIO_RETURN_IF_ERROR(util::ValidateJsonObject("payload_json", payload));
+  }
+
+  ingest::EmitItem item;
+  item.message_id = util::RandomUuid();
+  item.project_id = project->id;
+  item.project = project->slug;
+  item.event = req.event();
+  item.payload = std::make_shared<const std::string>(std::move(payload));
+  item.idempotency_key = req.idempotency_key();
+  item.sender = sender.name;
+  auto handlers = project->handlers_by_event.find(req.event());
+  if (handlers != project->handlers_by_event.end()) {
+    for (const auto& handler : handlers->second) {
+      if (handler->enabled) item.handlers.push_back(handler);
+    }
+  }
+  return item;
+}
+
+v1::EmitResponse ToResponse(const ingest::EmitResult& result) {
+  v1::EmitResponse response;
+  response.set_message_id(result.message_id);
+  response.set_handlers(result.handlers);
+  response.set_duplicate(result.duplicate);
+  return response;
+}
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> RegisterEmitService(CqServer& server,
+                                                   const EmitDeps& deps) {
+  auto service = std::make_unique<Service>();
+  Service* s = service.get();
+
+  server.AddUnary<Service, v1::EmitRequest, v1::EmitResponse>(
+      s, &Service::RequestEmit,
+      [deps](grpc::ServerContext& ctx, const v1::EmitRequest& req,
+             Reply<v1::EmitResponse> reply) {
+        auto catalog = deps.catalog->snapshot();
+        auto sender = Authenticate(ctx, *catalog);
+        if (!sender.ok()) return reply(sender.status());
+        auto item = BuildItem(req, *sender, *catalog, deps.max_payload_bytes);
+        if (!item.ok()) return reply(item.status());
+        std::vector<ingest::EmitItem> items;
+        items.push_back(std::move(*item));
+        deps.writer->Submit(
+            std::move(items),
+            [reply](absl::StatusOr<std::vector<ingest::EmitResult>> results) {
+              if (!results.ok()) return reply(results.status());
+              reply(ToResponse(results->front()));
+            });
+      });
+
+  server.AddUnary<Service, v1::EmitBatchRequest, v1::EmitBatchResponse>(
+      s, &Service::RequestEmitBatch,
+      [deps](grpc::ServerContext& ctx, const v1::EmitBatchRequest& req,
+             Reply<v1::EmitBatchResponse> reply) {
+        auto catalog = deps.catalog->snapshot();
+        auto sender = Authenticate(ctx, *catalog);
+        if (!sender.ok()) return reply(sender.status());
+        if (req.events().empty()) {
+          return reply(absl::InvalidArgumentError("events is required"));
+        }
+        if (req.events_size() > kMaxBatchEvents) {
+          return reply(absl::InvalidArgumentError(absl::StrCat(
+              "events has ", req.events_size(),
+              " entries, more than the limit of ", kMaxBatchEvents)));
+        }
+        std::vector<ingest::EmitItem> items;
+        items.reserve(req.events_size());
+        for (int i = 0; i < req.events_size(); ++i) {
+          auto item = BuildItem(req.events(i), *sender, *catalog,
+                                deps.max_payload_bytes);
+          if (!item.ok()) {
+            return reply(absl::Status(
+                item.status().code(),
+                absl::StrCat("events[", i, "]: ", item.status().message())));
+          }
+          items.push_back(std::move(*item));
+        }
+        deps.writer->Submit(
+            std::move(items),
+            [reply](absl::StatusOr<std::vector<ingest::EmitResult>> results) {
+              if (!results.ok()) return reply(results.status());
+              v1::EmitBatchResponse response;
+              for (const auto& result : *results) {
+                *response.add_results() = ToResponse(result);
+              }
+              reply(response);
+            });
+      });
+
+  server.RegisterService(s);
+  return service;
+}
+
+}  // namespace rio::api

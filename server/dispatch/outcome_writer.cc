@@ -1,0 +1,206 @@
+#include "server/dispatch/outcome_writer.h"
+
+#include <cstdio>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "server/util/status_macros.h"
+
+namespace rio::dispatch {
+namespace {
+
+constexpr size_t kMaxBatch = 2000;
+
+const char* DeliveryStatus(const AttemptOutcome& o) {
+  switch (o.decision.verdict) {
+    case Verdict::kSucceeded:
+      return "SUCCEEDED";
+    case Verdict::kRetry:
+      return "PENDING";
+    default:
+      return o.cancelled ? "CANCELLED" : "FAILED";
+  }
+}
+
+}  // namespace
+
+OutcomeWriter::OutcomeWriter(std::string database_url,
+                             std::function<void(absl::Time)> on_retry_scheduled)
+    : url_(std::move(database_url)),
+      on_retry_scheduled_(std::move(on_retry_scheduled)) {}
+
+OutcomeWriter::~OutcomeWriter() { Stop(absl::ZeroDuration()); }
+
+void OutcomeWriter::Start() {
+  thread_ = std::thread(&OutcomeWriter::Loop, this);
+}
+
+void OutcomeWriter::Record(AttemptOutcome outcome) {
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(std::move(outcome));
+}
+
+void OutcomeWriter::Stop(absl::Duration deadline) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    stop_deadline_ = absl::Now() + deadline;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void OutcomeWriter::Loop() {
+  std::unique_ptr<store::PgConnection> conn;
+  std::vector<AttemptOutcome> batch;
+  absl::Duration backoff = absl::Milliseconds(50);
+  for (;;) {
+    bool stopping;
+    absl::Time deadline;
+    {
+      absl::MutexLock lock(&mu_);
+      if (batch.empty()) {
+        mu_.AwaitWithTimeout(
+            absl::Condition(
+                +[](OutcomeWriter* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+                  return w->stopping_ || !w->queue_.empty();
+                },
+                this),
+            absl::Seconds(1));
+        size_t n = std::min(queue_.size(), kMaxBatch);
+        batch.assign(std::make_move_iterator(queue_.begin()),
+                     std::make_move_iterator(queue_.begin() + n));
+        queue_.erase(queue_.begin(), queue_.begin() + n);
+      }
+      stopping = stopping_;
+      deadline = stop_deadline_;
+      if (stopping && batch.empty() && queue_.empty()) return;
+    }
+    if (batch.empty()) continue;
+    absl::Status status = absl::UnavailableError("database unavailable");
+    if (conn == nullptr) {
+      auto connected = store::PgConnection::Connect(url_);
+      if (connected.ok()) conn = std::move(*connected);
+    } else if (!conn->ok()) {
+      (void)conn->Reconnect(absl::ZeroDuration());
+    }
+    if (conn != nullptr && conn->ok()) status = Write(*conn, batch);
+    if (status.ok()) {
+      absl::Time earliest = absl::InfiniteFuture();
+      for (const AttemptOutcome& o : batch) {
+        if (o.decision.verdict == Verdict::kRetry) {
+          earliest = std::min(earliest, o.decision.next_attempt_time);
+        }
+      }
+      if (earliest != absl::InfiniteFuture() && on_retry_scheduled_) {
+        on_retry_scheduled_(earliest);
+      }
+      batch.clear();
+      backoff = absl::Milliseconds(50);
+      continue;
+    }
+    std::fprintf(stderr, "rio-server: cannot record %zu outcomes: %s\n",
+                 batch.size(), std::string(status.message()).c_str());
+    if (stopping && absl::Now() >= deadline) return;  // leases expire instead
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(2));
+  }
+}
+
+absl::Status OutcomeWriter::Write(store::PgConnection& conn,
+                                  const std::vector<AttemptOutcome>& batch) {
+  store::PgArray a_delivery, a_number, a_start, a_duration, a_dns, a_connect,
+      a_tls, a_first, a_total, a_status, a_req, a_resp_headers, a_body, a_class,
+      a_message;
+  store::PgArray d_id, d_status, d_attempts, d_next, d_code, d_class;
+  store::PgArray disable_id, disable_reason;
+  for (const AttemptOutcome& o : batch) {
+    std::string error_class(ErrorClassName(o.decision.error_class));
+    if (o.attempted) {
+      a_delivery.Add(o.delivery_id);
+      a_number.Add(int64_t{o.attempt});
+      a_start.Add(absl::ToUnixMicros(o.start_time));
+      a_duration.Add(o.duration_us);
+      a_dns.Add(o.dns_us);
+      a_connect.Add(o.connect_us);
+      a_tls.Add(o.tls_us);
+      a_first.Add(o.first_byte_us);
+      a_total.Add(o.total_us);
+      a_status.Add(int64_t{o.status_code});
+      a_req.Add(o.request_headers);
+      a_resp_headers.Add(o.response_headers);
+      a_body.Add(absl::StrCat("\\x", absl::BytesToHexString(o.response_body)));
+      a_class.Add(error_class);
+      a_message.Add(o.error_message.empty() ? o.decision.reason
+                                            : o.error_message);
+    }
+    d_id.Add(o.delivery_id);
+    d_status.Add(DeliveryStatus(o));
+    d_attempts.Add(int64_t{o.attempted ? o.attempt : o.attempt - 1});
+    // Only a retry has a next attempt; a finished delivery keeps its time.
+    d_next.Add(absl::ToUnixMicros(o.decision.verdict == Verdict::kRetry
+                                      ? o.decision.next_attempt_time
+                                      : o.start_time));
+    if (o.attempted) {
+      d_code.Add(int64_t{o.status_code});
+      d_class.Add(error_class);
+    } else {
+      d_code.AddNull();
+      d_class.AddNull();
+    }
+    if (o.decision.verdict == Verdict::kFailedAndDisable) {
+      disable_id.Add(o.handler_id);
+      disable_reason.Add(o.decision.reason);
+    }
+  }
+  return conn.InTransaction([&]() -> absl::Status {
+    RIO_RETURN_IF_ERROR(
+        conn.Exec(
+                "INSERT INTO attempts (delivery_id, number, start_time, "
+                "duration_us, dns_us, connect_us, tls_us, first_byte_us, "
+                "total_us, status_code, request_headers, response_headers, "
+                "response_body, error_class, error_message) "
+                "SELECT d, n, to_timestamp(s / 1e6), du, dn, co, tl, fb, tt, "
+                "sc, rq, rh, rb, ec, em FROM unnest($1::uuid[], $2::int[], "
+                "$3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], "
+                "$7::bigint[], $8::bigint[], $9::bigint[], $10::int[], "
+                "$11::text[], $12::text[], $13::bytea[], $14::text[], "
+                "$15::text[]) AS u(d, n, s, du, dn, co, tl, fb, tt, sc, rq, "
+                "rh, rb, ec, em) "
+                // A crash can make an attempt number happen twice.
+                "ON CONFLICT (delivery_id, number) DO NOTHING",
+                {std::move(a_delivery).Finish(), std::move(a_number).Finish(),
+                 std::move(a_start).Finish(), std::move(a_duration).Finish(),
+                 std::move(a_dns).Finish(), std::move(a_connect).Finish(),
+                 std::move(a_tls).Finish(), std::move(a_first).Finish(),
+                 std::move(a_total).Finish(), std::move(a_status).Finish(),
+                 std::move(a_req).Finish(), std::move(a_resp_headers).Finish(),
+                 std::move(a_body).Finish(), std::move(a_class).Finish(),
+                 std::move(a_message).Finish()})
+            .status());
+    RIO_RETURN_IF_ERROR(
+        conn.Exec("UPDATE deliveries d SET status = u.st, attempts = "
+                  "greatest(d.attempts, u.at), next_attempt_time = "
+                  "to_timestamp(u.nx / 1e6), lease_owner = NULL, "
+                  "last_status_code = coalesce(u.sc, d.last_status_code), "
+                  "last_error_class = coalesce(u.ec, d.last_error_class), "
+                  "update_time = now() FROM unnest($1::uuid[], $2::text[], "
+                  "$3::int[], $4::bigint[], $5::int[], $6::text[]) AS u(id, "
+                  "st, at, nx, sc, ec) WHERE d.id = u.id AND d.status = "
+                  "'PENDING'",
+                  {std::move(d_id).Finish(), std::move(d_status).Finish(),
+                   std::move(d_attempts).Finish(), std::move(d_next).Finish(),
+                   std::move(d_code).Finish(), std::move(d_class).Finish()})
+            .status());
+    return conn
+        .Exec(
+            "UPDATE handlers h SET enabled = false, disabled_reason = "
+            "u.reason, update_time = now() FROM unnest($1::uuid[], "
+            "$2::text[]) AS u(id, reason) WHERE h.id = u.id AND h.enabled",
+            {std::move(disable_id).Finish(),
+             std::move(disable_reason).Finish()})
+        .status();
+  });
+}
+
+}  // namespace rio::dispatch

@@ -1,0 +1,190 @@
+#include "server/dispatch/scheduler.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "server/util/status_macros.h"
+
+namespace rio::dispatch {
+
+Scheduler::Scheduler(Options options, std::string database_url,
+                     store::Catalog* catalog, Dispatcher* dispatcher,
+                     OutcomeSink* sink)
+    : options_(std::move(options)),
+      url_(std::move(database_url)),
+      catalog_(catalog),
+      dispatcher_(dispatcher),
+      sink_(sink) {}
+
+Scheduler::~Scheduler() {
+  Stop();
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+absl::Status Scheduler::Start() {
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return absl::InternalError("eventfd failed");
+  RIO_ASSIGN_OR_RETURN(conn_, store::PgConnection::Connect(url_));
+  RIO_RETURN_IF_ERROR(Heartbeat(*conn_));
+  RIO_RETURN_IF_ERROR(conn_->Exec("LISTEN rio_due").status());
+  thread_ = std::thread(&Scheduler::Loop, this);
+  return absl::OkStatus();
+}
+
+void Scheduler::Poke(absl::Time due) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (due >= poke_) return;
+    poke_ = due;
+  }
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+void Scheduler::Stop() {
+  if (stopping_.exchange(true)) return;
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status Scheduler::Heartbeat(store::PgConnection& conn) {
+  return conn
+      .Exec(
+          "INSERT INTO rio_instances (id) VALUES ($1) ON CONFLICT (id) DO "
+          "UPDATE SET heartbeat_time = now()",
+          {options_.instance_id})
+      .status();
+}
+
+absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
+  RIO_ASSIGN_OR_RETURN(
+      store::PgResult r,
+      conn.Exec(
+          "WITH due AS ("
+          "  SELECT d.id FROM deliveries d"
+          "  WHERE d.status = 'PENDING' AND d.next_attempt_time <= now()"
+          "    AND (d.lease_owner IS NULL OR NOT EXISTS ("
+          "      SELECT 1 FROM rio_instances i WHERE i.id = d.lease_owner"
+          "        AND i.heartbeat_time > now() - make_interval(secs => $2)))"
+          "  ORDER BY d.next_attempt_time LIMIT $3"
+          "  FOR UPDATE OF d SKIP LOCKED) "
+          "UPDATE deliveries d SET lease_owner = $1, update_time = now(), "
+          // Not due again while leased: other scans skip it cheaply.
+          "next_attempt_time = now() + make_interval(secs => $2) "
+          "FROM due, messages m, projects p "
+          "WHERE d.id = due.id AND m.id = d.message_id AND p.id = m.project_id "
+          "RETURNING d.id, d.message_id, d.handler_id, d.attempts, p.slug, "
+          "m.event, m.payload",
+          {options_.instance_id,
+           absl::StrCat(absl::ToDoubleSeconds(options_.lease_timeout)),
+           absl::StrCat(room)}));
+  if (r.rows() == 0) return 0;
+  auto snapshot = catalog_->snapshot();
+  std::vector<DeliveryJob> jobs;
+  for (int i = 0; i < r.rows(); ++i) {
+    DeliveryJob job;
+    job.delivery_id = std::string(r.Get(i, 0));
+    job.message_id = std::string(r.Get(i, 1));
+    job.attempt = static_cast<int>(r.GetInt64(i, 3)) + 1;
+    job.project = std::string(r.Get(i, 4));
+    job.event = std::string(r.Get(i, 5));
+    job.payload = std::make_shared<const std::string>(r.Get(i, 6));
+    auto handler = snapshot->handlers_by_id.find(std::string(r.Get(i, 2)));
+    if (handler == snapshot->handlers_by_id.end() ||
+        !handler->second->enabled) {
+      // Disabled since: resolved without a call.
+      AttemptOutcome o;
+      o.delivery_id = job.delivery_id;
+      o.message_id = job.message_id;
+      o.handler_id = std::string(r.Get(i, 2));
+      o.attempt = job.attempt;
+      o.attempted = false;
+      o.start_time = absl::Now();
+      o.cancelled = true;
+      o.decision.verdict = Verdict::kFailed;
+      o.decision.next_attempt_time = o.start_time;
+      o.decision.reason = "the handler is disabled";
+      sink_->Record(std::move(o));
+      continue;
+    }
+    job.handler = handler->second;
+    jobs.push_back(std::move(job));
+  }
+  dispatcher_->Submit(std::move(jobs));
+  return r.rows();
+}
+
+void Scheduler::Loop() {
+  absl::Time next_heartbeat = absl::Now() + options_.lease_timeout / 3;
+  while (!stopping_.load()) {
+    absl::Time now = absl::Now();
+    store::PgConnection& conn = *conn_;
+    bool healthy = conn.ok();
+    if (!healthy && conn.Reconnect().ok()) {
+      healthy = conn.Exec("LISTEN rio_due").ok();
+    }
+    if (healthy && now >= next_heartbeat) {
+      healthy = Heartbeat(conn).ok();
+      next_heartbeat = now + options_.lease_timeout / 3;
+    }
+    bool more = false;
+    if (healthy) {
+      {
+        // A poke for a time already reached is served by this round; later
+        // ones stay to set the next wake-up.
+        absl::MutexLock lock(&mu_);
+        if (poke_ <= now) poke_ = absl::InfiniteFuture();
+      }
+      int room = dispatcher_->Room();
+      if (room > 0) {
+        auto claimed = Claim(conn, room);
+        more = claimed.ok() && *claimed == room;  // there may be more due
+      }
+    }
+    absl::Time wake = std::min(now + options_.poll_interval, next_heartbeat);
+    {
+      absl::MutexLock lock(&mu_);
+      wake = std::min(wake, poke_);
+    }
+    if (more) wake = now + absl::Milliseconds(5);  // let the dispatcher drain
+    int timeout_ms = static_cast<int>(
+        std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - absl::Now())));
+    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {PQsocket(conn.raw()), POLLIN, 0}};
+    int nfds = conn.ok() ? 2 : 1;
+    if (poll(fds, nfds, timeout_ms) > 0) {
+      uint64_t drained;
+      (void)!read(wake_fd_, &drained, sizeof(drained));
+      if (nfds == 2 && (fds[1].revents & POLLIN)) {
+        PQconsumeInput(conn.raw());
+        while (PGnotify* note = PQnotifies(conn.raw())) PQfreemem(note);
+      }
+    }
+  }
+}
+
+absl::Status Scheduler::ReleaseAll() {
+  if (conn_ == nullptr) return absl::OkStatus();
+  if (!conn_->ok()) RIO_RETURN_IF_ERROR(conn_->Reconnect(absl::ZeroDuration()));
+  return conn_->InTransaction([&]() -> absl::Status {
+    RIO_RETURN_IF_ERROR(
+        conn_
+            ->Exec("UPDATE deliveries SET lease_owner = NULL, update_time = "
+                   "now() WHERE lease_owner = $1 AND status = 'PENDING'",
+                   {options_.instance_id})
+            .status());
+    RIO_RETURN_IF_ERROR(conn_
+                            ->Exec("DELETE FROM rio_instances WHERE id = $1",
+                                   {options_.instance_id})
+                            .status());
+    return conn_->Exec("NOTIFY rio_due").status();
+  });
+}
+
+}  // namespace rio::dispatch
