@@ -64,8 +64,8 @@ struct Dispatcher::Transfer {
 Dispatcher::Dispatcher(Options options, RetryPolicy policy, OutcomeSink* sink)
     : options_(std::move(options)), policy_(std::move(policy)), sink_(sink) {
   multi_ = curl_multi_init();
-  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
-                    static_cast<long>(options_.max_per_handler));
+  // No per-host limit: that would make curl queue transfers internally,
+  // where their timeouts run. Concurrency is bounded per handler instead.
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
                     static_cast<long>(options_.max_in_flight));
 }
@@ -163,8 +163,15 @@ void Dispatcher::Loop() {
         FinishTransfer(msg->easy_handle, msg->data.result);
       }
     }
+    if (!log_.empty()) {
+      // One write per round rather than one per line.
+      std::fwrite(log_.data(), 1, log_.size(), stderr);
+      log_.clear();
+    }
     curl_multi_poll(multi_, nullptr, 0, /*timeout_ms=*/1000, nullptr);
   }
+  std::fwrite(log_.data(), 1, log_.size(), stderr);
+  log_.clear();
   // Whatever is still in flight is abandoned; the caller releases it.
   for (auto& [easy, transfer] : transfers_) {
     curl_multi_remove_handle(multi_, easy);
@@ -251,9 +258,8 @@ void Dispatcher::StartTransfer(DeliveryJob job) {
                      static_cast<curl_off_t>(t->body->size()));
     if (h.method == "PUT") curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "PUT");
   }
-  std::fprintf(stderr, "REQUEST %s %s %s %s attempt=%d\n",
-               job.message_id.c_str(), job.delivery_id.c_str(),
-               h.method.c_str(), h.url.c_str(), job.attempt);
+  absl::StrAppend(&log_, "REQUEST ", job.message_id, " ", job.delivery_id, " ",
+                  h.method, " ", h.url, " attempt=", job.attempt, "\n");
   t->job = std::move(job);
   curl_multi_add_handle(multi_, easy);
   transfers_[easy] = std::move(t);
@@ -312,9 +318,8 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
   std::string what = code == CURLE_OK
                          ? absl::StrCat(o.status_code)
                          : std::string(ErrorClassName(o.decision.error_class));
-  std::fprintf(stderr, "RESPONSE %s %s %s %lldms\n", o.message_id.c_str(),
-               o.delivery_id.c_str(), what.c_str(),
-               static_cast<long long>(o.duration_us / 1000));
+  absl::StrAppend(&log_, "RESPONSE ", o.message_id, " ", o.delivery_id, " ",
+                  what, " ", o.duration_us / 1000, "ms\n");
   {
     absl::MutexLock lock(&mu_);
     --in_flight_;

@@ -97,6 +97,7 @@ class Dispatcher {
   // Jobs picked by StartReadyJobs, started by the loop outside the lock.
   std::vector<DeliveryJob> to_start_;
   absl::flat_hash_map<CURL*, std::unique_ptr<Transfer>> transfers_;
+  std::string log_;  // REQUEST/RESPONSE lines of the current round
 };
 
 }  // namespace rio::dispatch

@@ -84,14 +84,36 @@ void OutcomeWriter::Loop() {
     } else if (!conn->ok()) {
       (void)conn->Reconnect(absl::ZeroDuration());
     }
+    absl::Time earliest = absl::InfiniteFuture();
+    for (const AttemptOutcome& o : batch) {
+      if (o.decision.verdict == Verdict::kRetry) {
+        earliest = std::min(earliest, o.decision.next_attempt_time);
+      }
+    }
     if (conn != nullptr && conn->ok()) status = Write(*conn, batch);
-    if (status.ok()) {
-      absl::Time earliest = absl::InfiniteFuture();
-      for (const AttemptOutcome& o : batch) {
-        if (o.decision.verdict == Verdict::kRetry) {
-          earliest = std::min(earliest, o.decision.next_attempt_time);
+    if (!status.ok() && !absl::IsUnavailable(status) && batch.size() > 1) {
+      // A row the database refuses must not hold up the others: write them
+      // one by one and drop the refused ones (their deliveries are sent again
+      // once the lease lapses, so nothing is lost).
+      std::vector<AttemptOutcome> kept;
+      for (AttemptOutcome& o : batch) {
+        std::vector<AttemptOutcome> one;
+        one.push_back(std::move(o));
+        absl::Status single = Write(*conn, one);
+        if (absl::IsUnavailable(single)) {
+          kept.push_back(std::move(one.front()));
+        } else if (!single.ok()) {
+          std::fprintf(stderr,
+                       "rio-server: dropped the outcome of delivery %s: %s\n",
+                       one.front().delivery_id.c_str(),
+                       std::string(single.message()).c_str());
         }
       }
+      status = kept.empty() ? absl::OkStatus()
+                            : absl::UnavailableError("database unavailable");
+      batch = std::move(kept);
+    }
+    if (status.ok()) {
       if (earliest != absl::InfiniteFuture() && on_retry_scheduled_) {
         on_retry_scheduled_(earliest);
       }
@@ -167,6 +189,8 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
                 "$11::text[], $12::text[], $13::bytea[], $14::text[], "
                 "$15::text[]) AS u(d, n, s, du, dn, co, tl, fb, tt, sc, rq, "
                 "rh, rb, ec, em) "
+                // The delivery may have gone with its handler meanwhile.
+                "WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = u.d) "
                 // A crash can make an attempt number happen twice.
                 "ON CONFLICT (delivery_id, number) DO NOTHING",
                 {std::move(a_delivery).Finish(), std::move(a_number).Finish(),

@@ -250,16 +250,40 @@ absl::Status IngestWriter::Write(const std::vector<Submission>& group,
       }
     }
     if (jobs.empty()) return absl::OkStatus();
-    return conn_
-        ->Exec(
+    // A handler deleted since the catalog snapshot gets no delivery.
+    RIO_ASSIGN_OR_RETURN(
+        store::PgResult created,
+        conn_->Exec(
             "INSERT INTO deliveries (id, message_id, handler_id, "
-            "lease_owner, next_attempt_time) SELECT d, m, h, $4, now() + "
-            "make_interval(secs => $5) FROM unnest($1::uuid[], "
-            "$2::uuid[], $3::uuid[]) AS u(d, m, h)",
+            "lease_owner, next_attempt_time) SELECT d, m, h, $4, now() "
+            "+ make_interval(secs => $5) FROM unnest($1::uuid[], "
+            "$2::uuid[], $3::uuid[]) AS u(d, m, h) WHERE EXISTS "
+            "(SELECT 1 FROM handlers WHERE id = u.h) RETURNING id",
             {std::move(delivery_ids).Finish(), std::move(message_ids).Finish(),
              std::move(handler_ids).Finish(), options_.instance_id,
-             lease_seconds})
-        .status();
+             lease_seconds}));
+    if (created.rows() == static_cast<int>(jobs.size()))
+      return absl::OkStatus();
+    absl::flat_hash_set<std::string> kept;
+    for (int i = 0; i < created.rows(); ++i) {
+      kept.insert(std::string(created.Get(i, 0)));
+    }
+    absl::flat_hash_map<std::string, int> lost;  // message id -> deliveries
+    std::vector<dispatch::DeliveryJob> remaining;
+    for (dispatch::DeliveryJob& job : jobs) {
+      if (kept.contains(job.delivery_id)) {
+        remaining.push_back(std::move(job));
+      } else {
+        ++lost[job.message_id];
+      }
+    }
+    jobs = std::move(remaining);
+    for (const ItemRef& r : refs) {
+      EmitResult& result = results[r.submission][r.item];
+      auto it = lost.find(result.message_id);
+      if (it != lost.end() && !result.duplicate) result.handlers -= it->second;
+    }
+    return absl::OkStatus();
   });
 }
 
