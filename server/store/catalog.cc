@@ -35,15 +35,17 @@ absl::Status Catalog::Reload(PgConnection& conn) {
             .status());
     RIO_ASSIGN_OR_RETURN(PgResult projects,
                          conn.Exec("SELECT id, slug, name FROM projects"));
-    absl::flat_hash_map<int64_t, CachedProject*> by_id;
+    next->projects.reserve(projects.rows());
     for (int i = 0; i < projects.rows(); ++i) {
       std::string slug(projects.Get(i, 1));
       CachedProject& p = next->projects[slug];
       p.id = projects.GetInt64(i, 0);
       p.slug = slug;
       p.name = std::string(projects.Get(i, 2));
-      by_id[p.id] = &p;
     }
+    // Only now: inserting into a flat_hash_map moves its elements.
+    absl::flat_hash_map<int64_t, CachedProject*> by_id;
+    for (auto& [slug, project] : next->projects) by_id[project.id] = &project;
     RIO_ASSIGN_OR_RETURN(
         PgResult senders,
         conn.Exec("SELECT project_id, name, encode(token_hash, 'hex') "

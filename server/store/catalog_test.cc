@@ -1,5 +1,6 @@
 #include "server/store/catalog.h"
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/store/catalog_store.h"
 #include "server/store/migrations.h"
@@ -65,6 +66,41 @@ TEST_F(CatalogTest, ReloadLoadsProjectsSendersAndHandlers) {
   EXPECT_EQ(cached.headers[0].first, "X-Api-Key");
   EXPECT_EQ(cached.headers[0].second, "k");
   EXPECT_EQ(snapshot->FindProject("other"), nullptr);
+}
+
+TEST_F(CatalogTest, ManyProjectsKeepTheirSendersAndHandlers) {
+  constexpr int kProjects = 60;  // enough for the project map to grow
+  for (int i = 0; i < kProjects; ++i) {
+    std::string slug = "p" + std::to_string(i);
+    ASSERT_TRUE(CreateProject(*writer_, slug, slug).ok());
+    ASSERT_TRUE(CreateSender(*writer_, slug, "app", "hash" + slug).ok());
+    v1::Handler h;
+    h.set_id(absl::StrCat("00000000-0000-4000-8000-",
+                          absl::Dec(i, absl::kZeroPad12)));
+    h.set_project(slug);
+    h.set_event("e");
+    h.set_url("http://127.0.0.1:9/");
+    h.set_timeout_ms(1000);
+    h.set_enabled(true);
+    h.set_secret("whsec_x");
+    ASSERT_TRUE(CreateHandler(*writer_, h).ok());
+  }
+  Catalog catalog(url_);
+  ASSERT_TRUE(catalog.Reload(*writer_).ok());
+  auto snapshot = catalog.snapshot();
+  ASSERT_EQ(snapshot->projects.size(), static_cast<size_t>(kProjects));
+  EXPECT_EQ(snapshot->senders_by_token_hash.size(),
+            static_cast<size_t>(kProjects));
+  EXPECT_EQ(snapshot->handlers_by_id.size(), static_cast<size_t>(kProjects));
+  for (int i = 0; i < kProjects; ++i) {
+    std::string slug = "p" + std::to_string(i);
+    const CachedProject* p = snapshot->FindProject(slug);
+    ASSERT_NE(p, nullptr) << slug;
+    EXPECT_EQ(p->sender_token_hashes.at("app"), "hash" + slug);
+    ASSERT_EQ(p->handlers_by_event.at("e").size(), 1u) << slug;
+    EXPECT_EQ(p->handlers_by_event.at("e")[0]->project, slug);
+    EXPECT_EQ(snapshot->senders_by_token_hash.at("hash" + slug).project, slug);
+  }
 }
 
 TEST_F(CatalogTest, ChangesFromAnotherConnectionArriveThroughNotify) {
