@@ -5,11 +5,14 @@
 RIO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 RIO_PACKAGES=(
-  cmake ninja-build ccache g++ pkg-config
+  cmake ninja-build ccache g++ pkg-config iproute2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libcurl4-openssl-dev libpq-dev libssl-dev
   postgresql libgtest-dev libgmock-dev
-  python3-flask
+  python3-flask python3-grpcio python3-protobuf python3-pytest python3-venv
+  python3-pip python3-setuptools python3-wheel
+  ruby ruby-grpc ruby-google-protobuf ruby-grpc-tools ruby-minitest ruby-rack
+  ruby-sinatra ruby-webrick rake
 )
 
 rio_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -95,11 +98,13 @@ rio_pg_createdb() {
   fi
 }
 
-# A free TCP port on 127.0.0.1.
+# A free TCP port on 127.0.0.1, below the kernel's ephemeral range (so no
+# outgoing connection can be holding it) and unused by any socket now.
 rio_free_port() {
-  local port
-  for port in $(shuf -i 20000-60000 -n 50); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  local port used
+  used="$(ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -u)"
+  for port in $(shuf -i 20000-32000 -n 100); do
+    if ! grep -qx "$port" <<<"$used"; then
       echo "$port"
       return 0
     fi

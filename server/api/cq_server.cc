@@ -1,5 +1,7 @@
 #include "server/api/cq_server.h"
 
+#include <pthread.h>
+
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 
@@ -48,6 +50,7 @@ void CqServer::SetServing(bool serving) {
 }
 
 void CqServer::Poll(grpc::ServerCompletionQueue* cq) {
+  pthread_setname_np(pthread_self(), "rio-grpc-cq");
   void* tag;
   bool ok;
   while (cq->Next(&tag, &ok)) static_cast<CallTag*>(tag)->Proceed(ok);

@@ -97,7 +97,8 @@ class Dispatcher {
   // Jobs picked by StartReadyJobs, started by the loop outside the lock.
   std::vector<DeliveryJob> to_start_;
   absl::flat_hash_map<CURL*, std::unique_ptr<Transfer>> transfers_;
-  std::string log_;  // REQUEST/RESPONSE lines of the current round
+  std::string log_;          // REQUEST/RESPONSE lines of the current round
+  std::vector<CURL*> idle_;  // reset handles ready for reuse
 };
 
 }  // namespace rio::dispatch

@@ -1,5 +1,7 @@
 #include "server/dispatch/outcome_writer.h"
 
+#include <pthread.h>
+
 #include <cstdio>
 
 #include "absl/strings/escaping.h"
@@ -51,6 +53,7 @@ void OutcomeWriter::Stop(absl::Duration deadline) {
 }
 
 void OutcomeWriter::Loop() {
+  pthread_setname_np(pthread_self(), "rio-outcomes");
   std::unique_ptr<store::PgConnection> conn;
   std::vector<AttemptOutcome> batch;
   absl::Duration backoff = absl::Milliseconds(50);
@@ -78,11 +81,15 @@ void OutcomeWriter::Loop() {
     }
     if (batch.empty()) continue;
     absl::Status status = absl::UnavailableError("database unavailable");
-    if (conn == nullptr) {
+    if (conn == nullptr || !conn->ok()) {
       auto connected = store::PgConnection::Connect(url_);
-      if (connected.ok()) conn = std::move(*connected);
-    } else if (!conn->ok()) {
-      (void)conn->Reconnect(absl::ZeroDuration());
+      // Outcomes are acknowledged to no one: if a crash loses the last
+      // commits, those deliveries are simply sent again, so these commits
+      // need not wait for the WAL flush.
+      if (connected.ok() &&
+          (*connected)->Exec("SET synchronous_commit = off").ok()) {
+        conn = std::move(*connected);
+      }
     }
     absl::Time earliest = absl::InfiniteFuture();
     for (const AttemptOutcome& o : batch) {
@@ -136,6 +143,7 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
       a_message;
   store::PgArray d_id, d_status, d_attempts, d_next, d_code, d_class;
   store::PgArray disable_id, disable_reason;
+  bool any_disable = false;
   for (const AttemptOutcome& o : batch) {
     std::string error_class(ErrorClassName(o.decision.error_class));
     if (o.attempted) {
@@ -171,6 +179,7 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
       d_class.AddNull();
     }
     if (o.decision.verdict == Verdict::kFailedAndDisable) {
+      any_disable = true;
       disable_id.Add(o.handler_id);
       disable_reason.Add(o.decision.reason);
     }
@@ -216,6 +225,9 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
                    std::move(d_attempts).Finish(), std::move(d_next).Finish(),
                    std::move(d_code).Finish(), std::move(d_class).Finish()})
             .status());
+    if (!any_disable) return absl::OkStatus();
+    // Only when needed: the statement's trigger makes every instance reload
+    // its catalog.
     return conn
         .Exec(
             "UPDATE handlers h SET enabled = false, disabled_reason = "

@@ -1,6 +1,7 @@
 #include "server/dispatch/scheduler.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -122,7 +123,9 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
 }
 
 void Scheduler::Loop() {
+  pthread_setname_np(pthread_self(), "rio-scheduler");
   absl::Time next_heartbeat = absl::Now() + options_.lease_timeout / 3;
+  bool backlog = false;
   while (!stopping_.load()) {
     absl::Time now = absl::Now();
     store::PgConnection& conn = *conn_;
@@ -145,8 +148,11 @@ void Scheduler::Loop() {
       int room = dispatcher_->Room();
       if (room > 0) {
         auto claimed = Claim(conn, room);
-        more = claimed.ok() && *claimed == room;  // there may be more due
+        backlog = claimed.ok() && *claimed == room;  // there may be more due
       }
+      // With a backlog, come back as soon as the dispatcher has room again
+      // rather than after a whole poll interval.
+      more = backlog;
     }
     absl::Time wake = std::min(now + options_.poll_interval, next_heartbeat);
     {

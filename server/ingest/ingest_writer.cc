@@ -1,5 +1,7 @@
 #include "server/ingest/ingest_writer.h"
 
+#include <pthread.h>
+
 #include <cstdio>
 
 #include "absl/container/flat_hash_map.h"
@@ -48,6 +50,7 @@ void IngestWriter::Stop() {
 }
 
 void IngestWriter::Loop() {
+  pthread_setname_np(pthread_self(), "rio-ingest");
   for (;;) {
     std::vector<Submission> group;
     {

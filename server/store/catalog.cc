@@ -1,6 +1,7 @@
 #include "server/store/catalog.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -147,6 +148,7 @@ bool Catalog::ConnectListener() {
 }
 
 void Catalog::ListenLoop() {
+  pthread_setname_np(pthread_self(), "rio-catalog");
   while (!stopping_.load()) {
     PGconn* conn = listen_conn_->raw();
     pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {PQsocket(conn), POLLIN, 0}};

@@ -1,5 +1,7 @@
 #include "server/store/database.h"
 
+#include <pthread.h>
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -42,6 +44,7 @@ void Database::Stop() {
 }
 
 void Database::WorkerLoop(PgConnection* conn) {
+  pthread_setname_np(pthread_self(), "rio-db-worker");
   for (;;) {
     Task task;
     {
