@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/container/flat_hash_map.h"
@@ -117,10 +118,10 @@ absl::Status IngestWriter::Write(const std::vector<Submission>& group,
                                  std::vector<dispatch::DeliveryJob>& jobs) {
   results.assign(group.size(), {});
   jobs.clear();
-  std::vector<ItemRef> refs;
+  std::vector<ItemRef> all;
   for (size_t s = 0; s < group.size(); ++s) {
     results[s].resize(group[s].items.size());
-    for (size_t i = 0; i < group[s].items.size(); ++i) refs.push_back({s, i});
+    for (size_t i = 0; i < group[s].items.size(); ++i) all.push_back({s, i});
   }
   auto item = [&](const ItemRef& r) -> const EmitItem& {
     return group[r.submission].items[r.item];
@@ -128,10 +129,8 @@ absl::Status IngestWriter::Write(const std::vector<Submission>& group,
   const std::string lease_seconds =
       absl::StrCat(absl::ToDoubleSeconds(options_.lease_timeout));
 
-  // Inserts the messages of `subset`; returns the ids actually inserted
-  // (idempotency conflicts are skipped).
-  auto insert_messages = [&](const std::vector<ItemRef>& subset)
-      -> absl::StatusOr<absl::flat_hash_set<std::string>> {
+  // The message columns of `subset`, as array parameters $1..$6.
+  auto message_params = [&](const std::vector<ItemRef>& subset) {
     store::PgArray ids, projects, events, payloads, keys, senders;
     for (const ItemRef& r : subset) {
       const EmitItem& it = item(r);
@@ -146,101 +145,35 @@ absl::Status IngestWriter::Write(const std::vector<Submission>& group,
       }
       senders.Add(it.sender);
     }
-    RIO_ASSIGN_OR_RETURN(
-        store::PgResult inserted,
-        conn_->Exec(
-            "INSERT INTO messages (id, project_id, event, payload, "
-            "idempotency_key, sender) SELECT * FROM unnest($1::uuid[], "
-            "$2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) "
-            "ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key "
-            "IS NOT NULL DO NOTHING RETURNING id",
-            {std::move(ids).Finish(), std::move(projects).Finish(),
-             std::move(events).Finish(), std::move(payloads).Finish(),
-             std::move(keys).Finish(), std::move(senders).Finish()}));
-    absl::flat_hash_set<std::string> set;
-    for (int i = 0; i < inserted.rows(); ++i) {
-      set.insert(std::string(inserted.Get(i, 0)));
-    }
-    return set;
+    return std::vector<store::PgParam>{
+        std::move(ids).Finish(),    std::move(projects).Finish(),
+        std::move(events).Finish(), std::move(payloads).Finish(),
+        std::move(keys).Finish(),   std::move(senders).Finish()};
   };
+  constexpr const char* kInsertMessages =
+      "INSERT INTO messages (id, project_id, event, payload, idempotency_key, "
+      "sender) SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], "
+      "$4::text[], $5::text[], $6::text[]) ON CONFLICT (project_id, "
+      "idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+      "RETURNING id";
 
-  return conn_->InTransaction([&]() -> absl::Status {
-    RIO_ASSIGN_OR_RETURN(absl::flat_hash_set<std::string> inserted,
-                         insert_messages(refs));
-    std::vector<ItemRef> conflicted;
-    for (const ItemRef& r : refs) {
-      if (!inserted.contains(item(r).message_id)) conflicted.push_back(r);
-    }
-    // Handler counts of this group's new messages, for duplicates of them.
-    absl::flat_hash_map<std::string, int> group_counts;
-    for (const ItemRef& r : refs) {
-      if (inserted.contains(item(r).message_id)) {
-        group_counts[item(r).message_id] =
-            static_cast<int>(item(r).handlers.size());
-      }
-    }
-    if (!conflicted.empty()) {
-      store::PgArray projects, keys;
-      for (const ItemRef& r : conflicted) {
-        projects.Add(item(r).project_id);
-        keys.Add(item(r).idempotency_key);
-      }
-      RIO_ASSIGN_OR_RETURN(
-          store::PgResult earlier,
-          conn_->Exec(
-              "SELECT k.i, m.id, m.create_time > now() - make_interval(secs "
-              "=> $3), (SELECT count(*) FROM deliveries d WHERE d.message_id "
-              "= m.id) FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY "
-              "AS k(p, key, i) JOIN messages m ON m.project_id = k.p AND "
-              "m.idempotency_key = k.key",
-              {std::move(projects).Finish(), std::move(keys).Finish(),
-               absl::StrCat(
-                   absl::ToDoubleSeconds(options_.idempotency_window))}));
-      std::vector<ItemRef> expired;
-      store::PgArray expired_ids;
-      for (int row = 0; row < earlier.rows(); ++row) {
-        const ItemRef& r = conflicted[earlier.GetInt64(row, 0) - 1];
-        std::string id(earlier.Get(row, 1));
-        if (!earlier.GetBool(row, 2)) {
-          // The key was used before the window: it is free again.
-          expired.push_back(r);
-          expired_ids.Add(id);
-          continue;
-        }
-        EmitResult& result = results[r.submission][r.item];
-        result.message_id = id;
-        result.duplicate = true;
-        auto own = group_counts.find(id);
-        result.handlers = own != group_counts.end()
-                              ? own->second
-                              : static_cast<int>(earlier.GetInt64(row, 3));
-      }
-      if (!expired.empty()) {
-        RIO_RETURN_IF_ERROR(
-            conn_
-                ->Exec("UPDATE messages SET idempotency_key = NULL WHERE id "
-                       "= ANY($1::uuid[])",
-                       {std::move(expired_ids).Finish()})
-                .status());
-        RIO_ASSIGN_OR_RETURN(auto again, insert_messages(expired));
-        for (const ItemRef& r : expired) {
-          if (!again.contains(item(r).message_id)) {
-            return absl::AbortedError("idempotency key reused concurrently");
-          }
-          inserted.insert(item(r).message_id);
-        }
-      }
-    }
-
-    store::PgArray delivery_ids, message_ids, handler_ids;
-    for (const ItemRef& r : refs) {
+  // Records the results and delivery jobs of the items of `subset` whose
+  // messages were inserted; `created` holds the delivery ids that exist (a
+  // handler deleted since the snapshot got none).
+  std::vector<dispatch::DeliveryJob> planned;
+  auto plan_deliveries = [&](const std::vector<ItemRef>& subset,
+                             const absl::flat_hash_set<std::string>& inserted,
+                             store::PgArray& delivery_ids,
+                             store::PgArray& message_ids,
+                             store::PgArray& handler_ids) {
+    for (const ItemRef& r : subset) {
       const EmitItem& it = item(r);
       if (!inserted.contains(it.message_id)) continue;
       EmitResult& result = results[r.submission][r.item];
       result.message_id = it.message_id;
       result.handlers = static_cast<int>(it.handlers.size());
       for (const auto& handler : it.handlers) {
-        dispatch::DeliveryJob& job = jobs.emplace_back();
+        dispatch::DeliveryJob& job = planned.emplace_back();
         job.delivery_id = util::RandomUuid();
         job.message_id = it.message_id;
         job.project = it.project;
@@ -252,40 +185,156 @@ absl::Status IngestWriter::Write(const std::vector<Submission>& group,
         handler_ids.Add(handler->id);
       }
     }
-    if (jobs.empty()) return absl::OkStatus();
-    // A handler deleted since the catalog snapshot gets no delivery.
+  };
+  auto keep_created = [&](const absl::flat_hash_set<std::string>& created) {
+    for (dispatch::DeliveryJob& job : planned) {
+      if (created.contains(job.delivery_id)) {
+        jobs.push_back(std::move(job));
+        continue;
+      }
+      for (const ItemRef& r : all) {
+        EmitResult& result = results[r.submission][r.item];
+        if (result.message_id == job.message_id && !result.duplicate) {
+          --result.handlers;
+          break;
+        }
+      }
+    }
+    planned.clear();
+  };
+  constexpr const char* kDeliveryInsert =
+      "INSERT INTO deliveries (id, message_id, handler_id, lease_owner, "
+      "next_attempt_time) SELECT u.d, u.m, u.h, $10, now() + "
+      "make_interval(secs => $11) FROM unnest($7::uuid[], $8::uuid[], "
+      "$9::uuid[]) AS u(d, m, h) WHERE EXISTS (SELECT 1 FROM handlers WHERE "
+      "id = u.h)";
+
+  // The common case in one statement (its own transaction, one round trip):
+  // every message and its deliveries. A message whose idempotency key is
+  // taken is skipped here and settled below.
+  {
+    store::PgArray delivery_ids, message_ids, handler_ids;
+    absl::flat_hash_set<std::string> all_ids;
+    for (const ItemRef& r : all) all_ids.insert(item(r).message_id);
+    plan_deliveries(all, all_ids, delivery_ids, message_ids, handler_ids);
+    std::vector<store::PgParam> params = message_params(all);
+    params.push_back(std::move(delivery_ids).Finish());
+    params.push_back(std::move(message_ids).Finish());
+    params.push_back(std::move(handler_ids).Finish());
+    params.push_back(options_.instance_id);
+    params.push_back(lease_seconds);
     RIO_ASSIGN_OR_RETURN(
-        store::PgResult created,
+        store::PgResult written,
+        conn_->Exec(absl::StrCat("WITH m AS (", kInsertMessages, "), d AS (",
+                                 kDeliveryInsert,
+                                 " AND u.m IN (SELECT id FROM m) RETURNING "
+                                 "id) SELECT 'm', id FROM m UNION ALL SELECT "
+                                 "'d', id FROM d"),
+                    params));
+    absl::flat_hash_set<std::string> inserted, created;
+    for (int i = 0; i < written.rows(); ++i) {
+      (written.Get(i, 0) == "m" ? inserted : created)
+          .insert(std::string(written.Get(i, 1)));
+    }
+    std::vector<dispatch::DeliveryJob> all_planned = std::move(planned);
+    planned.clear();
+    for (dispatch::DeliveryJob& job : all_planned) {
+      if (inserted.contains(job.message_id)) planned.push_back(std::move(job));
+    }
+    for (const ItemRef& r : all) {
+      if (!inserted.contains(item(r).message_id)) {
+        results[r.submission][r.item] = EmitResult();
+      }
+    }
+    keep_created(created);
+    std::vector<ItemRef> conflicted;
+    for (const ItemRef& r : all) {
+      if (!inserted.contains(item(r).message_id)) conflicted.push_back(r);
+    }
+    if (conflicted.empty()) return absl::OkStatus();
+    all.swap(conflicted);  // settled below
+  }
+
+  // Idempotency keys already taken: duplicates of messages within the
+  // window, or keys whose first use is older than the window (free again).
+  const std::vector<ItemRef>& refs = all;
+  return conn_->InTransaction([&]() -> absl::Status {
+    store::PgArray projects, keys;
+    for (const ItemRef& r : refs) {
+      projects.Add(item(r).project_id);
+      keys.Add(item(r).idempotency_key);
+    }
+    RIO_ASSIGN_OR_RETURN(
+        store::PgResult earlier,
         conn_->Exec(
-            "INSERT INTO deliveries (id, message_id, handler_id, "
-            "lease_owner, next_attempt_time) SELECT d, m, h, $4, now() "
-            "+ make_interval(secs => $5) FROM unnest($1::uuid[], "
-            "$2::uuid[], $3::uuid[]) AS u(d, m, h) WHERE EXISTS "
-            "(SELECT 1 FROM handlers WHERE id = u.h) RETURNING id",
+            "SELECT k.i, m.id, m.create_time > now() - make_interval(secs "
+            "=> $3), (SELECT count(*) FROM deliveries d WHERE d.message_id "
+            "= m.id) FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY "
+            "AS k(p, key, i) JOIN messages m ON m.project_id = k.p AND "
+            "m.idempotency_key = k.key",
+            {std::move(projects).Finish(), std::move(keys).Finish(),
+             absl::StrCat(
+                 absl::ToDoubleSeconds(options_.idempotency_window))}));
+    std::vector<ItemRef> expired;
+    store::PgArray expired_ids;
+    for (int row = 0; row < earlier.rows(); ++row) {
+      const ItemRef& r = refs[earlier.GetInt64(row, 0) - 1];
+      std::string id(earlier.Get(row, 1));
+      if (!earlier.GetBool(row, 2)) {
+        expired.push_back(r);
+        expired_ids.Add(id);
+        continue;
+      }
+      EmitResult& result = results[r.submission][r.item];
+      result.message_id = id;
+      result.duplicate = true;
+      result.handlers = static_cast<int>(earlier.GetInt64(row, 3));
+    }
+    for (const ItemRef& r : refs) {
+      if (results[r.submission][r.item].message_id.empty() &&
+          std::find_if(expired.begin(), expired.end(), [&](const ItemRef& e) {
+            return e.submission == r.submission && e.item == r.item;
+          }) == expired.end()) {
+        // Its key was taken by an emit that committed a moment ago and is
+        // gone again (deleted): retry the whole call.
+        return absl::AbortedError("idempotency key changed concurrently");
+      }
+    }
+    if (expired.empty()) return absl::OkStatus();
+    RIO_RETURN_IF_ERROR(
+        conn_
+            ->Exec("UPDATE messages SET idempotency_key = NULL WHERE id = "
+                   "ANY($1::uuid[])",
+                   {std::move(expired_ids).Finish()})
+            .status());
+    RIO_ASSIGN_OR_RETURN(store::PgResult again,
+                         conn_->Exec(kInsertMessages, message_params(expired)));
+    absl::flat_hash_set<std::string> inserted;
+    for (int i = 0; i < again.rows(); ++i) {
+      inserted.insert(std::string(again.Get(i, 0)));
+    }
+    if (inserted.size() != expired.size()) {
+      return absl::AbortedError("idempotency key reused concurrently");
+    }
+    store::PgArray delivery_ids, message_ids, handler_ids;
+    plan_deliveries(expired, inserted, delivery_ids, message_ids, handler_ids);
+    if (planned.empty()) return absl::OkStatus();
+    RIO_ASSIGN_OR_RETURN(
+        store::PgResult created_rows,
+        conn_->Exec(
+            "INSERT INTO deliveries (id, message_id, handler_id, lease_owner, "
+            "next_attempt_time) SELECT u.d, u.m, u.h, $4, now() + "
+            "make_interval(secs => $5) FROM unnest($1::uuid[], $2::uuid[], "
+            "$3::uuid[]) AS u(d, m, h) WHERE EXISTS (SELECT 1 FROM handlers "
+            "WHERE id = u.h) RETURNING id",
             {std::move(delivery_ids).Finish(), std::move(message_ids).Finish(),
              std::move(handler_ids).Finish(), options_.instance_id,
              lease_seconds}));
-    if (created.rows() == static_cast<int>(jobs.size()))
-      return absl::OkStatus();
-    absl::flat_hash_set<std::string> kept;
-    for (int i = 0; i < created.rows(); ++i) {
-      kept.insert(std::string(created.Get(i, 0)));
+    absl::flat_hash_set<std::string> created;
+    for (int i = 0; i < created_rows.rows(); ++i) {
+      created.insert(std::string(created_rows.Get(i, 0)));
     }
-    absl::flat_hash_map<std::string, int> lost;  // message id -> deliveries
-    std::vector<dispatch::DeliveryJob> remaining;
-    for (dispatch::DeliveryJob& job : jobs) {
-      if (kept.contains(job.delivery_id)) {
-        remaining.push_back(std::move(job));
-      } else {
-        ++lost[job.message_id];
-      }
-    }
-    jobs = std::move(remaining);
-    for (const ItemRef& r : refs) {
-      EmitResult& result = results[r.submission][r.item];
-      auto it = lost.find(result.message_id);
-      if (it != lost.end() && !result.duplicate) result.handlers -= it->second;
-    }
+    keep_created(created);
     return absl::OkStatus();
   });
 }

@@ -1180,6 +1180,50 @@ TEST_F(EmitTest, IdempotencyKeyReturnsTheFirstMessage) {
             "order-1");
 }
 
+// A key whose first use is older than --idempotency_window is free again:
+// a new message, while the old one keeps its history.
+TEST_F(EmitTest, IdempotencyKeyOlderThanTheWindowIsFreeAgain) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--idempotency_window=1h"}));
+  Receiver receiver;
+  START_RECEIVER(receiver);
+  rio_->CreateHandler(receiver.Url());
+  v1::EmitRequest req = JsonEvent(R"({"order":7})");
+  req.set_idempotency_key("order-7");
+  const v1::EmitResponse first = rio_->MustEmit(auth_, req);
+  EXPECT_TRUE(AllDeliveriesSettle(url_));
+  Sql(url_, "UPDATE messages SET create_time = now() - interval '2 hours'");
+
+  // In a batch with a fresh event, which must commit with it.
+  v1::EmitBatchRequest batch;
+  *batch.add_events() = req;
+  *batch.add_events() = JsonEvent(R"({"order":8})");
+  v1::EmitBatchResponse resp;
+  const grpc::Status s = rio_->EmitBatch(auth_, batch, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(resp.results_size(), 2);
+  EXPECT_NE(resp.results(0).message_id(), first.message_id());
+  EXPECT_FALSE(resp.results(0).duplicate());
+  EXPECT_EQ(resp.results(0).handlers(), 1);
+  EXPECT_EQ(resp.results(1).handlers(), 1);
+  EXPECT_EQ(Sql(url_, absl::StrCat("SELECT coalesce(idempotency_key, '-') "
+                                   "FROM messages WHERE id = ",
+                                   Quoted(first.message_id()))),
+            "-");
+  EXPECT_EQ(Sql(url_, absl::StrCat("SELECT idempotency_key FROM messages "
+                                   "WHERE id = ",
+                                   Quoted(resp.results(0).message_id()))),
+            "order-7");
+  // Within the window again: a duplicate of the new message.
+  const v1::EmitResponse again = rio_->MustEmit(auth_, req);
+  EXPECT_TRUE(again.duplicate());
+  EXPECT_EQ(again.message_id(), resp.results(0).message_id());
+  EXPECT_TRUE(AllDeliveriesSettle(url_));
+  EXPECT_TRUE(receiver.WaitForCount(3));
+  EXPECT_EQ(Sql(url_, "SELECT count(*) FROM deliveries WHERE status = "
+                      "'SUCCEEDED'"),
+            "3");
+}
+
 TEST_F(EmitTest, EventWithNoHandlerIsRecorded) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const v1::EmitResponse resp =
