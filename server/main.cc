@@ -63,6 +63,8 @@ ABSL_FLAG(int64_t, max_payload_bytes, 1 << 20,
           "Largest accepted event payload, in bytes");
 ABSL_FLAG(absl::Duration, idempotency_window, absl::Hours(24 * 7),
           "How long an idempotency key maps to its first message");
+ABSL_FLAG(int, ingest_writers, 2,
+          "Threads (each with a PostgreSQL connection) committing emits");
 ABSL_FLAG(absl::Duration, lease_timeout, absl::Seconds(30),
           "Deliveries leased by an instance whose heartbeat is older than "
           "this are taken over by other instances");
@@ -214,6 +216,7 @@ int main(int argc, char** argv) {
   ingest_options.instance_id = instance_id;
   ingest_options.lease_timeout = lease_timeout;
   ingest_options.idempotency_window = absl::GetFlag(FLAGS_idempotency_window);
+  ingest_options.writers = std::max(1, absl::GetFlag(FLAGS_ingest_writers));
   rio::ingest::IngestWriter ingest(
       ingest_options, database_url,
       [&dispatcher](std::vector<rio::dispatch::DeliveryJob> jobs) {

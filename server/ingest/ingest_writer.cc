@@ -31,8 +31,13 @@ IngestWriter::IngestWriter(Options options, std::string database_url,
 IngestWriter::~IngestWriter() { Stop(); }
 
 absl::Status IngestWriter::Start() {
-  RIO_ASSIGN_OR_RETURN(conn_, store::PgConnection::Connect(url_));
-  thread_ = std::thread(&IngestWriter::Loop, this);
+  for (int i = 0; i < std::max(1, options_.writers); ++i) {
+    RIO_ASSIGN_OR_RETURN(auto conn, store::PgConnection::Connect(url_));
+    conns_.push_back(std::move(conn));
+  }
+  for (auto& conn : conns_) {
+    threads_.emplace_back(&IngestWriter::Loop, this, conn.get());
+  }
   return absl::OkStatus();
 }
 
@@ -47,10 +52,11 @@ void IngestWriter::Stop() {
     if (stopping_) return;
     stopping_ = true;
   }
-  if (thread_.joinable()) thread_.join();
+  for (std::thread& thread : threads_) thread.join();
+  threads_.clear();
 }
 
-void IngestWriter::Loop() {
+void IngestWriter::Loop(store::PgConnection* conn) {
   pthread_setname_np(pthread_self(), "rio-ingest");
   for (;;) {
     std::vector<Submission> group;
@@ -73,22 +79,23 @@ void IngestWriter::Loop() {
                    std::make_move_iterator(queue_.begin() + n));
       queue_.erase(queue_.begin(), queue_.begin() + n);
     }
-    Commit(std::move(group));
+    Commit(*conn, std::move(group));
   }
 }
 
-void IngestWriter::Commit(std::vector<Submission> group) {
+void IngestWriter::Commit(store::PgConnection& conn,
+                          std::vector<Submission> group) {
   std::vector<std::vector<EmitResult>> results;
   std::vector<dispatch::DeliveryJob> jobs;
-  if (!conn_->ok()) (void)conn_->Reconnect();
-  absl::Status status = Write(group, results, jobs);
+  if (!conn.ok()) (void)conn.Reconnect();
+  absl::Status status = Write(conn, group, results, jobs);
   if (!status.ok() && group.size() > 1 && !absl::IsUnavailable(status)) {
     // One submission (say, for a handler deleted a moment ago) must not sink
     // the others: write them one by one.
     for (Submission& submission : group) {
       std::vector<Submission> one;
       one.push_back(std::move(submission));
-      Commit(std::move(one));
+      Commit(conn, std::move(one));
     }
     return;
   }
@@ -113,7 +120,8 @@ void IngestWriter::Commit(std::vector<Submission> group) {
   }
 }
 
-absl::Status IngestWriter::Write(const std::vector<Submission>& group,
+absl::Status IngestWriter::Write(store::PgConnection& conn,
+                                 const std::vector<Submission>& group,
                                  std::vector<std::vector<EmitResult>>& results,
                                  std::vector<dispatch::DeliveryJob>& jobs) {
   results.assign(group.size(), {});
@@ -225,12 +233,12 @@ absl::Status IngestWriter::Write(const std::vector<Submission>& group,
     params.push_back(lease_seconds);
     RIO_ASSIGN_OR_RETURN(
         store::PgResult written,
-        conn_->Exec(absl::StrCat("WITH m AS (", kInsertMessages, "), d AS (",
-                                 kDeliveryInsert,
-                                 " AND u.m IN (SELECT id FROM m) RETURNING "
-                                 "id) SELECT 'm', id FROM m UNION ALL SELECT "
-                                 "'d', id FROM d"),
-                    params));
+        conn.Exec(absl::StrCat("WITH m AS (", kInsertMessages, "), d AS (",
+                               kDeliveryInsert,
+                               " AND u.m IN (SELECT id FROM m) RETURNING "
+                               "id) SELECT 'm', id FROM m UNION ALL SELECT "
+                               "'d', id FROM d"),
+                  params));
     absl::flat_hash_set<std::string> inserted, created;
     for (int i = 0; i < written.rows(); ++i) {
       (written.Get(i, 0) == "m" ? inserted : created)
@@ -258,7 +266,7 @@ absl::Status IngestWriter::Write(const std::vector<Submission>& group,
   // Idempotency keys already taken: duplicates of messages within the
   // window, or keys whose first use is older than the window (free again).
   const std::vector<ItemRef>& refs = all;
-  return conn_->InTransaction([&]() -> absl::Status {
+  return conn.InTransaction([&]() -> absl::Status {
     store::PgArray projects, keys;
     for (const ItemRef& r : refs) {
       projects.Add(item(r).project_id);
@@ -266,7 +274,7 @@ absl::Status IngestWriter::Write(const std::vector<Submission>& group,
     }
     RIO_ASSIGN_OR_RETURN(
         store::PgResult earlier,
-        conn_->Exec(
+        conn.Exec(
             "SELECT k.i, m.id, m.create_time > now() - make_interval(secs "
             "=> $3), (SELECT count(*) FROM deliveries d WHERE d.message_id "
             "= m.id) FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY "
@@ -302,13 +310,12 @@ absl::Status IngestWriter::Write(const std::vector<Submission>& group,
     }
     if (expired.empty()) return absl::OkStatus();
     RIO_RETURN_IF_ERROR(
-        conn_
-            ->Exec("UPDATE messages SET idempotency_key = NULL WHERE id = "
-                   "ANY($1::uuid[])",
-                   {std::move(expired_ids).Finish()})
+        conn.Exec("UPDATE messages SET idempotency_key = NULL WHERE id = "
+                  "ANY($1::uuid[])",
+                  {std::move(expired_ids).Finish()})
             .status());
     RIO_ASSIGN_OR_RETURN(store::PgResult again,
-                         conn_->Exec(kInsertMessages, message_params(expired)));
+                         conn.Exec(kInsertMessages, message_params(expired)));
     absl::flat_hash_set<std::string> inserted;
     for (int i = 0; i < again.rows(); ++i) {
       inserted.insert(std::string(again.Get(i, 0)));
@@ -321,7 +328,7 @@ absl::Status IngestWriter::Write(const std::vector<Submission>& group,
     if (planned.empty()) return absl::OkStatus();
     RIO_ASSIGN_OR_RETURN(
         store::PgResult created_rows,
-        conn_->Exec(
+        conn.Exec(
             "INSERT INTO deliveries (id, message_id, handler_id, lease_owner, "
             "next_attempt_time) SELECT u.d, u.m, u.h, $4, now() + "
             "make_interval(secs => $5) FROM unnest($1::uuid[], $2::uuid[], "

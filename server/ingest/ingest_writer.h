@@ -1,7 +1,8 @@
 // The ingest writer: gathers emits and commits them in groups. Everything
-// submitted while the previous commit was in flight goes into the next
-// transaction (group commit), so throughput is not bound by one fsync per
-// emit. A submission (one Emit, or one whole EmitBatch) is all-or-nothing.
+// submitted while a writer's previous commit was in flight goes into its
+// next transaction (group commit), so throughput is not bound by one fsync
+// per emit; several writers overlap their round trips. A submission (one Emit,
+// or one whole EmitBatch) is all-or-nothing.
 //
 // After a commit, every submission's callback is called with its outcomes
 // (this is when the RPC is answered), and the new deliveries, already leased
@@ -57,6 +58,8 @@ class IngestWriter {
     absl::Duration idempotency_window = absl::Hours(24 * 7);
     // Most items in one transaction.
     size_t max_group_items = 5000;
+    // Writer threads, each committing its own groups.
+    int writers = 2;
   };
 
   IngestWriter(Options options, std::string database_url, Dispatch dispatch);
@@ -75,19 +78,22 @@ class IngestWriter {
     Done done;
   };
 
-  void Loop();
+  void Loop(store::PgConnection* conn);
   // Writes `group` in one transaction; on success fills `results` (one
   // vector per submission) and `jobs`.
-  absl::Status Write(const std::vector<Submission>& group,
+  absl::Status Write(store::PgConnection& conn,
+                     const std::vector<Submission>& group,
                      std::vector<std::vector<EmitResult>>& results,
                      std::vector<dispatch::DeliveryJob>& jobs);
-  void Commit(std::vector<Submission> group);
+  void Commit(store::PgConnection& conn, std::vector<Submission> group);
 
   const Options options_;
   const std::string url_;
   const Dispatch dispatch_;
-  std::unique_ptr<store::PgConnection> conn_;  // the writer thread's
-  std::thread thread_;
+  // One connection per writer thread: while one group commits, the next
+  // is written on another connection.
+  std::vector<std::unique_ptr<store::PgConnection>> conns_;
+  std::vector<std::thread> threads_;
 
   absl::Mutex mu_;
   std::vector<Submission> queue_ ABSL_GUARDED_BY(mu_);
