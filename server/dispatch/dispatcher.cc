@@ -82,6 +82,8 @@ void Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
   {
     absl::MutexLock lock(&mu_);
     for (DeliveryJob& job : jobs) {
+      // Already here (claimed again after a long wait): not twice.
+      if (!held_.insert(job.delivery_id).second) continue;
       std::deque<DeliveryJob>& queue = waiting_[job.handler->id];
       if (queue.empty()) ready_handlers_.push_back(job.handler->id);
       queue.push_back(std::move(job));
@@ -89,6 +91,11 @@ void Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
     }
   }
   curl_multi_wakeup(multi_);
+}
+
+bool Dispatcher::Holds(const std::string& delivery_id) const {
+  absl::MutexLock lock(&mu_);
+  return held_.contains(delivery_id);
 }
 
 int Dispatcher::Room() const {
@@ -113,6 +120,7 @@ std::vector<DeliveryJob> Dispatcher::Stop(absl::Duration grace) {
   waiting_.clear();
   ready_handlers_.clear();
   waiting_count_ = 0;
+  held_.clear();
   return std::move(unfinished_);
 }
 
@@ -342,6 +350,7 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
   {
     absl::MutexLock lock(&mu_);
     --in_flight_;
+    held_.erase(o.delivery_id);
     auto it = in_flight_by_handler_.find(o.handler_id);
     if (it != in_flight_by_handler_.end() && --it->second == 0) {
       in_flight_by_handler_.erase(it);

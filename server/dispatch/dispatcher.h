@@ -25,6 +25,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/dispatch/job.h"
@@ -60,6 +61,9 @@ class Dispatcher {
   // How many more jobs could start now without queueing.
   int Room() const;
 
+  // Whether the delivery is waiting or in flight here.
+  bool Holds(const std::string& delivery_id) const;
+
   // Stops starting jobs, lets transfers in flight finish for up to `grace`,
   // aborts the rest, joins the thread. Returns the jobs that did not finish
   // (queued or aborted): their deliveries are still leased to this instance
@@ -89,6 +93,8 @@ class Dispatcher {
   absl::flat_hash_map<std::string, int> in_flight_by_handler_
       ABSL_GUARDED_BY(mu_);
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // Delivery ids of every job waiting or in flight.
+  absl::flat_hash_set<std::string> held_ ABSL_GUARDED_BY(mu_);
   int waiting_count_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time stop_deadline_ ABSL_GUARDED_BY(mu_);

@@ -71,7 +71,10 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
           "WITH due AS ("
           "  SELECT d.id FROM deliveries d"
           "  WHERE d.status = 'PENDING' AND d.next_attempt_time <= now()"
-          "    AND (d.lease_owner IS NULL OR NOT EXISTS ("
+          // Its own leases too: a delivery committed by this instance whose
+          // hand-over to the dispatcher was lost (an error after commit)
+          // would otherwise wait for as long as the instance lives.
+          "    AND (d.lease_owner IS NULL OR d.lease_owner = $1 OR NOT EXISTS ("
           "      SELECT 1 FROM rio_instances i WHERE i.id = d.lease_owner"
           "        AND i.heartbeat_time > now() - make_interval(secs => $2)))"
           "  ORDER BY d.next_attempt_time LIMIT $3"
@@ -92,6 +95,7 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
   for (int i = 0; i < r.rows(); ++i) {
     DeliveryJob job;
     job.delivery_id = std::string(r.Get(i, 0));
+    if (dispatcher_->Holds(job.delivery_id)) continue;  // still on its way
     job.message_id = std::string(r.Get(i, 1));
     job.attempt = static_cast<int>(r.GetInt64(i, 3)) + 1;
     job.project = std::string(r.Get(i, 4));

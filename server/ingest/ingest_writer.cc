@@ -88,7 +88,10 @@ void IngestWriter::Commit(store::PgConnection& conn,
   std::vector<std::vector<EmitResult>> results;
   std::vector<dispatch::DeliveryJob> jobs;
   if (!conn.ok()) (void)conn.Reconnect();
-  absl::Status status = Write(conn, group, results, jobs);
+  // Per submission: an error after the first statement committed (settling
+  // idempotency conflicts), which must not undo what was committed.
+  std::vector<absl::Status> unsettled(group.size());
+  absl::Status status = Write(conn, group, results, jobs, unsettled);
   if (!status.ok() && group.size() > 1 && !absl::IsUnavailable(status)) {
     // One submission (say, for a handler deleted a moment ago) must not sink
     // the others: write them one by one.
@@ -105,6 +108,7 @@ void IngestWriter::Commit(store::PgConnection& conn,
   }
   std::string log;
   for (size_t s = 0; s < group.size(); ++s) {
+    if (!unsettled[s].ok()) continue;
     for (size_t i = 0; i < group[s].items.size(); ++i) {
       const EmitItem& item = group[s].items[i];
       const EmitResult& result = results[s][i];
@@ -114,16 +118,23 @@ void IngestWriter::Commit(store::PgConnection& conn,
     }
   }
   std::fwrite(log.data(), 1, log.size(), stderr);
+  // Whatever was committed is dispatched, even for a submission that failed
+  // afterwards: its deliveries are leased to this instance.
   if (!jobs.empty()) dispatch_(std::move(jobs));
   for (size_t s = 0; s < group.size(); ++s) {
-    group[s].done(std::move(results[s]));
+    if (unsettled[s].ok()) {
+      group[s].done(std::move(results[s]));
+    } else {
+      group[s].done(unsettled[s]);
+    }
   }
 }
 
 absl::Status IngestWriter::Write(store::PgConnection& conn,
                                  const std::vector<Submission>& group,
                                  std::vector<std::vector<EmitResult>>& results,
-                                 std::vector<dispatch::DeliveryJob>& jobs) {
+                                 std::vector<dispatch::DeliveryJob>& jobs,
+                                 std::vector<absl::Status>& unsettled) {
   results.assign(group.size(), {});
   jobs.clear();
   std::vector<ItemRef> all;
@@ -266,7 +277,9 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
   // Idempotency keys already taken: duplicates of messages within the
   // window, or keys whose first use is older than the window (free again).
   const std::vector<ItemRef>& refs = all;
-  return conn.InTransaction([&]() -> absl::Status {
+  std::vector<dispatch::DeliveryJob> committed = std::move(jobs);
+  jobs.clear();
+  absl::Status settled = conn.InTransaction([&]() -> absl::Status {
     store::PgArray projects, keys;
     for (const ItemRef& r : refs) {
       projects.Add(item(r).project_id);
@@ -344,6 +357,14 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
     keep_created(created);
     return absl::OkStatus();
   });
+  if (!settled.ok()) {
+    // Only the submissions with a conflicted item fail; the first
+    // statement's work stands (and its deliveries are dispatched).
+    jobs.clear();
+    for (const ItemRef& r : refs) unsettled[r.submission] = settled;
+  }
+  for (dispatch::DeliveryJob& job : committed) jobs.push_back(std::move(job));
+  return absl::OkStatus();
 }
 
 }  // namespace rio::ingest

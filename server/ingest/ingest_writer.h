@@ -81,10 +81,13 @@ class IngestWriter {
   void Loop(store::PgConnection* conn);
   // Writes `group` in one transaction; on success fills `results` (one
   // vector per submission) and `jobs`.
+  // An error means nothing was written. `unsettled[i]` is set for a
+  // submission that failed after the first statement committed.
   absl::Status Write(store::PgConnection& conn,
                      const std::vector<Submission>& group,
                      std::vector<std::vector<EmitResult>>& results,
-                     std::vector<dispatch::DeliveryJob>& jobs);
+                     std::vector<dispatch::DeliveryJob>& jobs,
+                     std::vector<absl::Status>& unsettled);
   void Commit(store::PgConnection& conn, std::vector<Submission> group);
 
   const Options options_;

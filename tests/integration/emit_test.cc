@@ -1532,7 +1532,7 @@ TEST(EmitDurability, SigkillMidBurstLosesNothingAcknowledged) {
   // Few slots and slow receivers, so that the kill leaves many committed
   // deliveries undelivered, leased to the dead instance.
   ServerProcess server(
-      ServerOptions(*url, {"--lease_timeout=2s", "--max_per_handler=4"}));
+      ServerOptions(*url, {"--lease_timeout=2s", "--max_per_handler=2"}));
   ASSERT_TRUE(server.Start().ok());
   auto slowish = [](const ReceivedRequest&, int) {
     ReceiverReply reply;
