@@ -1219,8 +1219,9 @@ TEST_F(EmitTest, IdempotencyKeyOlderThanTheWindowIsFreeAgain) {
   EXPECT_EQ(again.message_id(), resp.results(0).message_id());
   EXPECT_TRUE(AllDeliveriesSettle(url_));
   EXPECT_TRUE(receiver.WaitForCount(3));
-  EXPECT_EQ(Sql(url_, "SELECT count(*) FROM deliveries WHERE status = "
-                      "'SUCCEEDED'"),
+  EXPECT_EQ(Sql(url_,
+                "SELECT count(*) FROM deliveries WHERE status = "
+                "'SUCCEEDED'"),
             "3");
 }
 
@@ -1398,8 +1399,9 @@ TEST_F(EmitTest, ABurstBeyondTheConcurrencyCapDrainsWithoutStalling) {
   EXPECT_TRUE(receiver.WaitForCount(kEvents, std::chrono::seconds(20)))
       << receiver.Count() << " of " << kEvents << " arrived";
   EXPECT_TRUE(AllDeliveriesSettle(url_));
-  EXPECT_EQ(Sql(url_, "SELECT count(*) FROM deliveries WHERE status = "
-                      "'SUCCEEDED'"),
+  EXPECT_EQ(Sql(url_,
+                "SELECT count(*) FROM deliveries WHERE status = "
+                "'SUCCEEDED'"),
             std::to_string(kEvents));
 }
 
