@@ -63,7 +63,7 @@ ABSL_FLAG(int64_t, max_payload_bytes, 1 << 20,
           "Largest accepted event payload, in bytes");
 ABSL_FLAG(absl::Duration, idempotency_window, absl::Hours(24 * 7),
           "How long an idempotency key maps to its first message");
-ABSL_FLAG(int, ingest_writers, 2,
+ABSL_FLAG(int, ingest_writers, 1,
           "Threads (each with a PostgreSQL connection) committing emits");
 ABSL_FLAG(absl::Duration, lease_timeout, absl::Seconds(30),
           "Deliveries leased by an instance whose heartbeat is older than "

@@ -59,7 +59,7 @@ class IngestWriter {
     // Most items in one transaction.
     size_t max_group_items = 5000;
     // Writer threads, each committing its own groups.
-    int writers = 2;
+    int writers = 1;
   };
 
   IngestWriter(Options options, std::string database_url, Dispatch dispatch);
