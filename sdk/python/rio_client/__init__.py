@@ -9,7 +9,7 @@ Rio calls.
 verifies signatures, ``rio_client.flask.webhook_required`` guards Flask views.
 """
 
-from . import webhook
+from . import errors, webhook
 from ._common import EmitResult, Event
 from ._version import __version__
 from .aio import AsyncClient
@@ -51,24 +51,6 @@ __all__ = [
     "DEFAULT_RETRY",
     "NO_RETRY",
     "webhook",
-    "RioError",
-    "Cancelled",
-    "Unknown",
-    "InvalidArgument",
-    "DeadlineExceeded",
-    "NotFound",
-    "AlreadyExists",
-    "PermissionDenied",
-    "ResourceExhausted",
-    "FailedPrecondition",
-    "Aborted",
-    "OutOfRange",
-    "Unimplemented",
-    "Internal",
-    "Unavailable",
-    "DataLoss",
-    "Unauthenticated",
-    "InvalidDSN",
-    "ClientClosed",
-    "WebhookVerificationError",
 ]
+# Every error class, as errors.py lists them (its helper stays internal).
+__all__ += [name for name in errors.__all__ if name != "from_grpc_error"]
