@@ -131,12 +131,66 @@ CREATE TABLE attempts (
 );
 )sql";
 
+// Monitoring and re-triggering.
+//
+// deliveries.manual marks a delivery whose next attempt was asked for by an
+// operator (Redeliver, RecoverFailed); recovery_id, the recovery job that
+// re-queued it. deliveries_unsucceeded serves the "latest failing calls" and
+// recovery scans; a delivery leaves it when it succeeds (most do), so it
+// stays small.
+//
+// handler_health counts each handler's failed attempts since its last
+// success (the health policy disables a handler after too many). It is kept
+// apart from handlers so that counting does not fire the catalog trigger.
+//
+// A recovery is walked oldest first in batches, each batch one transaction
+// that re-queues deliveries and advances the job's cursor, so a job survives
+// restarts and any instance may run its next batch.
+constexpr const char* kMonitoringSchema = R"sql(
+ALTER TABLE deliveries ADD COLUMN manual boolean NOT NULL DEFAULT false;
+ALTER TABLE deliveries ADD COLUMN recovery_id uuid;
+CREATE INDEX deliveries_unsucceeded ON deliveries (handler_id, create_time DESC)
+  WHERE status <> 'SUCCEEDED';
+CREATE INDEX deliveries_by_recovery ON deliveries (recovery_id)
+  WHERE recovery_id IS NOT NULL;
+
+CREATE TABLE handler_health (
+  handler_id           uuid PRIMARY KEY REFERENCES handlers (id) ON DELETE CASCADE,
+  consecutive_failures bigint NOT NULL DEFAULT 0,
+  failing_since        timestamptz
+);
+
+CREATE TABLE recoveries (
+  id              uuid PRIMARY KEY,
+  project_id      bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+  handler_id      uuid REFERENCES handlers (id) ON DELETE CASCADE,
+  event           text,
+  since           timestamptz NOT NULL,
+  until           timestamptz NOT NULL,
+  rate_per_second integer NOT NULL,
+  state           text NOT NULL DEFAULT 'RUNNING'
+                  CHECK (state IN ('RUNNING', 'DONE', 'CANCELLED')),
+  matched         bigint NOT NULL,
+  requeued        bigint NOT NULL DEFAULT 0,
+  cursor_time     timestamptz,
+  cursor_id       uuid,
+  next_batch_time timestamptz NOT NULL DEFAULT now(),
+  create_time     timestamptz NOT NULL DEFAULT now(),
+  finish_time     timestamptz
+);
+CREATE INDEX recoveries_running ON recoveries (next_batch_time)
+  WHERE state = 'RUNNING';
+CREATE INDEX recoveries_by_project ON recoveries (project_id, create_time DESC);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& SchemaMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1, "catalog: projects, senders, handlers", kCatalogSchema},
       {2, "messages, deliveries, attempts", kDeliverySchema},
+      {3, "monitoring: manual attempts, recoveries, handler health",
+       kMonitoringSchema},
   };
   return *migrations;
 }
