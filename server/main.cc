@@ -65,6 +65,12 @@ ABSL_FLAG(absl::Duration, idempotency_window, absl::Hours(24 * 7),
           "How long an idempotency key maps to its first message");
 ABSL_FLAG(int, ingest_writers, 1,
           "Threads (each with a PostgreSQL connection) committing emits");
+ABSL_FLAG(int, disable_after_failures, 50,
+          "Disable a handler after this many consecutive failed attempts "
+          "(no success in between) spanning at least --disable_after; 0 "
+          "never disables (a 410 Gone still does)");
+ABSL_FLAG(absl::Duration, disable_after, absl::Hours(24),
+          "See --disable_after_failures");
 ABSL_FLAG(absl::Duration, lease_timeout, absl::Seconds(30),
           "Deliveries leased by an instance whose heartbeat is older than "
           "this are taken over by other instances");
@@ -87,6 +93,9 @@ constexpr const char* kEnvFlags[] = {"listen",
                                      "connect_timeout",
                                      "max_payload_bytes",
                                      "idempotency_window",
+                                     "ingest_writers",
+                                     "disable_after_failures",
+                                     "disable_after",
                                      "lease_timeout"};
 
 void ApplyEnvironment() {
@@ -192,11 +201,15 @@ int main(int argc, char** argv) {
     Fail(2, "--lease_timeout must be at least 300ms");
   }
   rio::dispatch::Scheduler* scheduler_ptr = nullptr;
-  rio::dispatch::OutcomeWriter outcomes(database_url,
-                                        [&scheduler_ptr](absl::Time due) {
-                                          if (scheduler_ptr != nullptr)
-                                            scheduler_ptr->Poke(due);
-                                        });
+  rio::dispatch::HealthPolicy health;
+  health.failures = std::max(0, absl::GetFlag(FLAGS_disable_after_failures));
+  health.span = absl::GetFlag(FLAGS_disable_after);
+  rio::dispatch::OutcomeWriter outcomes(
+      database_url,
+      [&scheduler_ptr](absl::Time due) {
+        if (scheduler_ptr != nullptr) scheduler_ptr->Poke(due);
+      },
+      health);
   rio::dispatch::Dispatcher::Options dispatch_options;
   dispatch_options.max_in_flight =
       std::max(1, absl::GetFlag(FLAGS_max_in_flight));

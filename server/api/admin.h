@@ -12,6 +12,8 @@
 #include "grpcpp/impl/codegen/service_type.h"
 #include "server/api/auth.h"
 #include "server/api/cq_server.h"
+#include "server/dispatch/scheduler.h"
+#include "rio/v1/delivery.grpc.pb.h"
 #include "server/store/catalog.h"
 #include "server/store/database.h"
 
@@ -58,12 +60,26 @@ void RunOnDatabase(const AdminDeps& deps, Reply<Response> reply, bool writes,
   });
 }
 
+// What Redeliver and the recovery jobs need besides the admin essentials.
+struct RecoveryDeps {
+  AdminDeps admin;
+  // Told when a recovery job is created, so it starts at once.
+  dispatch::Scheduler* scheduler;
+  // Instances' lease timeout: a delivery leased by a live instance is not
+  // re-triggered under it.
+  absl::Duration lease_timeout;
+};
+
 // Register the services' methods with `server`; the returned service objects
 // must outlive it.
 std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
                                                       const AdminDeps& deps);
 std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
                                                       const AdminDeps& deps);
+// Redeliver and the recovery methods of the DeliveryService `service`.
+void AddRecoveryMethods(CqServer& server,
+                        v1::DeliveryService::AsyncService* service,
+                        const RecoveryDeps& deps);
 
 }  // namespace rio::api
 

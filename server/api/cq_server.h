@@ -26,6 +26,7 @@
 #define RIO_SERVER_API_CQ_SERVER_H_
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -147,6 +149,202 @@ class UnaryCall final : public CallTag {
   bool finishing_ = false;
 };
 
+// The writing end of one server-streaming call. Thread-safe; whoever holds
+// it may write from any thread.
+template <class Response>
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  // Queues `message`. False once the call is over (finished, or the client
+  // went away): stop writing then. A client that falls more than the
+  // method's `max_queued` messages behind gets RESOURCE_EXHAUSTED.
+  virtual bool Write(const Response& message) = 0;
+  // Ends the call with `status` once the queued messages are written.
+  virtual void Finish(const grpc::Status& status) = 0;
+  // False once the call is over.
+  virtual bool open() const = 0;
+};
+
+template <class AsyncService, class Request, class Response>
+using RequestStreamFn = void (AsyncService::*)(
+    grpc::ServerContext*, Request*, grpc::ServerAsyncWriter<Response>*,
+    grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
+
+template <class Request, class Response>
+using StreamHandler = std::function<void(
+    grpc::ServerContext& context, const Request& request,
+    std::shared_ptr<StreamWriter<Response>> writer)>;
+
+// A server-streaming call. Armed like a UnaryCall; when a request arrives the
+// handler gets a StreamWriter and may keep it as long as it likes. Every
+// operation gRPC has pending (the request, the done notification, a write,
+// the finish) and every StreamWriter handed out holds a reference; the
+// object deletes itself when the last one goes. One write is in flight at a
+// time; the rest wait in a bounded queue.
+template <class AsyncService, class Request, class Response>
+class StreamCall final : public StreamWriter<Response> {
+ public:
+  struct Method {
+    AsyncService* service;
+    RequestStreamFn<AsyncService, Request, Response> request;
+    StreamHandler<Request, Response> handler;
+    const std::atomic<bool>* shutting_down;
+    size_t max_queued;
+  };
+
+  static void Arm(const Method* method, grpc::ServerCompletionQueue* cq) {
+    new StreamCall(method, cq);
+  }
+
+  bool Write(const Response& message) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (over_ || finish_requested_) return false;
+    if (queue_.size() >= method_->max_queued) {
+      queue_.clear();
+      RequestFinishLocked(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("the client fell more than ", method_->max_queued,
+                       " messages behind the stream")));
+      return false;
+    }
+    queue_.push_back(message);
+    if (!writing_) StartWriteLocked();
+    return true;
+  }
+
+  void Finish(const grpc::Status& status) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (over_ || finish_requested_) return;
+    RequestFinishLocked(status);
+  }
+
+  bool open() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !over_ && !finish_requested_;
+  }
+
+ private:
+  enum class Op { kRequest, kWrite, kFinish, kDone };
+  struct Tag final : CallTag {
+    Tag(StreamCall* c, Op o) : call(c), op(o) {}
+    void Proceed(bool ok) override { call->OnEvent(op, ok); }
+    StreamCall* const call;
+    const Op op;
+  };
+
+  StreamCall(const Method* method, grpc::ServerCompletionQueue* cq)
+      : method_(method), cq_(cq), writer_(&context_) {
+    refs_ = 1;  // the request
+    context_.AsyncNotifyWhenDone(&done_tag_);
+    (method_->service->*method_->request)(&context_, &request_, &writer_, cq_,
+                                          cq_, &request_tag_);
+  }
+
+  void OnEvent(Op op, bool ok) {
+    if (op == Op::kRequest && ok) {
+      if (!method_->shutting_down->load()) Arm(method_, cq_);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        refs_ += 2;  // the done notification, the handler's writer
+      }
+      method_->handler(context_, request_,
+                       std::shared_ptr<StreamWriter<Response>>(
+                           this, [](StreamWriter<Response>* w) {
+                             static_cast<StreamCall*>(w)->Release();
+                           }));
+      {
+        // Tell the client its call is set up (it may wait for the initial
+        // metadata before doing what it wants to watch), unless the handler
+        // wrote or finished already. Sent as a write: one at a time.
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!over_ && !finish_requested_ && !writing_) {
+          writing_ = true;
+          ++refs_;
+          writer_.SendInitialMetadata(&write_tag_);
+        }
+      }
+      Release();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      switch (op) {
+        case Op::kRequest:  // shutting down before a call came
+          over_ = true;
+          break;
+        case Op::kWrite:
+          writing_ = false;
+          if (!ok) {  // the client is gone
+            over_ = true;
+            queue_.clear();
+          } else if (!queue_.empty()) {
+            StartWriteLocked();
+          } else if (finish_requested_ && !finishing_) {
+            StartFinishLocked();
+          }
+          break;
+        case Op::kFinish:
+          over_ = true;
+          break;
+        case Op::kDone:
+          over_ = true;
+          queue_.clear();
+          break;
+      }
+    }
+    Release();
+  }
+
+  void Release() {
+    bool last;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last = --refs_ == 0;
+    }
+    if (last) delete this;
+  }
+
+  void StartWriteLocked() {
+    current_ = std::move(queue_.front());
+    queue_.pop_front();
+    writing_ = true;
+    ++refs_;
+    writer_.Write(current_, &write_tag_);
+  }
+
+  void RequestFinishLocked(const grpc::Status& status) {
+    finish_requested_ = true;
+    finish_status_ = status;
+    if (!writing_) StartFinishLocked();
+  }
+
+  void StartFinishLocked() {
+    finishing_ = true;
+    ++refs_;
+    writer_.Finish(finish_status_, &finish_tag_);
+  }
+
+  const Method* const method_;
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext context_;
+  Request request_;
+  grpc::ServerAsyncWriter<Response> writer_;
+  Tag request_tag_{this, Op::kRequest};
+  Tag write_tag_{this, Op::kWrite};
+  Tag finish_tag_{this, Op::kFinish};
+  Tag done_tag_{this, Op::kDone};
+
+  mutable std::mutex mu_;
+  int refs_;
+  std::deque<Response> queue_;
+  Response current_;  // the message being written
+  bool writing_ = false;
+  bool finish_requested_ = false;
+  bool finishing_ = false;
+  bool over_ = false;
+  grpc::Status finish_status_;
+};
+
 class CqServer {
  public:
   struct Options {
@@ -169,6 +367,22 @@ class CqServer {
     using Call = UnaryCall<AsyncService, Request, Response>;
     auto method = std::make_shared<typename Call::Method>(typename Call::Method{
         service, request, std::move(handler), &shutting_down_});
+    armers_.push_back([method](grpc::ServerCompletionQueue* cq) {
+      Call::Arm(method.get(), cq);
+    });
+    methods_.push_back(method);
+  }
+
+  // Serves the server-streaming `request` of `service` with `handler` on
+  // every queue; a client more than `max_queued` messages behind is cut off.
+  template <class AsyncService, class Request, class Response>
+  void AddServerStream(
+      AsyncService* service,
+      RequestStreamFn<AsyncService, Request, Response> request,
+      StreamHandler<Request, Response> handler, size_t max_queued = 10000) {
+    using Call = StreamCall<AsyncService, Request, Response>;
+    auto method = std::make_shared<typename Call::Method>(typename Call::Method{
+        service, request, std::move(handler), &shutting_down_, max_queued});
     armers_.push_back([method](grpc::ServerCompletionQueue* cq) {
       Call::Arm(method.get(), cq);
     });

@@ -85,7 +85,11 @@ absl::StatusOr<ingest::EmitItem> BuildItem(
   auto handlers = project->handlers_by_event.find(req.event());
   if (handlers != project->handlers_by_event.end()) {
     for (const auto& handler : handlers->second) {
-      if (handler->enabled) item.handlers.push_back(handler);
+      if (handler->enabled) {
+        item.handlers.push_back(handler);
+      } else {
+        item.disabled_handler_ids.push_back(handler->id);
+      }
     }
   }
   return item;

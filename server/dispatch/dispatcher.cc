@@ -301,6 +301,7 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
   o.message_id = t->job.message_id;
   o.handler_id = t->job.handler->id;
   o.attempt = t->job.attempt;
+  o.manual = t->job.manual;
   o.start_time = t->start;
   o.duration_us = absl::ToInt64Microseconds(now - t->start);
   long status = 0;

@@ -24,6 +24,7 @@ struct DeliveryJob {
   std::shared_ptr<const std::string> payload;  // JSON object text
   std::shared_ptr<const store::CachedHandler> handler;
   int attempt = 1;  // number of the attempt to make, from 1
+  bool manual = false;  // asked for by an operator (Redeliver, recovery)
 };
 
 // The result of one attempt, or of a delivery that cannot be attempted.
@@ -32,6 +33,7 @@ struct AttemptOutcome {
   std::string message_id;
   std::string handler_id;
   int attempt = 1;
+  bool manual = false;
   // False when no HTTP call was made (the delivery is only resolved, e.g.
   // cancelled because its handler is disabled): no attempt row is written.
   bool attempted = true;

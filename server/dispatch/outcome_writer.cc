@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/util/status_macros.h"
@@ -27,9 +28,12 @@ const char* DeliveryStatus(const AttemptOutcome& o) {
 }  // namespace
 
 OutcomeWriter::OutcomeWriter(std::string database_url,
-                             std::function<void(absl::Time)> on_retry_scheduled)
+                             std::function<void(absl::Time)> on_retry_scheduled,
+                             HealthPolicy health, OnWritten on_written)
     : url_(std::move(database_url)),
-      on_retry_scheduled_(std::move(on_retry_scheduled)) {}
+      on_retry_scheduled_(std::move(on_retry_scheduled)),
+      health_(health),
+      on_written_(std::move(on_written)) {}
 
 OutcomeWriter::~OutcomeWriter() { Stop(absl::ZeroDuration()); }
 
@@ -124,6 +128,7 @@ void OutcomeWriter::Loop() {
       if (earliest != absl::InfiniteFuture() && on_retry_scheduled_) {
         on_retry_scheduled_(earliest);
       }
+      if (on_written_) on_written_(batch);
       batch.clear();
       backoff = absl::Milliseconds(50);
       continue;
@@ -140,7 +145,7 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
                                   const std::vector<AttemptOutcome>& batch) {
   store::PgArray a_delivery, a_number, a_start, a_duration, a_dns, a_connect,
       a_tls, a_first, a_total, a_status, a_req, a_resp_headers, a_body, a_class,
-      a_message;
+      a_message, a_manual;
   store::PgArray d_id, d_status, d_attempts, d_next, d_code, d_class;
   store::PgArray disable_id, disable_reason;
   bool any_disable = false;
@@ -163,6 +168,7 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
       a_class.Add(error_class);
       a_message.Add(o.error_message.empty() ? o.decision.reason
                                             : o.error_message);
+      a_manual.Add(o.manual ? "t" : "f");
     }
     d_id.Add(o.delivery_id);
     d_status.Add(DeliveryStatus(o));
@@ -190,14 +196,14 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
                 "INSERT INTO attempts (delivery_id, number, start_time, "
                 "duration_us, dns_us, connect_us, tls_us, first_byte_us, "
                 "total_us, status_code, request_headers, response_headers, "
-                "response_body, error_class, error_message) "
+                "response_body, error_class, error_message, manual) "
                 "SELECT d, n, to_timestamp(s / 1e6), du, dn, co, tl, fb, tt, "
-                "sc, rq, rh, rb, ec, em FROM unnest($1::uuid[], $2::int[], "
+                "sc, rq, rh, rb, ec, em, ma FROM unnest($1::uuid[], $2::int[], "
                 "$3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], "
                 "$7::bigint[], $8::bigint[], $9::bigint[], $10::int[], "
                 "$11::text[], $12::text[], $13::bytea[], $14::text[], "
-                "$15::text[]) AS u(d, n, s, du, dn, co, tl, fb, tt, sc, rq, "
-                "rh, rb, ec, em) "
+                "$15::text[], $16::bool[]) AS u(d, n, s, du, dn, co, tl, fb, "
+                "tt, sc, rq, rh, rb, ec, em, ma) "
                 // The delivery may have gone with its handler meanwhile.
                 "WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = u.d) "
                 // A crash can make an attempt number happen twice.
@@ -209,12 +215,13 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
                  std::move(a_total).Finish(), std::move(a_status).Finish(),
                  std::move(a_req).Finish(), std::move(a_resp_headers).Finish(),
                  std::move(a_body).Finish(), std::move(a_class).Finish(),
-                 std::move(a_message).Finish()})
+                 std::move(a_message).Finish(), std::move(a_manual).Finish()})
             .status());
     RIO_RETURN_IF_ERROR(
         conn.Exec("UPDATE deliveries d SET status = u.st, attempts = "
                   "greatest(d.attempts, u.at), next_attempt_time = "
-                  "to_timestamp(u.nx / 1e6), lease_owner = NULL, "
+                  "to_timestamp(u.nx / 1e6), lease_owner = NULL, manual = "
+                  "false, "
                   "last_status_code = coalesce(u.sc, d.last_status_code), "
                   "last_error_class = coalesce(u.ec, d.last_error_class), "
                   "update_time = now() FROM unnest($1::uuid[], $2::text[], "
@@ -225,6 +232,7 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
                    std::move(d_attempts).Finish(), std::move(d_next).Finish(),
                    std::move(d_code).Finish(), std::move(d_class).Finish()})
             .status());
+    RIO_RETURN_IF_ERROR(UpdateHealth(conn, batch));
     if (!any_disable) return absl::OkStatus();
     // Only when needed: the statement's trigger makes every instance reload
     // its catalog.
@@ -237,6 +245,100 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
              std::move(disable_reason).Finish()})
         .status();
   });
+}
+
+absl::Status OutcomeWriter::UpdateHealth(
+    store::PgConnection& conn, const std::vector<AttemptOutcome>& batch) {
+  // Per handler, in the order of the batch: the failures after its last
+  // success, the start of the first of them, and that last success.
+  struct Tally {
+    int64_t failures = 0;
+    absl::Time failing_since = absl::InfinitePast();
+    absl::Time last_success = absl::InfinitePast();
+  };
+  absl::flat_hash_map<absl::string_view, Tally> tallies;
+  bool any_failure = false;
+  for (const AttemptOutcome& o : batch) {
+    if (!o.attempted) continue;
+    Tally& t = tallies[o.handler_id];
+    if (o.decision.verdict == Verdict::kSucceeded) {
+      t = Tally{0, absl::InfinitePast(), o.start_time};
+    } else {
+      if (t.failures++ == 0) t.failing_since = o.start_time;
+      any_failure = true;
+    }
+  }
+  if (tallies.empty()) return absl::OkStatus();
+  store::PgArray ids, failures, since, success;
+  for (const auto& [id, t] : tallies) {
+    ids.Add(id);
+    failures.Add(t.failures);
+    if (t.failures > 0) {
+      since.Add(absl::ToUnixMicros(t.failing_since));
+    } else {
+      since.AddNull();
+    }
+    if (t.last_success != absl::InfinitePast()) {
+      success.Add(absl::ToUnixMicros(t.last_success));
+    } else {
+      success.AddNull();
+    }
+  }
+  // A batch with a success for the handler restarts its count; one without
+  // adds to it. Rows that would not change are left alone.
+  RIO_RETURN_IF_ERROR(
+      conn.Exec(
+              "INSERT INTO handler_health AS h (handler_id, "
+              "consecutive_failures, failing_since, last_success_time) "
+              "SELECT u.id, u.n, to_timestamp(u.f / 1e6), to_timestamp(u.s / "
+              "1e6) FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], "
+              "$4::bigint[]) AS u(id, n, f, s) WHERE EXISTS (SELECT 1 FROM "
+              "handlers WHERE id = u.id) ORDER BY u.id "
+              "ON CONFLICT (handler_id) DO UPDATE SET consecutive_failures = "
+              "CASE WHEN excluded.last_success_time IS NULL THEN "
+              "h.consecutive_failures + excluded.consecutive_failures ELSE "
+              "excluded.consecutive_failures END, failing_since = CASE WHEN "
+              "excluded.last_success_time IS NULL THEN coalesce("
+              "h.failing_since, excluded.failing_since) ELSE "
+              "excluded.failing_since END, last_success_time = coalesce("
+              "excluded.last_success_time, h.last_success_time) WHERE "
+              "excluded.consecutive_failures > 0 OR h.consecutive_failures > 0 "
+              "OR h.last_success_time IS NULL",
+              {std::move(ids).Finish(), std::move(failures).Finish(),
+               std::move(since).Finish(), std::move(success).Finish()})
+          .status());
+  if (!any_failure || health_.failures <= 0) return absl::OkStatus();
+  store::PgArray failing;
+  for (const auto& [id, t] : tallies) {
+    if (t.failures > 0) failing.Add(id);
+  }
+  RIO_ASSIGN_OR_RETURN(
+      store::PgResult give_up,
+      conn.Exec("SELECT h.handler_id, h.consecutive_failures, "
+                "to_char(h.failing_since AT TIME ZONE 'UTC', "
+                "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM handler_health h "
+                "JOIN handlers ON handlers.id = h.handler_id AND "
+                "handlers.enabled WHERE h.handler_id = ANY($1::uuid[]) AND "
+                "h.consecutive_failures >= $2 AND h.failing_since <= now() - "
+                "make_interval(secs => $3)",
+                {std::move(failing).Finish(), absl::StrCat(health_.failures),
+                 absl::StrCat(absl::ToDoubleSeconds(health_.span))}));
+  if (give_up.rows() == 0) return absl::OkStatus();
+  store::PgArray disable_id, disable_reason;
+  for (int i = 0; i < give_up.rows(); ++i) {
+    disable_id.Add(give_up.Get(i, 0));
+    disable_reason.Add(absl::StrCat(
+        give_up.Get(i, 1), " consecutive failed attempts since ",
+        give_up.Get(i, 2), " (--disable_after_failures=", health_.failures,
+        ", --disable_after=", absl::FormatDuration(health_.span), ")"));
+  }
+  return conn
+      .Exec(
+          "UPDATE handlers h SET enabled = false, disabled_reason = u.reason, "
+          "update_time = now() FROM unnest($1::uuid[], $2::text[]) AS u(id, "
+          "reason) WHERE h.id = u.id AND h.enabled",
+          {std::move(disable_id).Finish(), std::move(disable_reason).Finish()})
+      .status();
 }
 
 }  // namespace rio::dispatch

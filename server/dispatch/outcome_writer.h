@@ -1,6 +1,7 @@
 // Writes attempt outcomes back to PostgreSQL in batches: one transaction
 // per batch inserts the attempt rows, moves each delivery to its next state
-// (releasing its lease) and disables handlers that answered 410.
+// (releasing its lease), keeps each handler's count of consecutive failed
+// attempts, and disables handlers that answered 410 or failed for too long.
 //
 // Outcomes are never dropped: when the database is unavailable the batch is
 // kept and retried. If the process dies first, the deliveries are still
@@ -24,12 +25,24 @@
 
 namespace rio::dispatch {
 
+// When a failing handler is disabled: after `failures` consecutive failed
+// attempts (no success in between) spanning at least `span`. 0 failures:
+// never.
+struct HealthPolicy {
+  int failures = 50;
+  absl::Duration span = absl::Hours(24);
+};
+
 class OutcomeWriter : public OutcomeSink {
  public:
   // `on_retry_scheduled(t)` is called after a commit that scheduled a retry
   // due at `t` (the earliest in the batch), so the scheduler can wake then.
+  // `on_written(batch)` (optional) is called with every committed batch, on
+  // the writer's thread.
+  using OnWritten = std::function<void(const std::vector<AttemptOutcome>&)>;
   OutcomeWriter(std::string database_url,
-                std::function<void(absl::Time)> on_retry_scheduled);
+                std::function<void(absl::Time)> on_retry_scheduled,
+                HealthPolicy health = {}, OnWritten on_written = nullptr);
   ~OutcomeWriter() override;
 
   void Start();
@@ -42,9 +55,15 @@ class OutcomeWriter : public OutcomeSink {
   void Loop();
   absl::Status Write(store::PgConnection& conn,
                      const std::vector<AttemptOutcome>& batch);
+  // Counts the batch's failed attempts per handler (a success resets the
+  // count) and disables the handlers the health policy gives up on.
+  absl::Status UpdateHealth(store::PgConnection& conn,
+                            const std::vector<AttemptOutcome>& batch);
 
   const std::string url_;
   const std::function<void(absl::Time)> on_retry_scheduled_;
+  const HealthPolicy health_;
+  const OnWritten on_written_;
   std::thread thread_;
 
   absl::Mutex mu_;

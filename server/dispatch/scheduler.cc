@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "server/store/recovery_store.h"
 #include "server/util/status_macros.h"
 
 namespace rio::dispatch {
@@ -41,6 +42,15 @@ void Scheduler::Poke(absl::Time due) {
     absl::MutexLock lock(&mu_);
     if (due >= poke_) return;
     poke_ = due;
+  }
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+void Scheduler::PokeRecoveries() {
+  {
+    absl::MutexLock lock(&mu_);
+    recovery_poked_ = true;
   }
   uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof(one));
@@ -85,7 +95,7 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
           "FROM due, messages m, projects p "
           "WHERE d.id = due.id AND m.id = d.message_id AND p.id = m.project_id "
           "RETURNING d.id, d.message_id, d.handler_id, d.attempts, p.slug, "
-          "m.event, m.payload",
+          "m.event, m.payload, d.manual",
           {options_.instance_id,
            absl::StrCat(absl::ToDoubleSeconds(options_.lease_timeout)),
            absl::StrCat(room)}));
@@ -101,6 +111,7 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
     job.project = std::string(r.Get(i, 4));
     job.event = std::string(r.Get(i, 5));
     job.payload = std::make_shared<const std::string>(r.Get(i, 6));
+    job.manual = r.GetBool(i, 7);
     auto handler = snapshot->handlers_by_id.find(std::string(r.Get(i, 2)));
     if (handler == snapshot->handlers_by_id.end() ||
         !handler->second->enabled) {
@@ -110,6 +121,7 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
       o.message_id = job.message_id;
       o.handler_id = std::string(r.Get(i, 2));
       o.attempt = job.attempt;
+      o.manual = job.manual;
       o.attempted = false;
       o.start_time = absl::Now();
       o.cancelled = true;
@@ -157,11 +169,30 @@ void Scheduler::Loop() {
       // With a backlog, come back as soon as the dispatcher has room again
       // rather than after a whole poll interval.
       more = backlog;
+      bool recovery_due;
+      {
+        absl::MutexLock lock(&mu_);
+        recovery_due = recovery_poked_ || next_recovery_ <= now;
+        recovery_poked_ = false;
+      }
+      if (recovery_due) {
+        // Jobs created elsewhere are found within a poll interval.
+        absl::Time next = now + options_.poll_interval;
+        if (auto due = store::RunRecoveryBatch(conn); due.ok()) {
+          next = std::min(next, *due);
+        } else {
+          std::fprintf(stderr, "rio-server: recovery batch failed: %s\n",
+                       std::string(due.status().message()).c_str());
+        }
+        absl::MutexLock lock(&mu_);
+        next_recovery_ = next;
+      }
     }
     absl::Time wake = std::min(now + options_.poll_interval, next_heartbeat);
     {
       absl::MutexLock lock(&mu_);
-      wake = std::min(wake, poke_);
+      wake = std::min({wake, poke_, next_recovery_});
+      if (recovery_poked_) wake = now;
     }
     if (more) wake = now + absl::Milliseconds(5);  // let the dispatcher drain
     int timeout_ms = static_cast<int>(

@@ -5,8 +5,11 @@
 // before a restart). Claims use FOR UPDATE SKIP LOCKED, so instances never
 // claim the same delivery, and only as many as the dispatcher has room for.
 //
+// It also runs the batches of recovery jobs (store/recovery_store.h) when
+// they are due.
+//
 // It wakes when told a retry is due (Poke), on a NOTIFY on "rio_due" (sent
-// when an instance releases deliveries), and at least every
+// when an instance releases or re-queues deliveries), and at least every
 // `poll_interval`.
 //
 // Thread-safety: Poke from any thread; Start/Stop from one.
@@ -47,6 +50,8 @@ class Scheduler {
   absl::Status Start();
   // Asks for a claim round no later than `due`.
   void Poke(absl::Time due);
+  // A recovery job was created: look for due batches at once.
+  void PokeRecoveries();
   // Stops claiming and joins the thread.
   void Stop();
 
@@ -73,6 +78,9 @@ class Scheduler {
 
   absl::Mutex mu_;
   absl::Time poke_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  // When to look for a due recovery batch next, unless poked before.
+  absl::Time next_recovery_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool recovery_poked_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace rio::dispatch

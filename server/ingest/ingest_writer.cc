@@ -177,14 +177,16 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
       "RETURNING id";
 
   // Records the results and delivery jobs of the items of `subset` whose
-  // messages were inserted; `created` holds the delivery ids that exist (a
-  // handler deleted since the snapshot got none).
+  // messages were inserted; `created` (below) holds the ids of the deliveries
+  // recorded PENDING (a handler deleted since the snapshot got none, one
+  // disabled since got a CANCELLED one).
   std::vector<dispatch::DeliveryJob> planned;
   auto plan_deliveries = [&](const std::vector<ItemRef>& subset,
                              const absl::flat_hash_set<std::string>& inserted,
                              store::PgArray& delivery_ids,
                              store::PgArray& message_ids,
-                             store::PgArray& handler_ids) {
+                             store::PgArray& handler_ids,
+                             store::PgArray& cancelled) {
     for (const ItemRef& r : subset) {
       const EmitItem& it = item(r);
       if (!inserted.contains(it.message_id)) continue;
@@ -202,6 +204,13 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
         delivery_ids.Add(job.delivery_id);
         message_ids.Add(it.message_id);
         handler_ids.Add(handler->id);
+        cancelled.Add("f");
+      }
+      for (const std::string& handler_id : it.disabled_handler_ids) {
+        delivery_ids.Add(util::RandomUuid());
+        message_ids.Add(it.message_id);
+        handler_ids.Add(handler_id);
+        cancelled.Add("t");
       }
     }
   };
@@ -221,34 +230,49 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
     }
     planned.clear();
   };
-  constexpr const char* kDeliveryInsert =
-      "INSERT INTO deliveries (id, message_id, handler_id, lease_owner, "
-      "next_attempt_time) SELECT u.d, u.m, u.h, $10, now() + "
-      "make_interval(secs => $11) FROM unnest($7::uuid[], $8::uuid[], "
-      "$9::uuid[]) AS u(d, m, h) WHERE EXISTS (SELECT 1 FROM handlers WHERE "
-      "id = u.h)";
+  // Inserts the deliveries whose ids, message ids, handler ids are array
+  // parameters $first..$first+2; $first+3 is this instance's id (the lease),
+  // $first+4 the lease in seconds and $first+5 a bool array: true for a
+  // handler that was disabled in the emit's catalog snapshot. A delivery to
+  // a handler disabled there or in the database is recorded CANCELLED and
+  // leased to no one; one to a handler deleted meanwhile is not recorded.
+  auto delivery_insert = [](int first) {
+    auto p = [first](int i) { return absl::StrCat("$", first + i); };
+    return absl::StrCat(
+        "INSERT INTO deliveries (id, message_id, handler_id, lease_owner, "
+        "next_attempt_time, status) SELECT u.d, u.m, u.h, CASE WHEN u.c OR "
+        "NOT h.enabled THEN NULL ELSE ",
+        p(3), "::uuid END, CASE WHEN u.c OR NOT h.enabled THEN now() ELSE "
+        "now() + make_interval(secs => ", p(4), ") END, CASE WHEN u.c OR NOT "
+        "h.enabled THEN 'CANCELLED' ELSE 'PENDING' END FROM unnest(", p(0),
+        "::uuid[], ", p(1), "::uuid[], ", p(2), "::uuid[], ", p(5),
+        "::bool[]) AS u(d, m, h, c) JOIN handlers h ON h.id = u.h");
+  };
 
   // The common case in one statement (its own transaction, one round trip):
   // every message and its deliveries. A message whose idempotency key is
   // taken is skipped here and settled below.
   {
-    store::PgArray delivery_ids, message_ids, handler_ids;
+    store::PgArray delivery_ids, message_ids, handler_ids, cancelled;
     absl::flat_hash_set<std::string> all_ids;
     for (const ItemRef& r : all) all_ids.insert(item(r).message_id);
-    plan_deliveries(all, all_ids, delivery_ids, message_ids, handler_ids);
+    plan_deliveries(all, all_ids, delivery_ids, message_ids, handler_ids,
+                    cancelled);
     std::vector<store::PgParam> params = message_params(all);
     params.push_back(std::move(delivery_ids).Finish());
     params.push_back(std::move(message_ids).Finish());
     params.push_back(std::move(handler_ids).Finish());
     params.push_back(options_.instance_id);
     params.push_back(lease_seconds);
+    params.push_back(std::move(cancelled).Finish());
     RIO_ASSIGN_OR_RETURN(
         store::PgResult written,
         conn.Exec(absl::StrCat("WITH m AS (", kInsertMessages, "), d AS (",
-                               kDeliveryInsert,
-                               " AND u.m IN (SELECT id FROM m) RETURNING "
-                               "id) SELECT 'm', id FROM m UNION ALL SELECT "
-                               "'d', id FROM d"),
+                               delivery_insert(7),
+                               " WHERE u.m IN (SELECT id FROM m) RETURNING "
+                               "id, status) SELECT 'm', id FROM m UNION ALL "
+                               "SELECT 'd', id FROM d WHERE status = "
+                               "'PENDING'"),
                   params));
     absl::flat_hash_set<std::string> inserted, created;
     for (int i = 0; i < written.rows(); ++i) {
@@ -290,7 +314,7 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
         conn.Exec(
             "SELECT k.i, m.id, m.create_time > now() - make_interval(secs "
             "=> $3), (SELECT count(*) FROM deliveries d WHERE d.message_id "
-            "= m.id) FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY "
+            "= m.id AND (d.status <> 'CANCELLED' OR d.attempts > 0)) FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY "
             "AS k(p, key, i) JOIN messages m ON m.project_id = k.p AND "
             "m.idempotency_key = k.key",
             {std::move(projects).Finish(), std::move(keys).Finish(),
@@ -336,20 +360,23 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
     if (inserted.size() != expired.size()) {
       return absl::AbortedError("idempotency key reused concurrently");
     }
-    store::PgArray delivery_ids, message_ids, handler_ids;
-    plan_deliveries(expired, inserted, delivery_ids, message_ids, handler_ids);
-    if (planned.empty()) return absl::OkStatus();
+    store::PgArray delivery_ids, message_ids, handler_ids, cancelled;
+    plan_deliveries(expired, inserted, delivery_ids, message_ids, handler_ids,
+                    cancelled);
+    if (delivery_ids.empty()) return absl::OkStatus();
+    std::vector<store::PgParam> params;
+    params.push_back(std::move(delivery_ids).Finish());
+    params.push_back(std::move(message_ids).Finish());
+    params.push_back(std::move(handler_ids).Finish());
+    params.push_back(options_.instance_id);
+    params.push_back(lease_seconds);
+    params.push_back(std::move(cancelled).Finish());
     RIO_ASSIGN_OR_RETURN(
         store::PgResult created_rows,
-        conn.Exec(
-            "INSERT INTO deliveries (id, message_id, handler_id, lease_owner, "
-            "next_attempt_time) SELECT u.d, u.m, u.h, $4, now() + "
-            "make_interval(secs => $5) FROM unnest($1::uuid[], $2::uuid[], "
-            "$3::uuid[]) AS u(d, m, h) WHERE EXISTS (SELECT 1 FROM handlers "
-            "WHERE id = u.h) RETURNING id",
-            {std::move(delivery_ids).Finish(), std::move(message_ids).Finish(),
-             std::move(handler_ids).Finish(), options_.instance_id,
-             lease_seconds}));
+        conn.Exec(absl::StrCat("WITH d AS (", delivery_insert(1),
+                               " RETURNING id, status) SELECT id FROM d "
+                               "WHERE status = 'PENDING'"),
+                  params));
     absl::flat_hash_set<std::string> created;
     for (int i = 0; i < created_rows.rows(); ++i) {
       created.insert(std::string(created_rows.Get(i, 0)));

@@ -39,6 +39,9 @@ struct EmitItem {
   std::string sender;
   // The event's enabled handlers at the time of the emit.
   std::vector<std::shared_ptr<const store::CachedHandler>> handlers;
+  // Its disabled handlers: their deliveries are recorded as CANCELLED (and
+  // not sent), so that they can be recovered once the handler is enabled.
+  std::vector<std::string> disabled_handler_ids;
 };
 
 struct EmitResult {

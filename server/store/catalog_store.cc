@@ -368,6 +368,15 @@ absl::StatusOr<v1::Handler> UpdateHandler(
                                absl::StrJoin(sets, ", "), " WHERE id = $1"),
                   params));
     if (updated.affected() == 0) return HandlerNotFound(update.id());
+    if (update.has_enabled() && update.enabled()) {
+      // A fresh start for the health policy: failures before re-enabling
+      // do not count towards disabling it again.
+      RIO_RETURN_IF_ERROR(
+          conn.Exec("UPDATE handler_health SET consecutive_failures = 0, "
+                    "failing_since = NULL WHERE handler_id = $1",
+                    {update.id()})
+              .status());
+    }
     RIO_ASSIGN_OR_RETURN(
         PgResult r, conn.Exec(absl::StrCat("SELECT ", kHandlerColumns,
                                            kHandlerFrom, "WHERE h.id = $1"),

@@ -157,7 +157,8 @@ CREATE INDEX deliveries_by_recovery ON deliveries (recovery_id)
 CREATE TABLE handler_health (
   handler_id           uuid PRIMARY KEY REFERENCES handlers (id) ON DELETE CASCADE,
   consecutive_failures bigint NOT NULL DEFAULT 0,
-  failing_since        timestamptz
+  failing_since        timestamptz,
+  last_success_time    timestamptz
 );
 
 CREATE TABLE recoveries (
@@ -165,7 +166,7 @@ CREATE TABLE recoveries (
   project_id      bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
   handler_id      uuid REFERENCES handlers (id) ON DELETE CASCADE,
   event           text,
-  since           timestamptz NOT NULL,
+  since           timestamptz,
   until           timestamptz NOT NULL,
   rate_per_second integer NOT NULL,
   state           text NOT NULL DEFAULT 'RUNNING'

@@ -563,8 +563,9 @@ TEST_F(EmitTest, HandlersCountsOnlyEnabledHandlersOfThatEventAndProject) {
   Receiver receiver;
   START_RECEIVER(receiver);
   const v1::Handler enabled = rio_->CreateHandler(receiver.Url("/enabled"));
-  rio_->CreateHandler(receiver.Url("/disabled"), kEvent,
-                      [](auto& r) { r.set_enabled(false); });
+  const v1::Handler disabled = rio_->CreateHandler(
+      receiver.Url("/disabled"), kEvent,
+      [](auto& r) { r.set_enabled(false); });
   rio_->CreateHandler(receiver.Url("/other-event"), "comment-deleted");
   rio_->CreateProject("billing");
   rio_->CreateHandler(receiver.Url("/other-project"), kEvent, nullptr,
@@ -572,10 +573,14 @@ TEST_F(EmitTest, HandlersCountsOnlyEnabledHandlersOfThatEventAndProject) {
 
   const v1::EmitResponse resp = rio_->MustEmit(auth_, JsonEvent(R"({})"));
   EXPECT_EQ(resp.handlers(), 1);
-  EXPECT_EQ(Sql(url_, absl::StrCat("SELECT string_agg(handler_id::text, ',') "
-                                   "FROM deliveries WHERE message_id = ",
+  // The disabled handler's delivery is recorded CANCELLED (so that it can be
+  // recovered once the handler is enabled), and never sent.
+  EXPECT_EQ(Sql(url_, absl::StrCat("SELECT string_agg(handler_id || ':' || "
+                                   "(status = 'CANCELLED'), ',' ORDER BY "
+                                   "status = 'CANCELLED') FROM deliveries "
+                                   "WHERE message_id = ",
                                    Quoted(resp.message_id()))),
-            enabled.id());
+            absl::StrCat(enabled.id(), ":false,", disabled.id(), ":true"));
   ASSERT_TRUE(receiver.WaitForCount(1));
   EXPECT_TRUE(AllDeliveriesSettle(url_));
   EXPECT_EQ(receiver.Count(), 1u);
