@@ -1,0 +1,457 @@
+#include "tools/rioctl/project_file.h"
+
+#include <cstdlib>
+#include <set>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/util/validation.h"
+#include "tools/rioctl/args.h"
+#include "yaml-cpp/yaml.h"
+
+namespace rio::rioctl {
+namespace {
+
+// Raised inside the parser and turned into a status at its edge, so that
+// every check is one line.
+struct FileError {
+  FileLocation location;
+  std::string message;
+};
+
+FileLocation LocationOf(const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  if (mark.is_null()) return {1, 1};
+  return {mark.line + 1, mark.column + 1};
+}
+
+[[noreturn]] void Fail(const YAML::Node& node, const std::string& key,
+                       const std::string& message) {
+  throw FileError{LocationOf(node), absl::StrCat(key, ": ", message)};
+}
+
+[[noreturn]] void FailStatus(const YAML::Node& node,
+                             const absl::Status& status) {
+  throw FileError{LocationOf(node), std::string(status.message())};
+}
+
+const char* KindOf(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      return "a single value";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "nothing";
+  }
+}
+
+class Parser {
+ public:
+  Parser(std::string path, const VariableLookup& variables)
+      : path_(std::move(path)), variables_(variables) {}
+
+  ProjectFile Parse(const YAML::Node& root) {
+    ProjectFile file;
+    if (!root.IsMap()) {
+      throw FileError{LocationOf(root),
+                      absl::StrCat("the file must be a mapping with `project:`"
+                                   " (and `senders:`, `actions:`), not ",
+                                   KindOf(root))};
+    }
+    auto fields = Fields(root, "", {"project", "name", "senders", "actions"});
+    auto project = fields.find("project");
+    if (project == fields.end()) {
+      throw FileError{LocationOf(root), "project: is required"};
+    }
+    file.project = Scalar(project->second, "project", /*substitute=*/true);
+    Check(project->second, util::ValidateName("project", file.project));
+    if (auto it = fields.find("name"); it != fields.end()) {
+      file.name = Scalar(it->second, "name", /*substitute=*/true);
+      Check(it->second, util::ValidateDisplayName("name", *file.name));
+    }
+    if (auto it = fields.find("senders"); it != fields.end()) {
+      ParseSenders(it->second, &file);
+    }
+    if (auto it = fields.find("actions"); it != fields.end()) {
+      ParseActions(it->second, &file);
+    }
+    file.warnings = std::move(warnings_);
+    return file;
+  }
+
+ private:
+  // The members of mapping `node`, each key checked against `allowed` and
+  // for duplicates; keys in file order.
+  std::map<std::string, YAML::Node> Fields(
+      const YAML::Node& node, const std::string& prefix,
+      const std::vector<std::string>& allowed) {
+    std::map<std::string, YAML::Node> out;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node key = it->first;
+      if (!key.IsScalar()) {
+        Fail(key, prefix.empty() ? "(key)" : prefix, "keys must be names");
+      }
+      const std::string name = key.Scalar();
+      const std::string full = prefix.empty() ? name : prefix + "." + name;
+      bool known = false;
+      for (const std::string& a : allowed) known = known || a == name;
+      if (!known) {
+        Fail(key, full,
+             absl::StrCat("unknown key (expected one of: ",
+                          absl::StrJoin(allowed, ", "), ")"));
+      }
+      if (out.count(name) > 0) {
+        Fail(key, full,
+             absl::StrCat("duplicate key (first at line ",
+                          LocationOf(out[name]).line, ")"));
+      }
+      // A null value keeps the key's position for messages.
+      out[name] = it->second.IsNull() ? key : it->second;
+      null_keys_[full] = it->second.IsNull();
+    }
+    return out;
+  }
+
+  bool WasNull(const std::string& key) const {
+    auto it = null_keys_.find(key);
+    return it != null_keys_.end() && it->second;
+  }
+
+  std::string Scalar(const YAML::Node& node, const std::string& key,
+                     bool substitute) {
+    if (WasNull(key)) Fail(node, key, "a value is required");
+    if (!node.IsScalar()) {
+      Fail(node, key,
+           absl::StrCat("expected a single value, not ", KindOf(node)));
+    }
+    return substitute ? Substitute(node, key, node.Scalar()) : node.Scalar();
+  }
+
+  // Fills `{{ NAME }}` placeholders from the environment.
+  std::string Substitute(const YAML::Node& node, const std::string& key,
+                         const std::string& text) {
+    std::string out;
+    size_t pos = 0;
+    while (true) {
+      size_t open = text.find("{{", pos);
+      if (open == std::string::npos) break;
+      size_t close = text.find("}}", open + 2);
+      if (close == std::string::npos) break;
+      std::string name(absl::StripAsciiWhitespace(
+          absl::string_view(text).substr(open + 2, close - open - 2)));
+      bool word = !name.empty();
+      for (char c : name) {
+        word = word &&
+               (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_');
+      }
+      if (!word) {
+        out += text.substr(pos, close + 2 - pos);
+        pos = close + 2;
+        continue;
+      }
+      std::optional<std::string> value = variables_(name);
+      if (!value.has_value()) {
+        Fail(node, key,
+             absl::StrCat("environment variable ", name,
+                          " is not set (used as {{ ", name, " }})"));
+      }
+      out += text.substr(pos, open - pos) + *value;
+      pos = close + 2;
+    }
+    return out + text.substr(pos);
+  }
+
+  void Check(const YAML::Node& node, const absl::Status& status) {
+    if (!status.ok()) FailStatus(node, status);
+  }
+
+  // `key:` with nothing, or a list.
+  bool ListOrNothing(const YAML::Node& node, const std::string& key) {
+    if (WasNull(key)) return false;
+    if (!node.IsSequence()) {
+      Fail(node, key, absl::StrCat("expected a list, not ", KindOf(node)));
+    }
+    return true;
+  }
+
+  void ParseSenders(const YAML::Node& list, ProjectFile* file) {
+    if (!ListOrNothing(list, "senders")) return;
+    std::map<std::string, int> seen;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node item = list[i];
+      const std::string prefix = absl::StrCat("senders[", i, "]");
+      if (!item.IsMap()) {
+        Fail(item, prefix,
+             absl::StrCat("expected a mapping with `slug:`, not ",
+                          KindOf(item)));
+      }
+      auto fields = Fields(item, prefix, {"slug", "token"});
+      auto slug = fields.find("slug");
+      if (slug == fields.end()) Fail(item, prefix + ".slug", "is required");
+      SenderSpec sender;
+      sender.name = Scalar(slug->second, prefix + ".slug", true);
+      sender.location = LocationOf(slug->second);
+      Check(slug->second, util::ValidateName(prefix + ".slug", sender.name));
+      if (auto [it, inserted] = seen.emplace(sender.name, sender.location.line);
+          !inserted) {
+        Fail(slug->second, prefix + ".slug",
+             absl::StrCat("sender \"", sender.name,
+                          "\" is already listed at line ", it->second));
+      }
+      if (auto token = fields.find("token"); token != fields.end()) {
+        FileLocation at = LocationOf(token->second);
+        warnings_.push_back(absl::StrCat(
+            path_, ":", at.line, ":", at.column, ": ", prefix,
+            ".token: ignored; Rio generates sender tokens and shows the DSN "
+            "once, when apply creates the sender"));
+      }
+      file->senders.push_back(std::move(sender));
+    }
+  }
+
+  void ParseActions(const YAML::Node& list, ProjectFile* file) {
+    if (!ListOrNothing(list, "actions")) return;
+    std::map<std::string, int> seen;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node item = list[i];
+      const std::string prefix = absl::StrCat("actions[", i, "]");
+      if (!item.IsMap()) {
+        Fail(item, prefix,
+             absl::StrCat("expected a mapping with `slug:` and `webhooks:`, "
+                          "not ",
+                          KindOf(item)));
+      }
+      auto fields = Fields(item, prefix, {"slug", "webhooks"});
+      auto slug = fields.find("slug");
+      if (slug == fields.end()) Fail(item, prefix + ".slug", "is required");
+      ActionSpec action;
+      action.event = Scalar(slug->second, prefix + ".slug", true);
+      action.location = LocationOf(slug->second);
+      Check(slug->second, util::ValidateName(prefix + ".slug", action.event));
+      if (auto [it, inserted] =
+              seen.emplace(action.event, action.location.line);
+          !inserted) {
+        Fail(slug->second, prefix + ".slug",
+             absl::StrCat("action \"", action.event,
+                          "\" is already listed at line ", it->second));
+      }
+      if (auto hooks = fields.find("webhooks"); hooks != fields.end()) {
+        ParseWebhooks(hooks->second, prefix + ".webhooks", &action);
+      }
+      file->actions.push_back(std::move(action));
+    }
+  }
+
+  void ParseWebhooks(const YAML::Node& list, const std::string& key,
+                     ActionSpec* action) {
+    if (!ListOrNothing(list, key)) return;
+    std::map<std::pair<int, std::string>, int> seen;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node item = list[i];
+      const std::string prefix = absl::StrCat(key, "[", i, "]");
+      if (!item.IsMap()) {
+        Fail(
+            item, prefix,
+            absl::StrCat("expected a mapping with `url:`, not ", KindOf(item)));
+      }
+      auto fields = Fields(
+          item, prefix,
+          {"method", "url", "headers", "content_type", "timeout", "enabled"});
+      WebhookSpec hook;
+      hook.location = LocationOf(item);
+      auto url = fields.find("url");
+      if (url == fields.end()) Fail(item, prefix + ".url", "is required");
+      hook.url = Scalar(url->second, prefix + ".url", true);
+      Check(url->second, util::ValidateWebhookUrl(prefix + ".url", hook.url));
+
+      if (auto it = fields.find("method"); it != fields.end()) {
+        std::string method =
+            absl::AsciiStrToUpper(Scalar(it->second, prefix + ".method", true));
+        if (method == "POST") {
+          hook.method = v1::Handler::POST;
+        } else if (method == "PUT") {
+          hook.method = v1::Handler::PUT;
+        } else if (method == "GET") {
+          hook.method = v1::Handler::GET;
+        } else {
+          Fail(it->second, prefix + ".method",
+               absl::StrCat("must be POST, PUT or GET (got \"",
+                            it->second.Scalar(), "\")"));
+        }
+      }
+
+      std::optional<v1::Handler::ContentType> from_header;
+      YAML::Node header_node;
+      if (auto it = fields.find("headers"); it != fields.end()) {
+        const std::string hkey = prefix + ".headers";
+        if (!WasNull(hkey)) {
+          if (!it->second.IsMap()) {
+            Fail(it->second, hkey,
+                 absl::StrCat("expected a mapping of header names to values, "
+                              "not ",
+                              KindOf(it->second)));
+          }
+          for (auto h = it->second.begin(); h != it->second.end(); ++h) {
+            if (!h->first.IsScalar())
+              Fail(h->first, hkey, "names must be text");
+            const std::string name = h->first.Scalar();
+            const std::string vkey = hkey + "." + name;
+            if (!h->second.IsScalar()) {
+              Fail(h->second.IsNull() ? h->first : h->second, vkey,
+                   "expected a single value");
+            }
+            std::string value = Substitute(h->second, vkey, h->second.Scalar());
+            // The original Rio chose the body's type with a Content-Type
+            // header; Rio sets that header itself from content_type.
+            if (absl::AsciiStrToLower(name) == "content-type") {
+              from_header = ContentTypeOf(h->second, vkey, value);
+              header_node = h->second;
+              continue;
+            }
+            for (const auto& [existing, unused] : hook.headers) {
+              if (absl::AsciiStrToLower(existing) ==
+                  absl::AsciiStrToLower(name)) {
+                Fail(h->first, vkey, "duplicate header");
+              }
+            }
+            hook.headers[name] = value;
+          }
+          Check(it->second, util::ValidateHeaders(hkey, hook.headers));
+        }
+      }
+      if (auto it = fields.find("content_type"); it != fields.end()) {
+        const std::string ckey = prefix + ".content_type";
+        hook.content_type =
+            ContentTypeOf(it->second, ckey, Scalar(it->second, ckey, true));
+        if (from_header.has_value() && *from_header != hook.content_type) {
+          Fail(header_node, prefix + ".headers.Content-Type",
+               "contradicts content_type");
+        }
+      } else if (from_header.has_value()) {
+        hook.content_type = *from_header;
+      }
+      if (hook.method == v1::Handler::GET &&
+          hook.content_type == v1::Handler::JSON) {
+        Fail(item, prefix,
+             "content_type json needs method POST or PUT (GET sends the "
+             "payload's fields in the query string)");
+      }
+
+      if (auto it = fields.find("timeout"); it != fields.end()) {
+        const std::string tkey = prefix + ".timeout";
+        std::string text = Scalar(it->second, tkey, true);
+        absl::StatusOr<int64_t> ms = ParseDurationMs(text);
+        if (!ms.ok())
+          Fail(it->second, tkey, std::string(ms.status().message()));
+        if (*ms < 1 || *ms > util::kMaxTimeoutMs) {
+          Fail(it->second, tkey,
+               absl::StrCat("must be between 1ms and ",
+                            FormatDurationMs(util::kMaxTimeoutMs), " (got ",
+                            text, ")"));
+        }
+        hook.timeout_ms = static_cast<int>(*ms);
+      }
+
+      if (auto it = fields.find("enabled"); it != fields.end()) {
+        const std::string ekey = prefix + ".enabled";
+        std::string text =
+            absl::AsciiStrToLower(Scalar(it->second, ekey, false));
+        if (text == "true" || text == "yes") {
+          hook.enabled = true;
+        } else if (text == "false" || text == "no") {
+          hook.enabled = false;
+        } else {
+          Fail(it->second, ekey,
+               absl::StrCat("must be true or false (got \"",
+                            it->second.Scalar(), "\")"));
+        }
+      }
+
+      auto identity = std::make_pair(static_cast<int>(hook.method), hook.url);
+      if (auto [it, inserted] = seen.emplace(identity, hook.location.line);
+          !inserted) {
+        Fail(item, prefix,
+             absl::StrCat("the same method and url are already listed at "
+                          "line ",
+                          it->second));
+      }
+      action->webhooks.push_back(std::move(hook));
+    }
+  }
+
+  v1::Handler::ContentType ContentTypeOf(const YAML::Node& node,
+                                         const std::string& key,
+                                         const std::string& value) {
+    std::string lower(absl::AsciiStrToLower(absl::StripAsciiWhitespace(value)));
+    if (size_t semi = lower.find(';'); semi != std::string::npos) {
+      lower = std::string(
+          absl::StripTrailingAsciiWhitespace(lower.substr(0, semi)));
+    }
+    if (lower == "json" || lower == "application/json")
+      return v1::Handler::JSON;
+    if (lower == "form" || lower == "application/x-www-form-urlencoded") {
+      return v1::Handler::FORM;
+    }
+    Fail(node, key,
+         absl::StrCat("must be json (application/json) or form "
+                      "(application/x-www-form-urlencoded), not \"",
+                      value, "\""));
+  }
+
+  const std::string path_;
+  const VariableLookup& variables_;
+  std::map<std::string, bool> null_keys_;
+  std::vector<std::string> warnings_;
+};
+
+}  // namespace
+
+VariableLookup EnvironmentVariables() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr || *value == '\0') return std::nullopt;
+    return std::string(value);
+  };
+}
+
+absl::StatusOr<ProjectFile> ParseProjectFile(absl::string_view path,
+                                             absl::string_view text,
+                                             const VariableLookup& variables) {
+  auto error = [&](FileLocation at, const std::string& message) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ":", at.line, ":", at.column, ": ", message));
+  };
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    FileLocation at{1, 1};
+    if (!e.mark.is_null()) at = {e.mark.line + 1, e.mark.column + 1};
+    return error(at, absl::StrCat("invalid YAML: ", e.msg));
+  }
+  if (documents.empty()) {
+    return error({1, 1}, "the file is empty; it needs at least `project:`");
+  }
+  if (documents.size() > 1) {
+    return error(LocationOf(documents[1]),
+                 "one project per file (this is a second YAML document)");
+  }
+  try {
+    return Parser(std::string(path), variables).Parse(documents[0]);
+  } catch (const FileError& e) {
+    return error(e.location, e.message);
+  } catch (const YAML::Exception& e) {
+    FileLocation at{1, 1};
+    if (!e.mark.is_null()) at = {e.mark.line + 1, e.mark.column + 1};
+    return error(at, e.msg);
+  }
+}
+
+}  // namespace rio::rioctl

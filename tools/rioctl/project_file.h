@@ -1,0 +1,96 @@
+// The declarative project file that `rioctl apply -f` syncs, in the original
+// Rio's shape, extended with a handler's content type, timeout and enabled
+// flag:
+//
+//   project: example            # the project's slug (required)
+//   name: Example project       # its display name (optional)
+//   senders:
+//     - slug: example           # a sender allowed to emit into the project
+//   actions:
+//     - slug: comment-published # an event
+//       webhooks:               # its handlers
+//         - method: POST        # POST (default), PUT or GET
+//           url: http://127.0.0.1:5000/webhook
+//           headers: {X-Team: antispam}
+//           content_type: json  # form (default) or json
+//           timeout: 5s         # per attempt (default 15s)
+//           enabled: true       # unset: left as the server has it
+//
+// String values may use the original's `{{ NAME }}` placeholders, filled
+// from the environment. A sender's `token:` is accepted for compatibility
+// but ignored with a warning: Rio generates sender tokens itself and shows
+// them once, when the sender is created.
+//
+// Pure functions and plain values; thread-compatible.
+#ifndef RIO_TOOLS_RIOCTL_PROJECT_FILE_H_
+#define RIO_TOOLS_RIOCTL_PROJECT_FILE_H_
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "rio/v1/handler.pb.h"
+
+namespace rio::rioctl {
+
+// Where something is in the file: 1-based, as editors show it.
+struct FileLocation {
+  int line = 0;
+  int column = 0;
+};
+
+struct SenderSpec {
+  std::string name;
+  FileLocation location;
+};
+
+struct WebhookSpec {
+  v1::Handler::Method method = v1::Handler::POST;
+  std::string url;
+  std::map<std::string, std::string> headers;
+  v1::Handler::ContentType content_type = v1::Handler::FORM;
+  int timeout_ms = 15000;
+  std::optional<bool> enabled;  // Unset: not managed by the file.
+  FileLocation location;
+};
+
+struct ActionSpec {
+  std::string event;
+  std::vector<WebhookSpec> webhooks;
+  FileLocation location;
+};
+
+struct ProjectFile {
+  std::string project;              // Slug.
+  std::optional<std::string> name;  // Unset: not managed by the file.
+  std::vector<SenderSpec> senders;
+  std::vector<ActionSpec> actions;
+  // "FILE:LINE:COL: key: text" lines for things accepted but ignored.
+  std::vector<std::string> warnings;
+};
+
+// Looks up `{{ NAME }}` placeholders; nullopt when NAME is not set.
+using VariableLookup =
+    std::function<std::optional<std::string>(const std::string& name)>;
+
+// The process environment (unset and empty variables are both missing).
+VariableLookup EnvironmentVariables();
+
+// Parses and validates a project file. `path` is only used in messages.
+// Any problem — malformed YAML, an unknown or duplicate key, a value of the
+// wrong type, an invalid slug, URL, method, content type, header or
+// timeout, a duplicate sender, action or webhook, a placeholder whose
+// variable is not set — is INVALID_ARGUMENT with the message
+// "PATH:LINE:COL: KEY: what is wrong", KEY being the key's path such as
+// `actions[0].webhooks[1].method`.
+absl::StatusOr<ProjectFile> ParseProjectFile(absl::string_view path,
+                                             absl::string_view text,
+                                             const VariableLookup& variables);
+
+}  // namespace rio::rioctl
+
+#endif  // RIO_TOOLS_RIOCTL_PROJECT_FILE_H_

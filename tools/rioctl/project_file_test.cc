@@ -1,0 +1,243 @@
+#include "tools/rioctl/project_file.h"
+
+#include <map>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace rio::rioctl {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+
+VariableLookup Vars(std::map<std::string, std::string> vars = {}) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+// The error message of parsing `text` as "p.yml" ("" when it parses).
+std::string ErrorOf(const std::string& text,
+                    std::map<std::string, std::string> vars = {}) {
+  absl::StatusOr<ProjectFile> file =
+      ParseProjectFile("p.yml", text, Vars(std::move(vars)));
+  if (file.ok()) return "";
+  EXPECT_EQ(file.status().code(), absl::StatusCode::kInvalidArgument);
+  return std::string(file.status().message());
+}
+
+// The original Rio's examples/example.yml, byte for byte.
+constexpr char kOriginalExample[] =
+    "project: example\n"
+    "\n"
+    "senders:\n"
+    "  - slug: example\n"
+    "    token: example\n"
+    "\n"
+    "actions:\n"
+    "  - slug: example\n"
+    "    webhooks:\n"
+    "      - method: POST\n"
+    "        url: \"http://127.0.0.1:5000\"";
+
+TEST(ProjectFile, ParsesTheOriginalExample) {
+  absl::StatusOr<ProjectFile> file =
+      ParseProjectFile("example.yml", kOriginalExample, Vars());
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->project, "example");
+  EXPECT_FALSE(file->name.has_value());
+  ASSERT_EQ(file->senders.size(), 1u);
+  EXPECT_EQ(file->senders[0].name, "example");
+  EXPECT_EQ(file->senders[0].location.line, 4);
+  ASSERT_EQ(file->actions.size(), 1u);
+  EXPECT_EQ(file->actions[0].event, "example");
+  ASSERT_EQ(file->actions[0].webhooks.size(), 1u);
+  const WebhookSpec& hook = file->actions[0].webhooks[0];
+  EXPECT_EQ(hook.method, v1::Handler::POST);
+  EXPECT_EQ(hook.url, "http://127.0.0.1:5000");
+  EXPECT_TRUE(hook.headers.empty());
+  EXPECT_EQ(hook.content_type, v1::Handler::FORM);
+  EXPECT_EQ(hook.timeout_ms, 15000);
+  EXPECT_FALSE(hook.enabled.has_value());
+  EXPECT_EQ(hook.location.line, 10);
+  EXPECT_THAT(file->warnings,
+              ElementsAre("example.yml:5:12: senders[0].token: ignored; Rio "
+                          "generates sender tokens and shows the DSN once, "
+                          "when apply creates the sender"));
+}
+
+TEST(ProjectFile, ParsesTheOriginalSyncExampleWithPlaceholders) {
+  // The original's examples/syncproject.yml.
+  const std::string text =
+      "project: example\n"
+      "\n"
+      "senders:\n"
+      "  - slug: srv1\n"
+      "    token: '{{ SRV1_SENDER_TOKEN }}'\n"
+      "\n"
+      "actions:\n"
+      "  - slug: post-published\n"
+      "    webhooks:\n"
+      "      - method: POST\n"
+      "        url: http://{{ SRV2 }}/webhook\n"
+      "      - method: POST\n"
+      "        url: http://{{ SRV3 }}/webhook\n"
+      "        headers:\n"
+      "          Content-Type: application/json\n";
+  absl::StatusOr<ProjectFile> file =
+      ParseProjectFile("sync.yml", text,
+                       Vars({{"SRV2", "10.0.0.2:5000"}, {"SRV3", "10.0.0.3"}}));
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_EQ(file->actions[0].webhooks.size(), 2u);
+  EXPECT_EQ(file->actions[0].webhooks[0].url, "http://10.0.0.2:5000/webhook");
+  EXPECT_EQ(file->actions[0].webhooks[0].content_type, v1::Handler::FORM);
+  EXPECT_EQ(file->actions[0].webhooks[1].url, "http://10.0.0.3/webhook");
+  // Content-Type chooses the body's type; Rio sets the header itself.
+  EXPECT_EQ(file->actions[0].webhooks[1].content_type, v1::Handler::JSON);
+  EXPECT_TRUE(file->actions[0].webhooks[1].headers.empty());
+  // The token is ignored, so its variable need not be set.
+  EXPECT_EQ(file->warnings.size(), 1u);
+}
+
+TEST(ProjectFile, ParsesTheExtensions) {
+  absl::StatusOr<ProjectFile> file =
+      ParseProjectFile("p.yml",
+                       "project: comments\n"
+                       "name: All comments\n"
+                       "senders: []\n"
+                       "actions:\n"
+                       "  - slug: comment-published\n"
+                       "    webhooks:\n"
+                       "      - url: http://127.0.0.1:5000/antispam\n"
+                       "        method: put\n"
+                       "        headers: {X-Team: antispam, X-Env: prod}\n"
+                       "        content_type: JSON\n"
+                       "        timeout: 2.5s\n"
+                       "        enabled: false\n"
+                       "  - slug: comment-deleted\n",
+                       Vars());
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->name, "All comments");
+  EXPECT_TRUE(file->senders.empty());
+  ASSERT_EQ(file->actions.size(), 2u);
+  const WebhookSpec& hook = file->actions[0].webhooks[0];
+  EXPECT_EQ(hook.method, v1::Handler::PUT);
+  EXPECT_THAT(hook.headers,
+              ElementsAre(Pair("X-Env", "prod"), Pair("X-Team", "antispam")));
+  EXPECT_EQ(hook.content_type, v1::Handler::JSON);
+  EXPECT_EQ(hook.timeout_ms, 2500);
+  EXPECT_EQ(hook.enabled, false);
+  EXPECT_TRUE(file->actions[1].webhooks.empty());
+  EXPECT_TRUE(file->warnings.empty());
+}
+
+TEST(ProjectFile, UnknownKeysNameFileLineAndKey) {
+  EXPECT_EQ(ErrorOf("project: example\n"
+                    "actions:\n"
+                    "  - slug: example\n"
+                    "    webhooks:\n"
+                    "      - metod: POST\n"
+                    "        url: http://127.0.0.1:5000\n"),
+            "p.yml:5:9: actions[0].webhooks[0].metod: unknown key (expected "
+            "one of: method, url, headers, content_type, timeout, enabled)");
+  EXPECT_EQ(ErrorOf("project: example\nsender:\n  - slug: a\n"),
+            "p.yml:2:1: sender: unknown key (expected one of: project, name, "
+            "senders, actions)");
+  EXPECT_EQ(ErrorOf("project: example\nsenders:\n  - slug: a\n    tokn: x\n"),
+            "p.yml:4:5: senders[0].tokn: unknown key (expected one of: slug, "
+            "token)");
+}
+
+TEST(ProjectFile, MalformedYamlNamesTheLine) {
+  EXPECT_EQ(ErrorOf("project: example\n"
+                    "actions:\n"
+                    "  - slug: example\n"
+                    "    webhooks: [\n"),
+            "p.yml:5:1: invalid YAML: end of sequence flow not found");
+  EXPECT_EQ(ErrorOf("project: example\n"
+                    "  senders: x\n"),
+            "p.yml:2:10: invalid YAML: illegal map value");
+}
+
+TEST(ProjectFile, StructureErrors) {
+  EXPECT_EQ(ErrorOf(""),
+            "p.yml:1:1: the file is empty; it needs at least "
+            "`project:`");
+  EXPECT_EQ(ErrorOf("- a\n- b\n"),
+            "p.yml:1:1: the file must be a mapping with `project:` (and "
+            "`senders:`, `actions:`), not a list");
+  EXPECT_EQ(ErrorOf("name: x\n"), "p.yml:1:1: project: is required");
+  EXPECT_EQ(ErrorOf("project:\n"), "p.yml:1:1: project: a value is required");
+  EXPECT_EQ(ErrorOf("project: [a]\n"),
+            "p.yml:1:10: project: expected a single value, not a list");
+  EXPECT_EQ(ErrorOf("project: a\nproject: b\n"),
+            "p.yml:2:1: project: duplicate key (first at line 1)");
+  EXPECT_EQ(ErrorOf("project: a\nsenders: x\n"),
+            "p.yml:2:10: senders: expected a list, not a single value");
+  EXPECT_EQ(ErrorOf("project: a\nsenders:\n  - a\n"),
+            "p.yml:3:5: senders[0]: expected a mapping with `slug:`, not a "
+            "single value");
+  EXPECT_EQ(ErrorOf("project: a\n---\nproject: b\n"),
+            "p.yml:3:1: one project per file (this is a second YAML "
+            "document)");
+}
+
+TEST(ProjectFile, ValueErrors) {
+  const std::string head =
+      "project: example\n"
+      "actions:\n"
+      "  - slug: example\n"
+      "    webhooks:\n";
+  EXPECT_EQ(ErrorOf(head + "      - url: ftp://x\n"),
+            "p.yml:5:14: actions[0].webhooks[0].url \"ftp://x\" must start "
+            "with http:// or https://");
+  EXPECT_EQ(ErrorOf(head + "      - method: DELETE\n        url: http://a\n"),
+            "p.yml:5:17: actions[0].webhooks[0].method: must be POST, PUT or "
+            "GET (got \"DELETE\")");
+  EXPECT_EQ(ErrorOf(head + "      - url: http://a\n        timeout: 5\n"),
+            "p.yml:6:18: actions[0].webhooks[0].timeout: \"5\" is not a "
+            "duration (use e.g. 500ms, 30s, 5m, 2h, 7d or 1h30m)");
+  EXPECT_EQ(ErrorOf(head + "      - url: http://a\n        timeout: 10m\n"),
+            "p.yml:6:18: actions[0].webhooks[0].timeout: must be between 1ms "
+            "and 5m (got 10m)");
+  EXPECT_EQ(ErrorOf(head + "      - url: http://a\n        enabled: maybe\n"),
+            "p.yml:6:18: actions[0].webhooks[0].enabled: must be true or "
+            "false (got \"maybe\")");
+  EXPECT_EQ(
+      ErrorOf(head + "      - url: http://a\n        content_type: xml\n"),
+      "p.yml:6:23: actions[0].webhooks[0].content_type: must be json "
+      "(application/json) or form (application/x-www-form-urlencoded), "
+      "not \"xml\"");
+  EXPECT_EQ(
+      ErrorOf(head + "      - url: http://a\n        headers: {Host: x}\n"),
+      "p.yml:6:18: actions[0].webhooks[0].headers may not set \"Host\"; Rio "
+      "sets it itself");
+  EXPECT_EQ(ErrorOf(head + "      - url: http://a\n"
+                           "      - url: http://a\n"
+                           "        method: post\n"),
+            "p.yml:6:9: actions[0].webhooks[1]: the same method and url are "
+            "already listed at line 5");
+  EXPECT_EQ(ErrorOf(head + "      - url: http://{{ HOST }}/hook\n"),
+            "p.yml:5:14: actions[0].webhooks[0].url: environment variable "
+            "HOST is not set (used as {{ HOST }})");
+  EXPECT_EQ(ErrorOf("project: bad slug\n"),
+            "p.yml:1:10: project \"bad slug\" may contain only letters, "
+            "digits, '.', '_' and '-'");
+  EXPECT_EQ(ErrorOf("project: a\nsenders:\n  - slug: s\n  - slug: s\n"),
+            "p.yml:4:11: senders[1].slug: sender \"s\" is already listed at "
+            "line 3");
+  EXPECT_EQ(ErrorOf("project: a\nactions:\n  - slug: e\n  - slug: e\n"),
+            "p.yml:4:11: actions[1].slug: action \"e\" is already listed at "
+            "line 3");
+  EXPECT_EQ(ErrorOf(head + "      - url: http://a\n        method: GET\n"
+                           "        content_type: json\n"),
+            "p.yml:5:9: actions[0].webhooks[0]: content_type json needs "
+            "method POST or PUT (GET sends the payload's fields in the query "
+            "string)");
+}
+
+}  // namespace
+}  // namespace rio::rioctl

@@ -1,0 +1,51 @@
+// How rioctl shows Rio's objects in table mode: one row per object for
+// lists, "Key: value" fields for one object. Pure functions of the message
+// and the current time; thread-compatible.
+#ifndef RIO_TOOLS_RIOCTL_VIEWS_H_
+#define RIO_TOOLS_RIOCTL_VIEWS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "rio/v1/delivery.pb.h"
+#include "rio/v1/handler.pb.h"
+#include "rio/v1/project.pb.h"
+#include "tools/rioctl/output.h"
+
+namespace rio::rioctl {
+
+std::string ProjectsTable(const std::vector<v1::Project>& projects,
+                          absl::Time now);
+std::string ProjectFields(const v1::Project& project, absl::Time now);
+std::string SendersTable(const std::vector<v1::Sender>& senders,
+                         absl::Time now);
+std::string HandlersTable(const std::vector<v1::Handler>& handlers,
+                          absl::Time now);
+std::string HandlerFields(const v1::Handler& handler, absl::Time now);
+
+// "200", "500", "timeout", "-" (no attempt yet).
+std::string LastResult(const v1::Delivery& delivery);
+std::string DeliveriesTable(const std::vector<v1::Delivery>& deliveries,
+                            absl::Time now, const Colours& colours);
+// Fields, the attempts as a table, and one attempt's response in full
+// (`attempt_number`, or the last when 0).
+std::string DeliveryDetails(const v1::Delivery& delivery, absl::Time now,
+                            int attempt_number);
+std::string RecoveryFields(const v1::Recovery& recovery, absl::Time now);
+std::string RecoveriesTable(const std::vector<v1::Recovery>& recoveries,
+                            absl::Time now);
+std::string StatsFields(const v1::HandlerStats& stats);
+// One line per streamed attempt.
+std::string TailLine(const v1::TailDeliveriesResponse& event,
+                     const Colours& colours);
+// "[#####.....]  50%  5/10 re-queued (succeeded 3, failed 0, pending 2)".
+std::string ProgressBar(const v1::Recovery& recovery, int width);
+
+// "succeeded", "pending", …
+std::string StatusName(v1::Delivery::Status status);
+
+}  // namespace rio::rioctl
+
+#endif  // RIO_TOOLS_RIOCTL_VIEWS_H_
