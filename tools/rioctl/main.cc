@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "grpc/support/log.h"
 #include "tools/rioctl/cli.h"
 
 namespace {
@@ -17,6 +18,11 @@ namespace {
 std::atomic<bool> interrupted{false};
 
 void OnSignal(int) { interrupted.store(true); }
+
+// rioctl reports errors itself, one line each; gRPC's own log lines (e.g. a
+// failed TLS handshake) would only repeat them. GRPC_VERBOSITY brings them
+// back for debugging.
+void DropGrpcLog(gpr_log_func_args*) {}
 
 }  // namespace
 
@@ -27,6 +33,8 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  if (std::getenv("GRPC_VERBOSITY") == nullptr)
+    gpr_set_log_function(DropGrpcLog);
 
   rio::rioctl::Io io;
   io.out = &std::cout;

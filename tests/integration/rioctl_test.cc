@@ -1,0 +1,833 @@
+// The real rioctl binary, run as a child process (posix_spawn, its stdout,
+// stderr and exit code captured), against the real rio-server and a real
+// PostgreSQL: every command's output and exit code, apply's dry-run, prune
+// and idempotency round trips, malformed project files (the exact error
+// line, and nothing changed), and emits reaching real receivers.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testkit/receiver.h"
+#include "tests/testkit/testkit.h"
+
+namespace rio {
+namespace {
+
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::MatchesRegex;
+using ::testing::Not;
+using ::testing::StartsWith;
+using testkit::PgCluster;
+using testkit::Receiver;
+using testkit::ServerProcess;
+using testkit::WaitFor;
+
+constexpr char kToken[] = "test-admin-token";
+constexpr char kUuid[] =
+    "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+
+std::string RioctlPath() {
+  const char* from_env = std::getenv("RIOCTL_BINARY");
+  if (from_env != nullptr && *from_env != '\0') return from_env;
+  return RIOCTL_BINARY_PATH;
+}
+
+// A running rioctl with its output collected by a thread.
+class Child {
+ public:
+  Child(const std::vector<std::string>& args,
+        const std::map<std::string, std::string>& env,
+        const std::string& input) {
+    int out[2], err[2], in[2];
+    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+    EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
+    EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+    std::vector<std::string> argv_text = {RioctlPath()};
+    argv_text.insert(argv_text.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_text) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_text;
+    for (const auto& [k, v] : env) env_text.push_back(absl::StrCat(k, "=", v));
+    std::vector<char*> envp;
+    for (auto& e : env_text) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(),
+                         envp.data());
+    EXPECT_EQ(rc, 0) << "cannot run " << argv[0];
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    close(err[1]);
+    close(in[0]);
+    // Small inputs fit in the pipe's buffer.
+    if (!input.empty()) {
+      EXPECT_EQ(write(in[1], input.data(), input.size()),
+                static_cast<ssize_t>(input.size()));
+    }
+    close(in[1]);
+    reader_ = std::thread([this, o = out[0], e = err[0]] { Read(o, e); });
+  }
+
+  ~Child() {
+    if (pid_ > 0 && !waited_) {
+      kill(pid_, SIGKILL);
+      Wait();
+    }
+  }
+
+  std::string Out() const {
+    absl::MutexLock lock(&mu_);
+    return out_;
+  }
+  std::string Err() const {
+    absl::MutexLock lock(&mu_);
+    return err_;
+  }
+  void Signal(int sig) { kill(pid_, sig); }
+
+  // The exit code (128+signal when killed).
+  int Wait() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    waited_ = true;
+    if (reader_.joinable()) reader_.join();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  void Read(int out, int err) {
+    pollfd fds[2] = {{out, POLLIN, 0}, {err, POLLIN, 0}};
+    int open_fds = 2;
+    char buf[4096];
+    while (open_fds > 0) {
+      if (poll(fds, 2, -1) < 0) break;
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+        ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+        if (n <= 0) {
+          close(fds[i].fd);
+          fds[i].fd = -1;
+          --open_fds;
+          continue;
+        }
+        absl::MutexLock lock(&mu_);
+        (i == 0 ? out_ : err_).append(buf, n);
+      }
+    }
+  }
+
+  pid_t pid_ = -1;
+  bool waited_ = false;
+  std::thread reader_;
+  mutable absl::Mutex mu_;
+  std::string out_ ABSL_GUARDED_BY(mu_);
+  std::string err_ ABSL_GUARDED_BY(mu_);
+};
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::ostream& operator<<(std::ostream& os, const Result& r) {
+  return os << "exit " << r.code << "\n--- stdout\n"
+            << r.out << "--- stderr\n"
+            << r.err;
+}
+
+class RioctlTest : public ::testing::Test {
+ public:
+  void SetUp() override {
+    auto url = PgCluster::Shared().CreateDatabase("rioctl");
+    ASSERT_TRUE(url.ok()) << url.status();
+    url_ = *url;
+    ServerProcess::Options options;
+    options.database_url = url_;
+    options.admin_token = kToken;
+    // Short retries so failing deliveries settle quickly.
+    options.extra_args = {"--retry_schedule", "100ms"};
+    server_ = std::make_unique<ServerProcess>(options);
+    ASSERT_TRUE(server_->Start().ok());
+    dir_ = std::filesystem::temp_directory_path() /
+           absl::StrCat("rioctl-test-", getpid(), "-", counter_++);
+    std::filesystem::create_directories(dir_);
+  }
+
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::map<std::string, std::string> Env() const {
+    return {{"RIO_SERVER", server_->grpc_address()},
+            {"RIO_ADMIN_TOKEN", kToken}};
+  }
+
+  Result Run(const std::vector<std::string>& args,
+             std::map<std::string, std::string> extra_env = {},
+             const std::string& input = "") {
+    std::map<std::string, std::string> env = Env();
+    for (auto& [k, v] : extra_env) env[k] = v;
+    Child child(args, env, input);
+    Result r;
+    r.code = child.Wait();
+    r.out = child.Out();
+    r.err = child.Err();
+    return r;
+  }
+
+  // Runs a command that must succeed; returns its stdout.
+  std::string Ok(const std::vector<std::string>& args,
+                 std::map<std::string, std::string> extra_env = {}) {
+    Result r = Run(args, std::move(extra_env));
+    EXPECT_EQ(r.code, 0) << absl::StrJoin(args, " ") << "\n" << r;
+    return r.out;
+  }
+
+  std::string WriteFile(const std::string& name, const std::string& text) {
+    std::string path = (dir_ / name).string();
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  // Every row of the catalog, as text: equal fingerprints mean nothing
+  // changed.
+  std::string Fingerprint() {
+    auto rows = PgCluster::Query(
+        url_,
+        "SELECT coalesce((SELECT string_agg(p::text, ';' ORDER BY id) FROM "
+        "projects p), '') || '|' || coalesce((SELECT string_agg(s::text, ';' "
+        "ORDER BY name) FROM senders s), '') || '|' || coalesce((SELECT "
+        "string_agg(h::text, ';' ORDER BY id) FROM handlers h), '')");
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    return rows.ok() ? *rows : "";
+  }
+
+  // The first match of `pattern`'s group 1 in `text`.
+  static std::string Capture(const std::string& text,
+                             const std::string& pattern) {
+    std::smatch m;
+    if (!std::regex_search(text, m, std::regex(pattern))) return "";
+    return m[1];
+  }
+
+  std::string url_;
+  std::unique_ptr<ServerProcess> server_;
+  std::filesystem::path dir_;
+  static inline int counter_ = 0;
+};
+
+// --- help, usage and connection ------------------------------------------
+
+TEST_F(RioctlTest, HelpOnEveryCommand) {
+  for (const char* path : {"project create",  "project get",
+                           "project list",    "project update",
+                           "project delete",  "sender create",
+                           "sender list",     "sender delete",
+                           "handler create",  "handler get",
+                           "handler list",    "handler update",
+                           "handler enable",  "handler disable",
+                           "handler delete",  "handler rotate-secret",
+                           "apply",           "emit",
+                           "deliveries list", "deliveries show",
+                           "redeliver",       "recover",
+                           "recovery list",   "recovery get",
+                           "recovery cancel", "tail",
+                           "stats",           "version"}) {
+    std::vector<std::string> args = absl::StrSplit(path, ' ');
+    args.push_back("--help");
+    Result r = Run(args);
+    EXPECT_EQ(r.code, 0) << path << "\n" << r;
+    EXPECT_THAT(r.out, HasSubstr(absl::StrCat("Usage:\n  rioctl ", path)))
+        << path;
+    EXPECT_THAT(r.out, HasSubstr("Global flags:\n")) << path;
+    EXPECT_THAT(r.err, IsEmpty()) << path;
+  }
+  // Groups and the root list their commands.
+  Result group = Run({"handler", "--help"});
+  EXPECT_EQ(group.code, 0);
+  EXPECT_THAT(group.out, HasSubstr("\n  rotate-secret   Issue a new signing "
+                                   "secret\n"));
+  Result root = Run({"help"});
+  EXPECT_EQ(root.code, 0);
+  EXPECT_THAT(root.out, HasSubstr("\n  apply        Make a project match a "
+                                  "project file (YAML)\n"));
+  EXPECT_EQ(Run({"-h", "project", "get"}).out,
+            Run({"project", "get", "-h"}).out);
+}
+
+TEST_F(RioctlTest, UsageErrorsExitTwo) {
+  Result none = Run({});
+  EXPECT_EQ(none.code, 2);
+  EXPECT_THAT(none.err, StartsWith("rioctl administers Rio"));
+  Result group = Run({"project"});
+  EXPECT_EQ(group.code, 2);
+  EXPECT_THAT(group.err,
+              StartsWith("Create, show, rename and delete projects"));
+
+  auto expect_usage = [&](const std::vector<std::string>& args,
+                          const std::string& stderr_text) {
+    Result r = Run(args);
+    EXPECT_EQ(r.code, 2) << absl::StrJoin(args, " ") << "\n" << r;
+    EXPECT_EQ(r.err, stderr_text) << absl::StrJoin(args, " ");
+    EXPECT_THAT(r.out, IsEmpty());
+  };
+  expect_usage({"frobnicate"},
+               "error: unknown command \"frobnicate\" for \"rioctl\"\n"
+               "Run 'rioctl --help' for usage.\n");
+  expect_usage({"project", "frobnicate"},
+               "error: unknown command \"frobnicate\" for \"rioctl project\"\n"
+               "Run 'rioctl project --help' for usage.\n");
+  expect_usage({"project", "get"},
+               "error: \"rioctl project get\" needs SLUG\n"
+               "Run 'rioctl project get --help' for usage.\n");
+  expect_usage({"project", "get", "a", "b"},
+               "error: unexpected argument \"b\" for \"rioctl project get\"\n"
+               "Run 'rioctl project get --help' for usage.\n");
+  expect_usage({"project", "list", "--bogus"},
+               "error: unknown flag --bogus\n"
+               "Run 'rioctl project list --help' for usage.\n");
+  expect_usage({"project", "list", "-o", "xml"},
+               "error: --output must be table, json or yaml (got \"xml\")\n"
+               "Run 'rioctl project list --help' for usage.\n");
+  expect_usage({"sender", "list"},
+               "error: --project (-p) is required (or set RIO_PROJECT)\n"
+               "Run 'rioctl sender list --help' for usage.\n");
+  expect_usage({"project", "list", "--server", "rio://h:1/x"},
+               "error: --server \"rio://h:1/x\" must be host:port (a sender "
+               "DSN is for `rioctl emit --dsn`)\n"
+               "Run 'rioctl project list --help' for usage.\n");
+  expect_usage({"handler", "create", "-p", "x", "--event", "e"},
+               "error: --event and --url are required\n"
+               "Run 'rioctl handler create --help' for usage.\n");
+  expect_usage({"project", "delete", "x"},
+               "error: deleting project x deletes its senders, handlers and "
+               "history; pass --yes to confirm\n"
+               "Run 'rioctl project delete --help' for usage.\n");
+}
+
+TEST_F(RioctlTest, ConnectionErrorsExitOne) {
+  Result bad_token = Run({"project", "list"}, {{"RIO_ADMIN_TOKEN", "wrong"}});
+  EXPECT_EQ(bad_token.code, 1) << bad_token;
+  EXPECT_EQ(bad_token.err, "error: invalid admin token (UNAUTHENTICATED)\n");
+
+  Result no_token = Run({"project", "list"}, {{"RIO_ADMIN_TOKEN", ""}});
+  EXPECT_EQ(no_token.code, 1) << no_token;
+  EXPECT_THAT(no_token.err,
+              HasSubstr("(no admin token: set --token or RIO_ADMIN_TOKEN) "
+                        "(UNAUTHENTICATED)\n"));
+
+  // Flags win over the environment.
+  Result flag = Run({"project", "list", "--token", kToken},
+                    {{"RIO_ADMIN_TOKEN", "wrong"}});
+  EXPECT_EQ(flag.code, 0) << flag;
+
+  // Nobody listens on port 1.
+  Result unreachable = Run({"project", "list", "--server", "127.0.0.1:1",
+                            "--request-timeout", "2s"});
+  EXPECT_EQ(unreachable.code, 1) << unreachable;
+  EXPECT_THAT(unreachable.err,
+              StartsWith("error: cannot reach Rio at 127.0.0.1:1: "));
+  EXPECT_THAT(unreachable.err, HasSubstr("(UNAVAILABLE)\n"));
+
+  // TLS against a plaintext server fails the handshake.
+  Result tls = Run({"project", "list", "--tls", "--request-timeout", "2s"});
+  EXPECT_EQ(tls.code, 1) << tls;
+  // One line: gRPC's own logging stays quiet.
+  EXPECT_THAT(tls.err,
+              MatchesRegex("error: cannot reach Rio at [^\n]*Ssl handshake "
+                           "failed[^\n]* \\(UNAVAILABLE\\)\n"));
+}
+
+// --- projects, senders, handlers -------------------------------------------
+
+TEST_F(RioctlTest, ProjectRoundTrip) {
+  EXPECT_EQ(Ok({"project", "create", "comments", "--name", "Comments"}),
+            "project comments created\n");
+  Result dup = Run({"project", "create", "comments"});
+  EXPECT_EQ(dup.code, 1);
+  EXPECT_EQ(dup.err,
+            "error: project \"comments\" already exists (ALREADY_EXISTS)\n");
+
+  EXPECT_THAT(Ok({"project", "get", "comments"}),
+              MatchesRegex("Slug:     comments\n"
+                           "Name:     Comments\n"
+                           "Created:  [-0-9T:]+Z \\([0-9]+s ago\\)\n"
+                           "Updated:  [-0-9T:]+Z \\([0-9]+s ago\\)\n"));
+  std::string json = Ok({"project", "get", "comments", "-o", "json"});
+  EXPECT_THAT(json, StartsWith("{\n  \"slug\": \"comments\",\n  \"name\": "
+                               "\"Comments\",\n  \"create_time\": \""));
+  std::string yaml = Ok({"project", "get", "comments", "-o", "yaml"});
+  EXPECT_THAT(yaml,
+              StartsWith("slug: comments\nname: Comments\ncreate_time: "));
+
+  Ok({"project", "create", "billing"});
+  EXPECT_THAT(Ok({"project", "list"}),
+              MatchesRegex("SLUG       NAME       AGE\n"
+                           "billing    billing    [0-9]+s\n"
+                           "comments   Comments   [0-9]+s\n"));
+  EXPECT_THAT(Ok({"projects", "ls", "-o", "json"}),
+              MatchesRegex("\\[\n  \\{\n    \"slug\": \"billing\",(.|\n)*"
+                           "\"slug\": \"comments\"(.|\n)*\\]\n"));
+
+  EXPECT_EQ(Ok({"project", "update", "comments", "--name", "All comments"}),
+            "project comments updated\n");
+  EXPECT_THAT(Ok({"project", "get", "comments"}),
+              HasSubstr("Name:     All comments\n"));
+  Result nothing = Run({"project", "update", "comments"});
+  EXPECT_EQ(nothing.code, 2);
+
+  EXPECT_EQ(Ok({"project", "delete", "comments", "--yes"}),
+            "project comments deleted\n");
+  Result gone = Run({"project", "get", "comments"});
+  EXPECT_EQ(gone.code, 1);
+  EXPECT_EQ(gone.out, "");
+  EXPECT_EQ(gone.err, "error: project \"comments\" not found (NOT_FOUND)\n");
+  EXPECT_EQ(Ok({"project", "delete", "billing", "-y", "-o", "json"}),
+            "{\n  \"kind\": \"project\",\n  \"slug\": \"billing\",\n  "
+            "\"deleted\": true\n}\n");
+  EXPECT_EQ(Ok({"project", "list"}), "No projects.\n");
+  EXPECT_EQ(Ok({"project", "list", "-o", "json"}), "[]\n");
+}
+
+TEST_F(RioctlTest, SenderRoundTripAndEmit) {
+  Ok({"project", "create", "comments"});
+  Receiver receiver;
+  ASSERT_TRUE(receiver.Start().ok());
+  Ok({"handler", "create", "-p", "comments", "--event", "comment-published",
+      "--url", receiver.Url("/antispam")});
+
+  std::string created = Ok({"sender", "create", "app", "-p", "comments"});
+  EXPECT_THAT(created,
+              MatchesRegex("sender app created in project comments\n"
+                           "DSN \\(shown only now; Rio keeps only a hash of "
+                           "its token\\):\n"
+                           "rio://app:[A-Za-z0-9_-]+@127\\.0\\.0\\.1:[0-9]+/"
+                           "comments\n"));
+  std::string dsn = Capture(created, "(rio://[^\n]+)");
+  EXPECT_THAT(
+      Ok({"sender", "list"}, {{"RIO_PROJECT", "comments"}}),
+      MatchesRegex("NAME   PROJECT    AGE\napp    comments   [0-9]+s\n"));
+
+  // emit with the DSN reaches the handler.
+  Result emitted = Run({"emit", "comments", "comment-published",
+                        R"({"ip": "127.0.0.1", "content": "I am a spammer"})",
+                        "--dsn", dsn});
+  EXPECT_EQ(emitted.code, 0) << emitted;
+  EXPECT_THAT(emitted.out,
+              MatchesRegex(absl::StrCat("message ", kUuid, ": 1 delivery\n")));
+  ASSERT_TRUE(receiver.WaitForCount(1));
+  EXPECT_EQ(receiver.Requests()[0].path, "/antispam");
+  EXPECT_EQ(receiver.Requests()[0].body, "ip=127.0.0.1&content=I+am+a+spammer");
+
+  // The same idempotency key answers the first message.
+  std::string first = Ok({"emit", "comments", "comment-published", "{}",
+                          "--idempotency-key", "k1", "-o", "json"},
+                         {{"RIO_DSN", dsn}});
+  std::string again = Ok({"emit", "comments", "comment-published", "{}",
+                          "--idempotency-key", "k1", "-o", "json"},
+                         {{"RIO_DSN", dsn}});
+  EXPECT_THAT(first, HasSubstr("\"duplicate\": false"));
+  EXPECT_THAT(again, HasSubstr("\"duplicate\": true"));
+  EXPECT_EQ(Capture(first, "\"message_id\": \"([^\"]+)\""),
+            Capture(again, "\"message_id\": \"([^\"]+)\""));
+
+  // Payload from standard input; an event nobody handles.
+  Child child({"emit", "comments", "nobody-cares", "-"}, {{"RIO_DSN", dsn}},
+              R"({"n": 1})");
+  EXPECT_EQ(child.Wait(), 0) << child.Err();
+  EXPECT_THAT(child.Out(), MatchesRegex(absl::StrCat("message ", kUuid,
+                                                     ": 0 deliveries\n")));
+
+  Result other = Run({"emit", "billing", "x", "{}", "--dsn", dsn});
+  EXPECT_EQ(other.code, 2);
+  EXPECT_EQ(other.err,
+            "error: the DSN is for project comments, not billing\n"
+            "Run 'rioctl emit --help' for usage.\n");
+  Result bad = Run({"emit", "comments", "x", "[1]", "--dsn", dsn});
+  EXPECT_EQ(bad.code, 1) << bad;
+  EXPECT_THAT(bad.err, MatchesRegex("error: .* \\(INVALID_ARGUMENT\\)\n"));
+  Result no_dsn = Run({"emit", "comments", "x"});
+  EXPECT_EQ(no_dsn.code, 2);
+
+  EXPECT_EQ(Ok({"sender", "delete", "app", "-p", "comments"}),
+            "sender app deleted from project comments\n");
+  EXPECT_EQ(Ok({"sender", "list", "-p", "comments"}),
+            "No senders in project comments.\n");
+  Result revoked = Run({"emit", "comments", "x", "{}", "--dsn", dsn});
+  EXPECT_EQ(revoked.code, 1) << revoked;
+  EXPECT_THAT(revoked.err, HasSubstr("(UNAUTHENTICATED)\n"));
+}
+
+TEST_F(RioctlTest, HandlerRoundTrip) {
+  Ok({"project", "create", "comments"});
+  std::string created =
+      Ok({"handler", "create", "-p", "comments", "--event", "comment-published",
+          "--url", "http://127.0.0.1:5000/hook", "--method", "put",
+          "--content-type", "json", "-H", "X-Team: antispam", "--header",
+          "X-Env=prod", "--timeout", "2.5s"});
+  std::string id = Capture(created, "^handler (\\S+) created\n");
+  ASSERT_THAT(id, MatchesRegex(kUuid)) << created;
+  EXPECT_THAT(
+      created,
+      MatchesRegex(absl::StrCat(
+          "handler ", id, " created\n", "ID:            ", id,
+          "\n"
+          "Project:       comments\n"
+          "Event:         comment-published\n"
+          "URL:           http://127\\.0\\.0\\.1:5000/hook\n"
+          "Method:        PUT\n"
+          "Content type:  json\n"
+          "Timeout:       2\\.5s\n"
+          "Headers:       X-Env: prod, X-Team: antispam\n"
+          "Enabled:       yes\n"
+          "Created:       .*\n"
+          "Updated:       .*\n"
+          "Secret:        whsec_[A-Za-z0-9+/=]+  \\(shown only now\\)\n")));
+  EXPECT_THAT(Ok({"handler", "get", id}), Not(HasSubstr("Secret")));
+  EXPECT_THAT(Ok({"handler", "list", "-p", "comments"}),
+              MatchesRegex(absl::StrCat(
+                  "ID +EVENT +METHOD +URL +TYPE +TIMEOUT +ENABLED +AGE\n", id,
+                  "   comment-published   PUT      "
+                  "http://127\\.0\\.0\\.1:5000/hook   json   2\\.5s      yes  "
+                  "     [0-9]+s\n")));
+  EXPECT_EQ(Ok({"handler", "list", "-p", "comments", "--event", "other"}),
+            "No handlers in project comments.\n");
+
+  EXPECT_EQ(Ok({"handler", "update", id, "--url", "http://127.0.0.1:5001/x",
+                "--clear-headers", "--timeout", "1m"}),
+            absl::StrCat("handler ", id, " updated\n"));
+  std::string got = Ok({"handler", "get", id, "-o", "json"});
+  EXPECT_THAT(got, HasSubstr("\"url\": \"http://127.0.0.1:5001/x\""));
+  EXPECT_THAT(got, HasSubstr("\"headers\": {},"));
+  EXPECT_THAT(got, HasSubstr("\"timeout_ms\": 60000,"));
+
+  EXPECT_EQ(Ok({"handler", "disable", id}),
+            absl::StrCat("handler ", id, " disabled\n"));
+  EXPECT_THAT(Ok({"handler", "get", id}),
+              HasSubstr("Enabled:       no (disabled by an administrator)\n"));
+  EXPECT_EQ(Ok({"handler", "enable", id}),
+            absl::StrCat("handler ", id, " enabled\n"));
+  EXPECT_THAT(Ok({"handler", "get", id}), HasSubstr("Enabled:       yes\n"));
+
+  std::string rotated =
+      Ok({"handler", "rotate-secret", id, "--previous-valid-for", "1h"});
+  EXPECT_THAT(rotated,
+              MatchesRegex(absl::StrCat(
+                  "handler ", id,
+                  " has a new signing secret \\(shown only now\\):\n"
+                  "whsec_[A-Za-z0-9+/=]+\n"
+                  "The previous secret keeps signing until [-0-9T:]+Z\\.\n")));
+  EXPECT_THAT(Ok({"handler", "get", id}),
+              HasSubstr("Previous secret until:  "));
+
+  Result bad = Run({"handler", "update", id, "--url", "ftp://x"});
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_EQ(bad.err,
+            "error: url \"ftp://x\" must start with http:// or https:// "
+            "(INVALID_ARGUMENT)\n");
+  Result usage = Run({"handler", "update", id, "--method", "PATCH"});
+  EXPECT_EQ(usage.code, 2);
+
+  EXPECT_EQ(Ok({"handler", "delete", id}),
+            absl::StrCat("handler ", id, " deleted\n"));
+  Result gone = Run({"handler", "get", id});
+  EXPECT_EQ(gone.code, 1);
+  EXPECT_THAT(gone.err, HasSubstr("(NOT_FOUND)\n"));
+}
+
+// --- apply ------------------------------------------------------------------
+
+// The original Rio's examples/example.yml, byte for byte.
+constexpr char kOriginalExample[] =
+    "project: example\n"
+    "\n"
+    "senders:\n"
+    "  - slug: example\n"
+    "    token: example\n"
+    "\n"
+    "actions:\n"
+    "  - slug: example\n"
+    "    webhooks:\n"
+    "      - method: POST\n"
+    "        url: \"http://127.0.0.1:5000\"";
+
+TEST_F(RioctlTest, ApplyTheOriginalExample) {
+  std::string file = WriteFile("example.yml", kOriginalExample);
+  const std::string warning = absl::StrCat(
+      "warning: ", file,
+      ":5:12: senders[0].token: ignored; Rio generates sender tokens and "
+      "shows the DSN once, when apply creates the sender\n");
+  const std::string before = Fingerprint();
+
+  Result dry = Run({"apply", "-f", file, "--dry-run"});
+  EXPECT_EQ(dry.code, 0) << dry;
+  EXPECT_EQ(dry.out,
+            "+ project example\n"
+            "+ sender example\n"
+            "+ handler example POST http://127.0.0.1:5000\n"
+            "Dry run: 3 to create, 0 to update, 0 to delete; nothing was "
+            "changed.\n");
+  EXPECT_EQ(dry.err, warning);
+  EXPECT_EQ(Fingerprint(), before);
+
+  Result applied = Run({"apply", "-f", file});
+  EXPECT_EQ(applied.code, 0) << applied;
+  EXPECT_EQ(applied.err, warning);
+  EXPECT_THAT(
+      applied.out,
+      MatchesRegex(absl::StrCat(
+          "\\+ project example\n"
+          "\\+ sender example\n"
+          "    DSN: rio://example:[A-Za-z0-9_-]+@127\\.0\\.0\\.1:[0-9]+/example"
+          "  \\(shown only now\\)\n"
+          "\\+ handler example POST http://127\\.0\\.0\\.1:5000 \\[",
+          kUuid,
+          "\\]\n"
+          "    secret: whsec_[A-Za-z0-9+/=]+  \\(shown only now\\)\n"
+          "Applied: 3 created, 0 updated, 0 deleted\\.\n")));
+  std::string dsn = Capture(applied.out, "DSN: (\\S+)");
+  const std::string after = Fingerprint();
+
+  // Idempotent.
+  Result again = Run({"apply", "-f", file});
+  EXPECT_EQ(again.code, 0) << again;
+  EXPECT_EQ(again.out, "Project example is up to date.\n");
+  EXPECT_EQ(Fingerprint(), after);
+  EXPECT_EQ(Ok({"apply", "-f", file, "--dry-run", "--prune"}),
+            "Project example is up to date.\n");
+
+  // What it made is what the file says.
+  EXPECT_THAT(Ok({"handler", "list", "-p", "example"}),
+              HasSubstr("   example   POST     http://127.0.0.1:5000   form   "
+                        "15s       yes       "));
+  EXPECT_THAT(Ok({"sender", "list", "-p", "example"}), HasSubstr("\nexample "));
+  // The DSN it printed works.
+  Result emitted = Run({"emit", "example", "example", "{}", "--dsn", dsn});
+  EXPECT_EQ(emitted.code, 0) << emitted;
+  EXPECT_THAT(emitted.out, HasSubstr(": 1 delivery\n"));
+}
+
+TEST_F(RioctlTest, ApplyUpdatesKeepsAndPrunes) {
+  Receiver a, b;
+  ASSERT_TRUE(a.Start().ok());
+  ASSERT_TRUE(b.Start().ok());
+  std::string v1 =
+      WriteFile("v1.yml", absl::StrCat("project: comments\n"
+                                       "name: Comments\n"
+                                       "senders:\n"
+                                       "  - slug: web\n"
+                                       "  - slug: batch\n"
+                                       "actions:\n"
+                                       "  - slug: comment-published\n"
+                                       "    webhooks:\n"
+                                       "      - url: ",
+                                       a.Url("/antispam"),
+                                       "\n"
+                                       "        headers: {X-Team: antispam}\n"
+                                       "      - url: ",
+                                       b.Url("/search"),
+                                       "\n"
+                                       "        method: PUT\n"
+                                       "        content_type: json\n"
+                                       "  - slug: comment-deleted\n"
+                                       "    webhooks:\n"
+                                       "      - url: ",
+                                       b.Url("/search"), "\n"));
+  Result first = Run({"apply", "-f", v1});
+  ASSERT_EQ(first.code, 0) << first;
+  EXPECT_THAT(first.out,
+              HasSubstr("Applied: 6 created, 0 updated, 0 deleted.\n"));
+  EXPECT_EQ(Ok({"apply", "-f", v1}), "Project comments is up to date.\n");
+
+  // Find the handlers' ids.
+  std::string list = Ok({"handler", "list", "-p", "comments"});
+  std::string antispam = Capture(
+      list,
+      absl::StrCat("(\\S+) +comment-published +POST +", a.Url("/antispam")));
+  std::string search_published = Capture(
+      list, absl::StrCat("(\\S+) +comment-published +PUT +", b.Url("/search")));
+  std::string search_deleted = Capture(
+      list, absl::StrCat("(\\S+) +comment-deleted +POST +", b.Url("/search")));
+  ASSERT_FALSE(antispam.empty() || search_published.empty() ||
+               search_deleted.empty())
+      << list;
+
+  // v2: a new name, a changed handler, a changed method, one handler and one
+  // sender fewer.
+  std::string v2 =
+      WriteFile("v2.yml", absl::StrCat("project: comments\n"
+                                       "name: All comments\n"
+                                       "senders:\n"
+                                       "  - slug: web\n"
+                                       "actions:\n"
+                                       "  - slug: comment-published\n"
+                                       "    webhooks:\n"
+                                       "      - url: ",
+                                       a.Url("/antispam"),
+                                       "\n"
+                                       "        headers: {X-Team: spam}\n"
+                                       "        timeout: 5s\n"
+                                       "        enabled: false\n"
+                                       "      - url: ",
+                                       b.Url("/search"),
+                                       "\n"
+                                       "        method: POST\n"
+                                       "        content_type: json\n"));
+  const std::string before = Fingerprint();
+  const std::string plan = absl::StrCat(
+      "~ project comments: name \"Comments\" -> \"All comments\"\n"
+      "~ handler comment-published POST ",
+      a.Url("/antispam"), " [", antispam,
+      "]: timeout 15s -> 5s, headers {X-Team: antispam} -> {X-Team: spam}, "
+      "disable\n"
+      "~ handler comment-published POST ",
+      b.Url("/search"), " [", search_published, "]: method PUT -> POST\n");
+  const std::string kept = absl::StrCat(
+      "Not in the file, kept (--prune deletes them):\n"
+      "  handler comment-deleted POST ",
+      b.Url("/search"), " [", search_deleted,
+      "]\n"
+      "  sender batch\n");
+  EXPECT_EQ(Ok({"apply", "-f", v2, "--dry-run"}),
+            absl::StrCat(plan, kept,
+                         "Dry run: 0 to create, 3 to update, 0 to delete; "
+                         "nothing was changed.\n"));
+  EXPECT_EQ(Fingerprint(), before);
+  const std::string deletions = absl::StrCat(
+      "- handler comment-deleted POST ", b.Url("/search"), " [", search_deleted,
+      "]\n"
+      "- sender batch\n");
+  EXPECT_EQ(Ok({"apply", "-f", v2, "--dry-run", "--prune"}),
+            absl::StrCat(plan, deletions,
+                         "Dry run: 0 to create, 3 to update, 2 to delete; "
+                         "nothing was changed.\n"));
+  EXPECT_EQ(Fingerprint(), before);
+
+  // Without --prune the extra objects stay.
+  EXPECT_EQ(
+      Ok({"apply", "-f", v2}),
+      absl::StrCat(plan, kept, "Applied: 0 created, 3 updated, 0 deleted.\n"));
+  EXPECT_EQ(Ok({"apply", "-f", v2}),
+            absl::StrCat(kept, "Project comments is up to date.\n"));
+  EXPECT_THAT(Ok({"handler", "get", antispam}),
+              HasSubstr("Enabled:       no (disabled by an administrator)\n"));
+  EXPECT_EQ(
+      Ok({"apply", "-f", v2, "--prune"}),
+      absl::StrCat(deletions, "Applied: 0 created, 0 updated, 2 deleted.\n"));
+  EXPECT_EQ(Ok({"apply", "-f", v2, "--prune"}),
+            "Project comments is up to date.\n");
+  EXPECT_THAT(Ok({"sender", "list", "-p", "comments"}),
+              Not(HasSubstr("batch")));
+  Result gone = Run({"handler", "get", search_deleted});
+  EXPECT_EQ(gone.code, 1);
+
+  // Back to v1: the handler comes back, the sender too (with a new DSN).
+  Result back = Run({"apply", "-f", v1, "-o", "json"});
+  ASSERT_EQ(back.code, 0) << back;
+  EXPECT_THAT(back.out, StartsWith("{\n  \"project\": \"comments\",\n  "
+                                   "\"dry_run\": false,\n  \"changes\": [\n"));
+  EXPECT_THAT(back.out, ContainsRegex("\"kind\": \"sender\",\n +\"name\": "
+                                      "\"batch\",\n +\"details\": \\[\\],\n "
+                                      "+\"dsn\": \"rio://batch:"));
+  EXPECT_EQ(Ok({"apply", "-f", v1}), "Project comments is up to date.\n");
+}
+
+TEST_F(RioctlTest, MalformedFilesChangeNothing) {
+  Ok({"project", "create", "example"});
+  const std::string before = Fingerprint();
+  auto expect_error = [&](const std::string& text, const std::string& message) {
+    std::string file = WriteFile("bad.yml", text);
+    for (const char* flag : {"--dry-run", "--prune"}) {
+      Result r = Run({"apply", "-f", file, flag});
+      EXPECT_EQ(r.code, 1) << text << "\n" << r;
+      EXPECT_EQ(r.out, "");
+      EXPECT_EQ(r.err, absl::StrCat("error: ", file, ":", message, "\n"));
+    }
+    EXPECT_EQ(Fingerprint(), before) << text;
+  };
+  expect_error(
+      "project: example\n"
+      "senders:\n"
+      "  - slug: example\n"
+      "actions:\n"
+      "  - slug: example\n"
+      "    webhooks:\n"
+      "      - method: POST\n"
+      "        url: http://127.0.0.1:5000\n"
+      "        timeot: 5s\n",
+      "9:9: actions[0].webhooks[0].timeot: unknown key (expected one of: "
+      "method, url, headers, content_type, timeout, enabled)");
+  expect_error(
+      "project: example\n"
+      "actions:\n"
+      "  - slug: example\n"
+      "    webhooks:\n"
+      "      - url: http://127.0.0.1:5000\n"
+      "        headers: {X-Team: a\n",
+      "7:1: invalid YAML: end of map flow not found");
+  expect_error(
+      "project: example\n"
+      "actions:\n"
+      "  - slug: example\n"
+      "    webhooks:\n"
+      "      - url: http://127.0.0.1:5000\n"
+      "      - url: nope\n",
+      "6:14: actions[0].webhooks[1].url \"nope\" must start with http:// or "
+      "https://");
+  // A bad item after good ones: still nothing changed.
+  expect_error(
+      "project: example\n"
+      "senders:\n"
+      "  - slug: good\n"
+      "  - slug: bad name\n",
+      "4:11: senders[1].slug \"bad name\" may contain only letters, digits, "
+      "'.', '_' and '-'");
+
+  Result missing = Run({"apply", "-f", (dir_ / "nope.yml").string()});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_EQ(missing.err, absl::StrCat("error: cannot read ",
+                                      (dir_ / "nope.yml").string(), "\n"));
+  Result no_file = Run({"apply"});
+  EXPECT_EQ(no_file.code, 2);
+
+  // Standard input works too; placeholders come from the environment.
+  Child child({"apply", "-f", "-", "--dry-run"},
+              {{"RIO_SERVER", server_->grpc_address()},
+               {"RIO_ADMIN_TOKEN", kToken},
+               {"HOOK_HOST", "127.0.0.1:5000"}},
+              "project: example\nactions:\n  - slug: e\n    webhooks:\n"
+              "      - url: http://{{ HOOK_HOST }}/hook\n");
+  EXPECT_EQ(child.Wait(), 0) << child.Err();
+  EXPECT_EQ(child.Out(),
+            "+ handler e POST http://127.0.0.1:5000/hook\n"
+            "Dry run: 1 to create, 0 to update, 0 to delete; nothing was "
+            "changed.\n");
+  Result unset = Run({"apply", "-f", "-", "--dry-run"}, {}, "");
+  EXPECT_EQ(unset.code, 1);
+}
+
+}  // namespace
+}  // namespace rio
