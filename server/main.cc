@@ -21,6 +21,7 @@
 #include "server/api/auth.h"
 #include "server/api/cq_server.h"
 #include "server/api/emit_service.h"
+#include "server/api/tail.h"
 #include "server/dispatch/dispatcher.h"
 #include "server/dispatch/outcome_writer.h"
 #include "server/dispatch/retry_policy.h"
@@ -204,12 +205,16 @@ int main(int argc, char** argv) {
   rio::dispatch::HealthPolicy health;
   health.failures = std::max(0, absl::GetFlag(FLAGS_disable_after_failures));
   health.span = absl::GetFlag(FLAGS_disable_after);
+  rio::api::TailHub tail(&catalog);
   rio::dispatch::OutcomeWriter outcomes(
       database_url,
       [&scheduler_ptr](absl::Time due) {
         if (scheduler_ptr != nullptr) scheduler_ptr->Poke(due);
       },
-      health);
+      health,
+      [&tail](const std::vector<rio::dispatch::AttemptOutcome>& batch) {
+        tail.Publish(batch);
+      });
   rio::dispatch::Dispatcher::Options dispatch_options;
   dispatch_options.max_in_flight =
       std::max(1, absl::GetFlag(FLAGS_max_in_flight));
@@ -256,6 +261,12 @@ int main(int argc, char** argv) {
   public_address.Set(AdvertisedAddress(options.listen));
   auto projects = rio::api::RegisterProjectService(server, deps);
   auto handlers = rio::api::RegisterHandlerService(server, deps);
+  auto deliveries = std::make_unique<rio::v1::DeliveryService::AsyncService>();
+  server.RegisterService(deliveries.get());
+  rio::api::AddRecoveryMethods(
+      server, deliveries.get(),
+      rio::api::RecoveryDeps{deps, &scheduler, lease_timeout});
+  rio::api::AddTailMethod(server, deliveries.get(), deps, &tail);
   auto emit = rio::api::RegisterEmitService(
       server,
       rio::api::EmitDeps{&catalog, &ingest, static_cast<size_t>(max_payload)});
@@ -305,6 +316,7 @@ int main(int argc, char** argv) {
   const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
   const absl::Time start = absl::Now();
   http.Stop();
+  tail.Close();  // open tails would hold up the server's shutdown
   server.Shutdown(grace / 4, [&] {
     ingest.Stop();
     (*database)->Stop();
