@@ -243,6 +243,7 @@ int main(int argc, char** argv) {
   public_address.Set(AdvertisedAddress(options.listen));
   auto projects = rio::api::RegisterProjectService(server, deps);
   auto handlers = rio::api::RegisterHandlerService(server, deps);
+  auto deliveries = rio::api::RegisterDeliveryService(server, deps);
   auto emit = rio::api::RegisterEmitService(
       server,
       rio::api::EmitDeps{&catalog, &ingest, static_cast<size_t>(max_payload)});

@@ -10,6 +10,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/impl/codegen/service_type.h"
+#include "rio/v1/delivery.grpc.pb.h"
 #include "server/api/auth.h"
 #include "server/api/cq_server.h"
 #include "server/store/catalog.h"
@@ -64,6 +65,11 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
                                                       const AdminDeps& deps);
 std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
                                                       const AdminDeps& deps);
+// The read side of rio.v1.DeliveryService (ListDeliveries, GetDelivery,
+// ListMessages, GetMessage, GetHandlerStats). Its other methods are added to
+// the returned service by their own Register functions, before Start.
+std::unique_ptr<v1::DeliveryService::AsyncService> RegisterDeliveryService(
+    CqServer& server, const AdminDeps& deps);
 
 }  // namespace rio::api
 
