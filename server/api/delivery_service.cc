@@ -424,7 +424,8 @@ absl::StatusOr<v1::ListMessagesResponse> ListMessages(
   RIO_ASSIGN_OR_RETURN(store::PgResult r, conn.Exec(sql, params.params()));
   v1::ListMessagesResponse response;
   int n = 0;
-  while (n < std::min(r.rows(), q.limit) && (n == 0 || !r.IsNull(n, 3))) {
+  while (n < std::min(r.rows(), q.limit) &&
+         (n == 0 || !r.IsNull(n, kMessagePayloadColumn))) {
     FillMessage(r, n, 0, response.add_messages());
     ++n;
   }
