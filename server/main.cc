@@ -261,8 +261,7 @@ int main(int argc, char** argv) {
   public_address.Set(AdvertisedAddress(options.listen));
   auto projects = rio::api::RegisterProjectService(server, deps);
   auto handlers = rio::api::RegisterHandlerService(server, deps);
-  auto deliveries = std::make_unique<rio::v1::DeliveryService::AsyncService>();
-  server.RegisterService(deliveries.get());
+  auto deliveries = rio::api::RegisterDeliveryService(server, deps);
   rio::api::AddRecoveryMethods(
       server, deliveries.get(),
       rio::api::RecoveryDeps{deps, &scheduler, lease_timeout});

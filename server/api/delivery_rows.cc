@@ -99,7 +99,9 @@ void FillMessage(const store::PgResult& r, int row, int first_column,
   out->set_id(std::string(r.Get(row, c)));
   out->set_project(std::string(r.Get(row, c + 1)));
   out->set_event(std::string(r.Get(row, c + 2)));
-  if (!r.IsNull(row, c + 3)) out->set_payload(Text(r, row, c + 3));
+  if (!r.IsNull(row, c + kMessagePayloadColumn)) {
+    out->set_payload(Text(r, row, c + kMessagePayloadColumn));
+  }
   out->set_idempotency_key(Text(r, row, c + 4));
   out->set_sender(Text(r, row, c + 5));
   *out->mutable_create_time() =

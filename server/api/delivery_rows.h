@@ -59,6 +59,7 @@ inline constexpr char kMessageColumns[] =
     "m.id, p.slug, m.event, m.payload, coalesce(m.idempotency_key, ''), "
     "m.sender, " RIO_DELIVERY_ROWS_MICROS_("m.create_time");
 inline constexpr int kMessageColumnCount = 7;
+inline constexpr int kMessagePayloadColumn = 3;  // within kMessageColumns
 
 #undef RIO_DELIVERY_ROWS_MICROS_
 
