@@ -816,6 +816,7 @@ TEST_F(DeliveryQueryTest, HandlerStatsCountOutcomesAttemptsAndLatency) {
   const v1::Handler handler = CreateHandler(receiver.Url(), kPaid);
   const v1::Handler idle = CreateHandler(receiver.Url("/idle"), kShipped);
   for (int i = 0; i < 4; ++i) Emit(kPaid, R"({"result":"ok"})");
+  ASSERT_TRUE(AllSettle());  // the successes come before every failure
   for (int i = 0; i < 2; ++i) Emit(kPaid, R"({"result":"fail"})");
   ASSERT_TRUE(AllSettle());
 
@@ -841,14 +842,15 @@ TEST_F(DeliveryQueryTest, HandlerStatsCountOutcomesAttemptsAndLatency) {
             std::stod(Sql(url_,
                           "SELECT percentile_cont(0.99) WITHIN GROUP (ORDER "
                           "BY duration_us / 1000.0) FROM attempts")));
-  EXPECT_EQ(stats.consecutive_failures(), 0);
+  // Two deliveries of two failed attempts each since the last success.
+  EXPECT_EQ(stats.consecutive_failures(), 4);
   EXPECT_TRUE(stats.enabled());
   EXPECT_EQ(stats.disabled_reason(), "");
 
   // What the health policy counts, and a disabled handler.
-  Sql(url_, absl::StrCat("INSERT INTO handler_health (handler_id, "
-                         "consecutive_failures) VALUES ('",
-                         handler.id(), "', 7)"));
+  Sql(url_, absl::StrCat("UPDATE handler_health SET consecutive_failures = 7 "
+                         "WHERE handler_id = '",
+                         handler.id(), "'"));
   v1::UpdateHandlerRequest disable;
   disable.set_id(handler.id());
   disable.set_enabled(false);
