@@ -33,6 +33,7 @@
 #include "server/store/migrations.h"
 #include "server/store/pg.h"
 #include "server/store/queue_sampler.h"
+#include "server/store/retention.h"
 #include "server/util/crypto.h"
 #include "server/util/metrics.h"
 
@@ -72,6 +73,13 @@ ABSL_FLAG(int, ingest_writers, 1,
 ABSL_FLAG(absl::Duration, lease_timeout, absl::Seconds(30),
           "Deliveries leased by an instance whose heartbeat is older than "
           "this are taken over by other instances");
+ABSL_FLAG(absl::Duration, retention, absl::Hours(24 * 30),
+          "Messages older than this are deleted with their deliveries and "
+          "attempts (unless a delivery is still pending), and so are "
+          "recoveries finished before then; 0 keeps everything");
+ABSL_FLAG(absl::Duration, retention_interval, absl::Minutes(5),
+          "How often retention runs (the first run comes at most 10s after "
+          "start)");
 ABSL_FLAG(absl::Duration, queue_sample_interval, absl::Seconds(5),
           "How often the delivery queue is sampled from PostgreSQL for "
           "/metrics");
@@ -96,6 +104,8 @@ constexpr const char* kEnvFlags[] = {"listen",
                                      "idempotency_window",
                                      "ingest_writers",
                                      "lease_timeout",
+                                     "retention",
+                                     "retention_interval",
                                      "queue_sample_interval"};
 
 void ApplyEnvironment() {
@@ -160,6 +170,13 @@ int main(int argc, char** argv) {
     Fail(2,
          "--database_url (or RIO_DATABASE_URL) is required; tools/run "
          "starts a private PostgreSQL when you have none");
+  }
+  const absl::Duration retention = absl::GetFlag(FLAGS_retention);
+  if (retention < absl::ZeroDuration()) {
+    Fail(2, "--retention must not be negative (0 keeps everything)");
+  }
+  if (absl::GetFlag(FLAGS_retention_interval) <= absl::ZeroDuration()) {
+    Fail(2, "--retention_interval must be positive");
   }
   if (absl::GetFlag(FLAGS_queue_sample_interval) < absl::Milliseconds(100)) {
     Fail(2, "--queue_sample_interval must be at least 100ms");
@@ -290,12 +307,26 @@ int main(int argc, char** argv) {
       });
   rio::store::QueueSampler queue_sampler(
       database_url, absl::GetFlag(FLAGS_queue_sample_interval), metrics);
+  rio::store::Retention::Options retention_options;
+  retention_options.retention = retention;
+  retention_options.interval = absl::GetFlag(FLAGS_retention_interval);
+  // Registered even when off, so the metrics exist either way.
+  rio::store::Retention retention_worker(retention_options, database_url,
+                                         metrics);
+  if (retention > absl::ZeroDuration() &&
+      retention < absl::GetFlag(FLAGS_idempotency_window)) {
+    std::fprintf(stderr,
+                 "rio-server: --retention is shorter than "
+                 "--idempotency_window: idempotency keys of deleted messages "
+                 "no longer return them\n");
+  }
 
   outcomes.Start();
   dispatcher.Start();
   if (auto s = scheduler.Start(); !s.ok()) Fail(1, std::string(s.message()));
   if (auto s = ingest.Start(); !s.ok()) Fail(1, std::string(s.message()));
   queue_sampler.Start();
+  if (retention > absl::ZeroDuration()) retention_worker.Start();
 
   const int64_t max_payload = absl::GetFlag(FLAGS_max_payload_bytes);
   if (max_payload < 2) Fail(2, "--max_payload_bytes must be at least 2");
@@ -373,6 +404,7 @@ int main(int argc, char** argv) {
   const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
   const absl::Time start = absl::Now();
   http.Stop();
+  retention_worker.Stop();
   queue_sampler.Stop();
   server.Shutdown(grace / 4, [&] {
     ingest.Stop();
