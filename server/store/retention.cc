@@ -12,13 +12,6 @@
 #include "server/util/status_macros.h"
 
 namespace rio::store {
-namespace {
-
-// The migration lock's key ("rio" in ASCII) + 1: the retention pass.
-constexpr const char* kRetentionLockKey = "7498096";
-
-}  // namespace
-
 Retention::Retention(Options options, std::string database_url,
                      util::MetricsRegistry& registry)
     : options_(std::move(options)), url_(std::move(database_url)) {

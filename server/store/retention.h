@@ -43,6 +43,10 @@
 
 namespace rio::store {
 
+// The advisory lock key a retention pass holds: the schema migration lock's
+// ("rio" in ASCII) + 1.
+inline constexpr int64_t kRetentionLockKey = 7498096;
+
 class Retention {
  public:
   struct Options {
