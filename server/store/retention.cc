@@ -103,9 +103,13 @@ absl::Status Retention::DeleteMessages(PgConnection& conn,
   for (;;) {
     RIO_ASSIGN_OR_RETURN(
         PgResult batch,
-        conn.Exec("SELECT m.id, m.create_time::text, EXISTS (SELECT 1 FROM "
-                  "deliveries d WHERE d.message_id = m.id AND d.status = "
-                  "'PENDING') FROM messages m WHERE m.project_id = $1 AND "
+        // A correlated probe of deliveries_by_message per message: an
+        // EXISTS here may be planned as a hash of every pending delivery,
+        // built again for each batch.
+        conn.Exec("SELECT m.id, m.create_time::text, coalesce((SELECT true "
+                  "FROM deliveries d WHERE d.message_id = m.id AND d.status = "
+                  "'PENDING' LIMIT 1), false) FROM messages m WHERE "
+                  "m.project_id = $1 AND "
                   "m.create_time < $2::timestamptz AND m.create_time >= "
                   "$3::timestamptz AND (m.create_time, m.id) > "
                   "($3::timestamptz, $4::uuid) ORDER BY m.create_time, m.id "
