@@ -727,7 +727,6 @@ TEST_F(MetricsTest, DatabaseOutage) {
            m.Get("rio_database_errors_total", {{"kind", "unavailable"}});
   };
   const double errors_before = errors(during);
-  EXPECT_GT(errors_before, 0);
   ASSERT_TRUE(MetricsReach(
       [&](const Exposition& m) { return errors(m) >= errors_before + 5; },
       "more database errors"));
@@ -787,11 +786,13 @@ class RetentionTest : public MetricsTest {
         "event IN ('old', 'stuck')");
     for (int i = 0; i < 3; ++i) MustEmit("recent");
     ASSERT_TRUE(ok_.WaitForCount(8));
+    // (Retention may be deleting the old ones meanwhile.)
     ASSERT_TRUE(WaitFor(
         [&] {
           return Sql(url_,
-                     "SELECT count(*) FROM deliveries WHERE status = "
-                     "'SUCCEEDED'") == "8";
+                     "SELECT count(*) FROM deliveries d JOIN messages m ON "
+                     "m.id = d.message_id WHERE m.event = 'recent' AND "
+                     "d.status = 'SUCCEEDED'") == "3";
         },
         kSettle));
     Sql(url_,
@@ -876,22 +877,28 @@ TEST_F(RetentionTest, OneInstanceAtATime) {
                   ->Exec(absl::StrCat("SELECT pg_advisory_lock(",
                                       store::kRetentionLockKey, ")"))
                   .ok());
+  // Once a pass has been skipped, none can complete any more (one that was
+  // in progress when the lock was taken has ended and been counted).
+  auto skipped_passes = [](const Exposition& m) {
+    return m.Get("rio_retention_runs_total", {{"result", "skipped"}});
+  };
+  ASSERT_TRUE(
+      MetricsReach([&](const Exposition& m) { return skipped_passes(m) >= 1; },
+                   "a skipped pass"));
+  const double completed =
+      Scrape().Get("rio_retention_runs_total", {{"result", "completed"}});
   MakeHistory();
   ASSERT_FALSE(HasFailure());
   const std::string before = History();
   EXPECT_EQ(before, "old:5:5:5;recent:3:3:3;stuck:1:1:1");
   // Passes after the history was made: they skipped it.
-  const double skipped =
-      Scrape().Get("rio_retention_runs_total", {{"result", "skipped"}});
+  const double skipped = skipped_passes(Scrape());
   ASSERT_TRUE(MetricsReach(
-      [skipped](const Exposition& m) {
-        return m.Get("rio_retention_runs_total", {{"result", "skipped"}}) >=
-               skipped + 2;
-      },
+      [&](const Exposition& m) { return skipped_passes(m) >= skipped + 2; },
       "two more skipped passes"));
   EXPECT_EQ(History(), before);
   EXPECT_EQ(Scrape().Get("rio_retention_runs_total", {{"result", "completed"}}),
-            0);
+            completed);
 
   ASSERT_TRUE((*holder)
                   ->Exec(absl::StrCat("SELECT pg_advisory_unlock(",
