@@ -595,12 +595,19 @@ TEST_F(MetricsTest, CountersMatchWhatWasSent) {
        {"connect", "unavailable", "already_exists", "aborted", "internal"}) {
     EXPECT_EQ(m.Get("rio_database_errors_total", {{"kind", kind}}), 0) << kind;
   }
-  // The database agrees.
-  EXPECT_EQ(Sql(url_,
-                "SELECT string_agg(status || '=' || n, ',' ORDER BY status) "
-                "FROM (SELECT status, count(*) AS n FROM deliveries GROUP BY "
-                "status) s"),
-            "FAILED=3,SUCCEEDED=9");
+  // The database agrees once the outcomes are written (they are counted on
+  // their way to the writer).
+  std::string statuses;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        statuses = Sql(url_,
+                       "SELECT string_agg(status || '=' || n, ',' ORDER BY "
+                       "status) FROM (SELECT status, count(*) AS n FROM "
+                       "deliveries GROUP BY status) s");
+        return statuses == "FAILED=3,SUCCEEDED=9";
+      },
+      kSettle))
+      << statuses;
   // Nothing is pending once the queue has been sampled again.
   ASSERT_TRUE(MetricsReach(
       [](const Exposition& m) {
