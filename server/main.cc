@@ -21,7 +21,9 @@
 #include "server/api/auth.h"
 #include "server/api/cq_server.h"
 #include "server/api/emit_service.h"
+#include "server/api/tail.h"
 #include "server/dispatch/dispatcher.h"
+#include "server/dispatch/metrics_sink.h"
 #include "server/dispatch/outcome_writer.h"
 #include "server/dispatch/retry_policy.h"
 #include "server/dispatch/scheduler.h"
@@ -31,12 +33,16 @@
 #include "server/store/database.h"
 #include "server/store/migrations.h"
 #include "server/store/pg.h"
+#include "server/store/queue_sampler.h"
+#include "server/store/retention.h"
 #include "server/util/crypto.h"
+#include "server/util/metrics.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC address (host:port; port 0 picks a free one)");
 ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
-          "HTTP address for /healthz and /readyz (empty: no HTTP server)");
+          "HTTP address for /healthz, /readyz and /metrics (empty: no HTTP "
+          "server)");
 ABSL_FLAG(std::string, database_url, "",
           "PostgreSQL connection URL, e.g. postgresql://rio@127.0.0.1/rio");
 ABSL_FLAG(std::string, admin_token, "",
@@ -74,6 +80,16 @@ ABSL_FLAG(absl::Duration, disable_after, absl::Hours(24),
 ABSL_FLAG(absl::Duration, lease_timeout, absl::Seconds(30),
           "Deliveries leased by an instance whose heartbeat is older than "
           "this are taken over by other instances");
+ABSL_FLAG(absl::Duration, retention, absl::Hours(24 * 30),
+          "Messages older than this are deleted with their deliveries and "
+          "attempts (unless a delivery is still pending), and so are "
+          "recoveries finished before then; 0 keeps everything");
+ABSL_FLAG(absl::Duration, retention_interval, absl::Minutes(5),
+          "How often retention runs (the first run comes at most 10s after "
+          "start)");
+ABSL_FLAG(absl::Duration, queue_sample_interval, absl::Seconds(5),
+          "How often the delivery queue is sampled from PostgreSQL for "
+          "/metrics");
 
 namespace {
 
@@ -96,7 +112,10 @@ constexpr const char* kEnvFlags[] = {"listen",
                                      "ingest_writers",
                                      "disable_after_failures",
                                      "disable_after",
-                                     "lease_timeout"};
+                                     "lease_timeout",
+                                     "retention",
+                                     "retention_interval",
+                                     "queue_sample_interval"};
 
 void ApplyEnvironment() {
   for (const char* name : kEnvFlags) {
@@ -161,6 +180,52 @@ int main(int argc, char** argv) {
          "--database_url (or RIO_DATABASE_URL) is required; tools/run "
          "starts a private PostgreSQL when you have none");
   }
+  const absl::Duration retention = absl::GetFlag(FLAGS_retention);
+  if (retention < absl::ZeroDuration()) {
+    Fail(2, "--retention must not be negative (0 keeps everything)");
+  }
+  if (absl::GetFlag(FLAGS_retention_interval) <= absl::ZeroDuration()) {
+    Fail(2, "--retention_interval must be positive");
+  }
+  if (absl::GetFlag(FLAGS_queue_sample_interval) < absl::Milliseconds(100)) {
+    Fail(2, "--queue_sample_interval must be at least 100ms");
+  }
+
+  // Everything /metrics shows. Parts register their own metrics as they are
+  // built; these describe the process.
+  rio::util::MetricsRegistry metrics;
+  metrics
+      .AddGaugeFamily("rio_build_info",
+                      "Always 1; the labels say which build runs.", {"version"})
+      ->Get({RIO_VERSION})
+      ->Set(1);
+  metrics
+      .AddGauge("rio_process_start_time_seconds",
+                "Unix time when the process started.")
+      ->Set(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
+  rio::util::CounterFamily* database_errors = metrics.AddCounterFamily(
+      "rio_database_errors_total",
+      "Failed PostgreSQL operations: connection attempts (connect) and "
+      "statements, by what they mean: unavailable (connection lost, "
+      "server shutting down or out of resources), already_exists (unique "
+      "violation), aborted (serialization failure, deadlock), internal "
+      "(anything else).",
+      {"kind"});
+  database_errors->AddCallback({"connect"}, [] {
+    return static_cast<double>(rio::store::PgErrorsSoFar().connect);
+  });
+  database_errors->AddCallback({"unavailable"}, [] {
+    return static_cast<double>(rio::store::PgErrorsSoFar().unavailable);
+  });
+  database_errors->AddCallback({"already_exists"}, [] {
+    return static_cast<double>(rio::store::PgErrorsSoFar().already_exists);
+  });
+  database_errors->AddCallback({"aborted"}, [] {
+    return static_cast<double>(rio::store::PgErrorsSoFar().aborted);
+  });
+  database_errors->AddCallback({"internal"}, [] {
+    return static_cast<double>(rio::store::PgErrorsSoFar().internal);
+  });
 
   // Start-up: one connection for migrations and the first catalog load.
   auto setup = rio::store::PgConnection::Connect(database_url);
@@ -204,12 +269,16 @@ int main(int argc, char** argv) {
   rio::dispatch::HealthPolicy health;
   health.failures = std::max(0, absl::GetFlag(FLAGS_disable_after_failures));
   health.span = absl::GetFlag(FLAGS_disable_after);
+  rio::api::TailHub tail(&catalog);
   rio::dispatch::OutcomeWriter outcomes(
       database_url,
       [&scheduler_ptr](absl::Time due) {
         if (scheduler_ptr != nullptr) scheduler_ptr->Poke(due);
       },
-      health);
+      health,
+      [&tail](const std::vector<rio::dispatch::AttemptOutcome>& batch) {
+        tail.Publish(batch);
+      });
   rio::dispatch::Dispatcher::Options dispatch_options;
   dispatch_options.max_in_flight =
       std::max(1, absl::GetFlag(FLAGS_max_in_flight));
@@ -217,13 +286,16 @@ int main(int argc, char** argv) {
       std::max(1, absl::GetFlag(FLAGS_max_per_handler));
   dispatch_options.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
   dispatch_options.user_agent = "rio/" RIO_VERSION;
-  rio::dispatch::Dispatcher dispatcher(
-      dispatch_options, rio::dispatch::RetryPolicy(*schedule), &outcomes);
+  // Outcomes are counted on their way to the writer.
+  rio::dispatch::MetricsSink counted_outcomes(metrics, &outcomes);
+  rio::dispatch::Dispatcher dispatcher(dispatch_options,
+                                       rio::dispatch::RetryPolicy(*schedule),
+                                       &counted_outcomes);
   rio::dispatch::Scheduler::Options scheduler_options;
   scheduler_options.instance_id = instance_id;
   scheduler_options.lease_timeout = lease_timeout;
   rio::dispatch::Scheduler scheduler(scheduler_options, database_url, &catalog,
-                                     &dispatcher, &outcomes);
+                                     &dispatcher, &counted_outcomes);
   scheduler_ptr = &scheduler;
   rio::ingest::IngestWriter::Options ingest_options;
   ingest_options.instance_id = instance_id;
@@ -235,10 +307,43 @@ int main(int argc, char** argv) {
       [&dispatcher](std::vector<rio::dispatch::DeliveryJob> jobs) {
         dispatcher.Submit(std::move(jobs));
       });
+  metrics.AddGaugeCallback("rio_dispatch_in_flight",
+                           "Webhook calls in flight in this instance.",
+                           [&dispatcher] { return dispatcher.InFlight(); });
+  metrics.AddGaugeCallback(
+      "rio_handlers_disabled",
+      "Handlers that are disabled (by an operator, or after answering 410 "
+      "Gone).",
+      [&catalog] {
+        auto snapshot = catalog.snapshot();
+        int disabled = 0;
+        for (const auto& [id, handler] : snapshot->handlers_by_id) {
+          if (!handler->enabled) ++disabled;
+        }
+        return static_cast<double>(disabled);
+      });
+  rio::store::QueueSampler queue_sampler(
+      database_url, absl::GetFlag(FLAGS_queue_sample_interval), metrics);
+  rio::store::Retention::Options retention_options;
+  retention_options.retention = retention;
+  retention_options.interval = absl::GetFlag(FLAGS_retention_interval);
+  // Registered even when off, so the metrics exist either way.
+  rio::store::Retention retention_worker(retention_options, database_url,
+                                         metrics);
+  if (retention > absl::ZeroDuration() &&
+      retention < absl::GetFlag(FLAGS_idempotency_window)) {
+    std::fprintf(stderr,
+                 "rio-server: --retention is shorter than "
+                 "--idempotency_window: idempotency keys of deleted messages "
+                 "no longer return them\n");
+  }
+
   outcomes.Start();
   dispatcher.Start();
   if (auto s = scheduler.Start(); !s.ok()) Fail(1, std::string(s.message()));
   if (auto s = ingest.Start(); !s.ok()) Fail(1, std::string(s.message()));
+  queue_sampler.Start();
+  if (retention > absl::ZeroDuration()) retention_worker.Start();
 
   const int64_t max_payload = absl::GetFlag(FLAGS_max_payload_bytes);
   if (max_payload < 2) Fail(2, "--max_payload_bytes must be at least 2");
@@ -256,14 +361,24 @@ int main(int argc, char** argv) {
   public_address.Set(AdvertisedAddress(options.listen));
   auto projects = rio::api::RegisterProjectService(server, deps);
   auto handlers = rio::api::RegisterHandlerService(server, deps);
+  auto deliveries = rio::api::RegisterDeliveryService(server, deps);
+  rio::api::AddRecoveryMethods(
+      server, deliveries.get(),
+      rio::api::RecoveryDeps{deps, &scheduler, lease_timeout});
+  rio::api::AddTailMethod(server, deliveries.get(), deps, &tail);
   auto emit = rio::api::RegisterEmitService(
-      server,
-      rio::api::EmitDeps{&catalog, &ingest, static_cast<size_t>(max_payload)});
+      server, rio::api::EmitDeps{&catalog, &ingest,
+                                 static_cast<size_t>(max_payload), &metrics});
   auto bound = server.Start();
   if (!bound.ok()) Fail(1, std::string(bound.status().message()));
   public_address.Set(AdvertisedAddress(*bound));
 
   std::atomic<bool> database_up{true};
+  metrics.AddGaugeCallback(
+      "rio_database_up",
+      "1 while this instance reaches PostgreSQL (what /readyz and gRPC "
+      "health report), else 0.",
+      [&database_up] { return database_up.load() ? 1.0 : 0.0; });
   if (auto s = catalog.StartListening([&](bool up) {
         database_up = up;
         server.SetServing(up);
@@ -287,6 +402,12 @@ int main(int argc, char** argv) {
       return rio::http::Response{
           503, "text/plain; charset=utf-8", {}, "database unavailable\n"};
     });
+    http.Route("/metrics", [&metrics](const rio::http::Request&) {
+      return rio::http::Response{200,
+                                 std::string(rio::util::kMetricsContentType),
+                                 {},
+                                 metrics.Render()};
+    });
     auto started = http.Start(address);
     if (!started.ok()) Fail(1, std::string(started.status().message()));
     http_bound = *started;
@@ -305,6 +426,9 @@ int main(int argc, char** argv) {
   const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
   const absl::Time start = absl::Now();
   http.Stop();
+  tail.Close();  // open tails would hold up the server's shutdown
+  retention_worker.Stop();
+  queue_sampler.Stop();
   server.Shutdown(grace / 4, [&] {
     ingest.Stop();
     (*database)->Stop();

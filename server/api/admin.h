@@ -10,10 +10,10 @@
 
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/impl/codegen/service_type.h"
+#include "rio/v1/delivery.grpc.pb.h"
 #include "server/api/auth.h"
 #include "server/api/cq_server.h"
 #include "server/dispatch/scheduler.h"
-#include "rio/v1/delivery.grpc.pb.h"
 #include "server/store/catalog.h"
 #include "server/store/database.h"
 
@@ -76,6 +76,11 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
                                                       const AdminDeps& deps);
 std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
                                                       const AdminDeps& deps);
+// The read side of rio.v1.DeliveryService (ListDeliveries, GetDelivery,
+// ListMessages, GetMessage, GetHandlerStats). Its other methods are added to
+// the returned service by their own Register functions, before Start.
+std::unique_ptr<v1::DeliveryService::AsyncService> RegisterDeliveryService(
+    CqServer& server, const AdminDeps& deps);
 // Redeliver and the recovery methods of the DeliveryService `service`.
 void AddRecoveryMethods(CqServer& server,
                         v1::DeliveryService::AsyncService* service,

@@ -95,6 +95,68 @@ absl::StatusOr<ingest::EmitItem> BuildItem(
   return item;
 }
 
+// What the service counts. The children counted on every emit are looked
+// up once, here; a rejection looks its code's child up when it happens (it
+// builds an error message then anyway).
+class EmitCounters {
+ public:
+  enum Method { kEmit, kEmitBatch };
+
+  explicit EmitCounters(util::MetricsRegistry* registry) {
+    if (registry == nullptr) registry = &unexported_;
+    requests_ = registry->AddCounterFamily(
+        "rio_emit_requests_total",
+        "Emit and EmitBatch calls answered, by gRPC status code (OK: "
+        "recorded).",
+        {"method", "code"});
+    ok_[kEmit] = requests_->Get({"Emit", "OK"});
+    ok_[kEmitBatch] = requests_->Get({"EmitBatch", "OK"});
+    events_ = registry->AddCounter(
+        "rio_emitted_events_total",
+        "Events recorded as new messages (each event of an EmitBatch "
+        "counts).");
+    duplicates_ = registry->AddCounter(
+        "rio_duplicate_events_total",
+        "Events answered with the message of an earlier emit with the same "
+        "idempotency key; nothing was recorded.");
+    deliveries_ = registry->AddCounter(
+        "rio_deliveries_created_total",
+        "Deliveries created: one per enabled handler of each new event.");
+  }
+
+  void Accepted(Method method,
+                const std::vector<ingest::EmitResult>& results) const {
+    ok_[method]->Increment();
+    uint64_t events = 0, duplicates = 0, deliveries = 0;
+    for (const ingest::EmitResult& result : results) {
+      if (result.duplicate) {
+        ++duplicates;
+      } else {
+        ++events;
+        deliveries += static_cast<uint64_t>(result.handlers);
+      }
+    }
+    if (events > 0) events_->Increment(events);
+    if (duplicates > 0) duplicates_->Increment(duplicates);
+    if (deliveries > 0) deliveries_->Increment(deliveries);
+  }
+
+  void Rejected(Method method, const absl::Status& status) const {
+    requests_
+        ->Get({method == kEmit ? "Emit" : "EmitBatch",
+               absl::StatusCodeToString(status.code())})
+        ->Increment();
+  }
+
+ private:
+  util::MetricsRegistry unexported_;  // used when given no registry
+  util::CounterFamily* requests_;
+  util::Counter* ok_[2];
+  util::Counter* events_;
+  util::Counter* duplicates_;
+  util::Counter* deliveries_;
+};
+
 v1::EmitResponse ToResponse(const ingest::EmitResult& result) {
   v1::EmitResponse response;
   response.set_message_id(result.message_id);
@@ -109,38 +171,57 @@ std::unique_ptr<grpc::Service> RegisterEmitService(CqServer& server,
                                                    const EmitDeps& deps) {
   auto service = std::make_unique<Service>();
   Service* s = service.get();
+  auto counters = std::make_shared<const EmitCounters>(deps.metrics);
 
   server.AddUnary<Service, v1::EmitRequest, v1::EmitResponse>(
       s, &Service::RequestEmit,
-      [deps](grpc::ServerContext& ctx, const v1::EmitRequest& req,
-             Reply<v1::EmitResponse> reply) {
+      [deps, counters](grpc::ServerContext& ctx, const v1::EmitRequest& req,
+                       Reply<v1::EmitResponse> reply) {
+        constexpr auto kMethod = EmitCounters::kEmit;
         auto catalog = deps.catalog->snapshot();
         auto sender = Authenticate(ctx, *catalog);
-        if (!sender.ok()) return reply(sender.status());
+        if (!sender.ok()) {
+          counters->Rejected(kMethod, sender.status());
+          return reply(sender.status());
+        }
         auto item = BuildItem(req, *sender, *catalog, deps.max_payload_bytes);
-        if (!item.ok()) return reply(item.status());
+        if (!item.ok()) {
+          counters->Rejected(kMethod, item.status());
+          return reply(item.status());
+        }
         std::vector<ingest::EmitItem> items;
         items.push_back(std::move(*item));
         deps.writer->Submit(
             std::move(items),
-            [reply](absl::StatusOr<std::vector<ingest::EmitResult>> results) {
-              if (!results.ok()) return reply(results.status());
+            [reply, counters](
+                absl::StatusOr<std::vector<ingest::EmitResult>> results) {
+              if (!results.ok()) {
+                counters->Rejected(kMethod, results.status());
+                return reply(results.status());
+              }
+              counters->Accepted(kMethod, *results);
               reply(ToResponse(results->front()));
             });
       });
 
   server.AddUnary<Service, v1::EmitBatchRequest, v1::EmitBatchResponse>(
       s, &Service::RequestEmitBatch,
-      [deps](grpc::ServerContext& ctx, const v1::EmitBatchRequest& req,
-             Reply<v1::EmitBatchResponse> reply) {
+      [deps, counters](grpc::ServerContext& ctx,
+                       const v1::EmitBatchRequest& req,
+                       Reply<v1::EmitBatchResponse> reply) {
+        constexpr auto kMethod = EmitCounters::kEmitBatch;
+        auto reject = [&](const absl::Status& status) {
+          counters->Rejected(kMethod, status);
+          reply(status);
+        };
         auto catalog = deps.catalog->snapshot();
         auto sender = Authenticate(ctx, *catalog);
-        if (!sender.ok()) return reply(sender.status());
+        if (!sender.ok()) return reject(sender.status());
         if (req.events().empty()) {
-          return reply(absl::InvalidArgumentError("events is required"));
+          return reject(absl::InvalidArgumentError("events is required"));
         }
         if (req.events_size() > kMaxBatchEvents) {
-          return reply(absl::InvalidArgumentError(absl::StrCat(
+          return reject(absl::InvalidArgumentError(absl::StrCat(
               "events has ", req.events_size(),
               " entries, more than the limit of ", kMaxBatchEvents)));
         }
@@ -150,7 +231,7 @@ std::unique_ptr<grpc::Service> RegisterEmitService(CqServer& server,
           auto item = BuildItem(req.events(i), *sender, *catalog,
                                 deps.max_payload_bytes);
           if (!item.ok()) {
-            return reply(absl::Status(
+            return reject(absl::Status(
                 item.status().code(),
                 absl::StrCat("events[", i, "]: ", item.status().message())));
           }
@@ -158,8 +239,13 @@ std::unique_ptr<grpc::Service> RegisterEmitService(CqServer& server,
         }
         deps.writer->Submit(
             std::move(items),
-            [reply](absl::StatusOr<std::vector<ingest::EmitResult>> results) {
-              if (!results.ok()) return reply(results.status());
+            [reply, counters](
+                absl::StatusOr<std::vector<ingest::EmitResult>> results) {
+              if (!results.ok()) {
+                counters->Rejected(kMethod, results.status());
+                return reply(results.status());
+              }
+              counters->Accepted(kMethod, *results);
               v1::EmitBatchResponse response;
               for (const auto& result : *results) {
                 *response.add_results() = ToResponse(result);

@@ -11,6 +11,7 @@
 #include "server/api/cq_server.h"
 #include "server/ingest/ingest_writer.h"
 #include "server/store/catalog.h"
+#include "server/util/metrics.h"
 
 namespace rio::api {
 
@@ -18,6 +19,8 @@ struct EmitDeps {
   store::Catalog* catalog;
   ingest::IngestWriter* writer;
   size_t max_payload_bytes = 1 << 20;
+  // Where the service's counters go (README, "Metrics"); none when null.
+  util::MetricsRegistry* metrics = nullptr;
 };
 
 inline constexpr int kMaxBatchEvents = 1000;

@@ -1,11 +1,11 @@
 // rio.v1.DeliveryService, the re-triggering half: Redeliver and the
 // recovery jobs (RecoverFailed, GetRecovery, ListRecoveries,
 // CancelRecovery).
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "rio/v1/delivery.grpc.pb.h"
 #include "server/api/admin.h"
+#include "server/api/delivery_rows.h"
 #include "server/store/recovery_store.h"
 #include "server/util/status_macros.h"
 #include "server/util/validation.h"
@@ -19,27 +19,20 @@ using google::protobuf::util::TimeUtil;
 constexpr int kDefaultRatePerSecond = 100;
 constexpr int kMaxRatePerSecond = 10000;
 
-bool IsUuid(const std::string& s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-'
-             : !absl::ascii_isxdigit(static_cast<unsigned char>(s[i]))) {
-      return false;
-    }
+// The delivery as it stands (without its attempts).
+absl::StatusOr<v1::Delivery> LoadDelivery(store::PgConnection& conn,
+                                          const std::string& id) {
+  RIO_ASSIGN_OR_RETURN(
+      store::PgResult r,
+      conn.Exec(absl::StrCat("SELECT ", kDeliveryColumns, " FROM deliveries d",
+                             kDeliveryJoins, "WHERE d.id = $1"),
+                {id}));
+  if (r.rows() == 0) {
+    return absl::NotFoundError(absl::StrCat("delivery \"", id, "\" not found"));
   }
-  return true;
-}
-
-absl::Status ValidateId(absl::string_view field, const std::string& id,
-                        absl::string_view what) {
-  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
-  if (!IsUuid(id)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, " \"", id.substr(0, 64), "\" is not a ", what,
-                     " id (a UUID)"));
-  }
-  return absl::OkStatus();
+  v1::Delivery delivery;
+  FillDelivery(r, 0, 0, &delivery);
+  return delivery;
 }
 
 // Validates a RecoverFailed request against the catalog and turns it into a
@@ -55,7 +48,7 @@ absl::StatusOr<store::RecoveryFilter> ToFilter(
   store::RecoveryFilter filter;
   filter.project_id = project->id;
   if (!req.handler_id().empty()) {
-    RIO_RETURN_IF_ERROR(ValidateId("handler_id", req.handler_id(), "handler"));
+    RIO_RETURN_IF_ERROR(util::ValidateUuid("handler_id", req.handler_id(), "a handler id (a UUID as returned by CreateHandler)"));
     auto handler = catalog.handlers_by_id.find(req.handler_id());
     if (handler == catalog.handlers_by_id.end() ||
         handler->second->project_id != project->id) {
@@ -108,7 +101,7 @@ void AddRecoveryMethods(CqServer& server, Service* s,
              Reply<v1::Delivery> reply) {
         absl::Status status = deps.admin.auth->Check(ctx);
         if (status.ok()) {
-          status = ValidateId("delivery_id", req.delivery_id(), "delivery");
+          status = util::ValidateUuid("delivery_id", req.delivery_id(), "a delivery id (a UUID)");
         }
         if (!status.ok()) return reply(status);
         RunOnDatabase(deps.admin, std::move(reply), /*writes=*/false,
@@ -116,7 +109,7 @@ void AddRecoveryMethods(CqServer& server, Service* s,
                           -> absl::StatusOr<v1::Delivery> {
                         RIO_RETURN_IF_ERROR(store::Redeliver(
                             conn, req.delivery_id(), deps.lease_timeout));
-                        return GetDeliveryForReply(conn, req.delivery_id());
+                        return LoadDelivery(conn, req.delivery_id());
                       });
       });
 
@@ -162,7 +155,7 @@ void AddRecoveryMethods(CqServer& server, Service* s,
       [deps](grpc::ServerContext& ctx, const v1::GetRecoveryRequest& req,
              Reply<v1::Recovery> reply) {
         absl::Status status = deps.admin.auth->Check(ctx);
-        if (status.ok()) status = ValidateId("id", req.id(), "recovery");
+        if (status.ok()) status = util::ValidateUuid("id", req.id(), "a recovery id (a UUID as returned by RecoverFailed)");
         if (!status.ok()) return reply(status);
         RunOnDatabase(deps.admin, std::move(reply), /*writes=*/false,
                       [id = req.id()](store::PgConnection& conn) {
@@ -203,7 +196,7 @@ void AddRecoveryMethods(CqServer& server, Service* s,
       [deps](grpc::ServerContext& ctx, const v1::CancelRecoveryRequest& req,
              Reply<v1::Recovery> reply) {
         absl::Status status = deps.admin.auth->Check(ctx);
-        if (status.ok()) status = ValidateId("id", req.id(), "recovery");
+        if (status.ok()) status = util::ValidateUuid("id", req.id(), "a recovery id (a UUID as returned by RecoverFailed)");
         if (!status.ok()) return reply(status);
         RunOnDatabase(deps.admin, std::move(reply), /*writes=*/false,
                       [id = req.id()](store::PgConnection& conn) {

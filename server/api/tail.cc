@@ -55,8 +55,8 @@ v1::TailDeliveriesResponse ToResponse(const dispatch::AttemptOutcome& o,
   a->set_first_byte_us(o.first_byte_us);
   a->set_total_us(o.total_us);
   a->set_status_code(o.status_code);
-  ParseHeaderLines(o.request_headers, a->mutable_request_headers());
-  ParseHeaderLines(o.response_headers, a->mutable_response_headers());
+  AppendStoredHeaders(o.request_headers, a->mutable_request_headers());
+  AppendStoredHeaders(o.response_headers, a->mutable_response_headers());
   a->set_response_body(ToValidUtf8(o.response_body));
   a->set_error_class(error_class);
   a->set_error_message(o.error_message.empty() ? o.decision.reason
@@ -142,11 +142,17 @@ void AddTailMethod(CqServer& server, v1::DeliveryService::AsyncService* service,
               absl::StrCat("project \"", req.project(), "\" not found")));
         }
         if (!req.handler_id().empty()) {
+          if (absl::Status s = util::ValidateUuid(
+                  "handler_id", req.handler_id(),
+                  "a handler id (a UUID as returned by CreateHandler)");
+              !s.ok()) {
+            return fail(s);
+          }
           auto handler = catalog->handlers_by_id.find(req.handler_id());
           if (handler == catalog->handlers_by_id.end() ||
               handler->second->project_id != project->id) {
             return fail(absl::NotFoundError(
-                absl::StrCat("handler \"", req.handler_id().substr(0, 64),
+                absl::StrCat("handler \"", req.handler_id(),
                              "\" not found in project \"", req.project(),
                              "\"")));
           }

@@ -8,8 +8,8 @@
 // timeouts count time spent queued inside it). Each finished attempt becomes
 // an AttemptOutcome for the OutcomeSink.
 //
-// Thread-safety: Submit, Room and Stop may be called from any thread; the
-// CURLM and easy handles are touched only by the dispatcher thread.
+// Thread-safety: Submit, Room, InFlight and Stop may be called from any thread;
+// the CURLM and easy handles are touched only by the dispatcher thread.
 #ifndef RIO_SERVER_DISPATCH_DISPATCHER_H_
 #define RIO_SERVER_DISPATCH_DISPATCHER_H_
 
@@ -63,6 +63,12 @@ class Dispatcher {
 
   // Whether the delivery is waiting or in flight here.
   bool Holds(const std::string& delivery_id) const;
+
+  // HTTP calls in flight now.
+  int InFlight() const {
+    absl::MutexLock lock(&mu_);
+    return in_flight_;
+  }
 
   // Stops starting jobs, lets transfers in flight finish for up to `grace`,
   // aborts the rest, joins the thread. Returns the jobs that did not finish

@@ -1,5 +1,6 @@
 #include "server/store/pg.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
@@ -10,6 +11,16 @@
 
 namespace rio::store {
 namespace {
+
+std::atomic<uint64_t> connect_errors{0};
+std::atomic<uint64_t> unavailable_errors{0};
+std::atomic<uint64_t> already_exists_errors{0};
+std::atomic<uint64_t> aborted_errors{0};
+std::atomic<uint64_t> internal_errors{0};
+
+void Count(std::atomic<uint64_t>& counter) {
+  counter.fetch_add(1, std::memory_order_relaxed);
+}
 
 // First line of a libpq message, without the trailing newline.
 std::string FirstLine(const char* message) {
@@ -110,6 +121,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
         "out of memory connecting to PostgreSQL");
   }
   if (PQstatus(conn) != CONNECTION_OK) {
+    Count(connect_errors);
     std::string reason = FirstLine(PQerrorMessage(conn));
     PQfinish(conn);
     return absl::UnavailableError(
@@ -127,6 +139,7 @@ absl::Status PgConnection::Reconnect(absl::Duration min_interval) {
   last_connect_attempt_ = now;
   conn_.reset(Open(url_));
   if (conn_ == nullptr || PQstatus(conn_.get()) != CONNECTION_OK) {
+    Count(connect_errors);
     return absl::UnavailableError("database unavailable");
   }
   return absl::OkStatus();
@@ -196,18 +209,34 @@ absl::Status StatusFromPg(PGconn* conn, const PGresult* result,
   // Class 08 (connection), 57P0x (shutdown, crash), 53 (resources).
   if (broken || absl::StartsWith(state, "08") ||
       absl::StartsWith(state, "57P") || absl::StartsWith(state, "53")) {
+    Count(unavailable_errors);
     std::fprintf(stderr, "rio-server: database unavailable: %s\n",
                  detail.c_str());
     return absl::UnavailableError("database unavailable");
   }
-  if (state == "23505") return absl::AlreadyExistsError(detail);
+  if (state == "23505") {
+    Count(already_exists_errors);
+    return absl::AlreadyExistsError(detail);
+  }
   if (state == "40001" || state == "40P01") {
+    Count(aborted_errors);
     return absl::AbortedError("transaction conflict; retry");
   }
+  Count(internal_errors);
   std::fprintf(stderr, "rio-server: database error %s: %s (in: %.200s)\n",
                state.c_str(), detail.c_str(), std::string(what).c_str());
   return absl::InternalError(
       absl::StrCat("database error (SQLSTATE ", state, ")"));
+}
+
+PgErrorCounts PgErrorsSoFar() {
+  PgErrorCounts counts;
+  counts.connect = connect_errors.load(std::memory_order_relaxed);
+  counts.unavailable = unavailable_errors.load(std::memory_order_relaxed);
+  counts.already_exists = already_exists_errors.load(std::memory_order_relaxed);
+  counts.aborted = aborted_errors.load(std::memory_order_relaxed);
+  counts.internal = internal_errors.load(std::memory_order_relaxed);
+  return counts;
 }
 
 }  // namespace rio::store

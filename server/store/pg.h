@@ -129,6 +129,18 @@ absl::Status StatusFromPg(PGconn* conn, const PGresult* result,
 // SQLSTATE of a failed result, or "" when there is none.
 std::string SqlState(const PGresult* result);
 
+// Failed database operations since the process started, counted here for
+// metrics. Thread-safe.
+struct PgErrorCounts {
+  uint64_t connect = 0;  // connection attempts that failed
+  // Failed statements, by the code StatusFromPg gave them.
+  uint64_t unavailable = 0;     // connection lost, shutdown, out of resources
+  uint64_t already_exists = 0;  // unique violations
+  uint64_t aborted = 0;         // serialization failures, deadlocks
+  uint64_t internal = 0;        // anything else
+};
+PgErrorCounts PgErrorsSoFar();
+
 }  // namespace rio::store
 
 #endif  // RIO_SERVER_STORE_PG_H_

@@ -281,4 +281,21 @@ absl::Status ValidateHeaders(
   return absl::OkStatus();
 }
 
+absl::Status ValidateUuid(absl::string_view field, absl::string_view value,
+                          absl::string_view what) {
+  if (value.empty())
+    return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
+  bool ok = value.size() == 36;
+  for (size_t i = 0; ok && i < value.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    ok = dash ? value[i] == '-'
+              : absl::ascii_isxdigit(static_cast<unsigned char>(value[i]));
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " ", Quote(value), " is not ", what));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace rio::util

@@ -36,6 +36,12 @@ absl::Status ValidateTimeoutMs(absl::string_view field, int64_t timeout_ms);
 absl::Status ValidateHeaders(absl::string_view field,
                              const std::map<std::string, std::string>& headers);
 
+// Ids: a UUID in its 36-character text form (any case). `what` says what
+// the id should be, e.g. "a handler id (a UUID as returned by
+// CreateHandler)", for the message `<field> "x" is not <what>`.
+absl::Status ValidateUuid(absl::string_view field, absl::string_view value,
+                          absl::string_view what);
+
 }  // namespace rio::util
 
 #endif  // RIO_SERVER_UTIL_VALIDATION_H_

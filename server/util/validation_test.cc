@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace rio::util {
@@ -127,6 +128,34 @@ TEST(ValidateHeaders, RejectsReservedAndMalformed) {
   for (int i = 0; i < 65; ++i) many["X-" + std::to_string(i)] = "v";
   EXPECT_EQ(ValidateHeaders("headers", many).message(),
             "headers has more than 64 entries");
+}
+
+TEST(ValidateUuid, AcceptsUuidsInEitherCase) {
+  EXPECT_TRUE(
+      ValidateUuid("id", "0b7f3a52-9c1e-4d2a-8f00-1234567890ab", "x").ok());
+  EXPECT_TRUE(
+      ValidateUuid("id", "0B7F3A52-9C1E-4D2A-8F00-1234567890AB", "x").ok());
+}
+
+TEST(ValidateUuid, RejectsEmptyNamingTheField) {
+  absl::Status s = ValidateUuid("handler_id", "", "a handler id");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "handler_id is required");
+}
+
+TEST(ValidateUuid, RejectsAnythingElseSayingWhatIsExpected) {
+  for (const char* bad : {"42", "0b7f3a52-9c1e-4d2a-8f00-1234567890a",
+                          "0b7f3a52-9c1e-4d2a-8f00-1234567890abc",
+                          "0b7f3a529c1e-4d2a-8f00-1234567890abc",
+                          "0b7f3a52-9c1e-4d2a-8f00-1234567890ag",
+                          "{0b7f3a52-9c1e-4d2a-8f00-1234567890}"}) {
+    absl::Status s = ValidateUuid("id", bad, "a delivery id (a UUID)");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(s.message(),
+              absl::StrCat("id \"", bad, "\" is not a delivery id (a UUID)"));
+  }
+  EXPECT_EQ(ValidateUuid("id", "a\nb", "a delivery id").message(),
+            "id \"a\\x0ab\" is not a delivery id");
 }
 
 }  // namespace

@@ -142,8 +142,8 @@ TEST_F(AdminTest, ReflectionListsTheServices) {
   EXPECT_THAT(*services,
               ElementsAre("grpc.health.v1.Health",
                           "grpc.reflection.v1alpha.ServerReflection",
-                          "rio.v1.EmitService", "rio.v1.HandlerService",
-                          "rio.v1.ProjectService"));
+                          "rio.v1.DeliveryService", "rio.v1.EmitService",
+                          "rio.v1.HandlerService", "rio.v1.ProjectService"));
 }
 
 // What a user does with grpcurl, JSON in and out, through reflection only.
