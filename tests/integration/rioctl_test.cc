@@ -30,6 +30,7 @@
 namespace rio {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -827,6 +828,306 @@ TEST_F(RioctlTest, MalformedFilesChangeNothing) {
             "changed.\n");
   Result unset = Run({"apply", "-f", "-", "--dry-run"}, {}, "");
   EXPECT_EQ(unset.code, 1);
+}
+
+// --- triage -----------------------------------------------------------------
+
+// A receiver whose answer the test switches: 500 "receiver down" until
+// Fix().
+class SwitchableReceiver {
+ public:
+  SwitchableReceiver()
+      : receiver_([this](const testkit::ReceivedRequest&, int) {
+          testkit::ReceiverReply reply;
+          if (!fixed_.load()) {
+            reply.status = 500;
+            reply.body = "receiver down";
+          }
+          return reply;
+        }) {}
+  absl::Status Start() { return receiver_.Start(); }
+  void Fix() { fixed_ = true; }
+  std::string Url(absl::string_view path) const { return receiver_.Url(path); }
+  size_t Count() const { return receiver_.Count(); }
+
+ private:
+  std::atomic<bool> fixed_{false};
+  Receiver receiver_;
+};
+
+class RioctlTriageTest : public RioctlTest {
+ public:
+  // Applies a project "shop" with one handler for "order-paid" at `url`;
+  // remembers the sender's DSN and the handler's id.
+  void SetUpProject(const std::string& url) {
+    std::string file =
+        WriteFile("shop.yml", absl::StrCat("project: shop\n"
+                                           "senders:\n"
+                                           "  - slug: checkout\n"
+                                           "actions:\n"
+                                           "  - slug: order-paid\n"
+                                           "    webhooks:\n"
+                                           "      - url: ",
+                                           url, "\n"));
+    std::string out = Ok({"apply", "-f", file});
+    dsn_ = Capture(out, "DSN: (\\S+)");
+    handler_ = Capture(out, "\\[(\\S+)\\]\n");
+    ASSERT_FALSE(dsn_.empty() || handler_.empty()) << out;
+  }
+
+  void Emit(const std::string& payload = R"({"order":1})") {
+    Ok({"emit", "shop", "order-paid", payload, "--dsn", dsn_});
+  }
+
+  // How many deliveries `deliveries list ARGS -o json` lists.
+  int CountListed(std::vector<std::string> args) {
+    args.insert(args.begin(), {"deliveries", "list", "-p", "shop"});
+    args.insert(args.end(), {"-o", "json", "--limit", "1000"});
+    std::string json = Ok(args);
+    int n = 0;
+    for (size_t at = json.find("\n  {\n"); at != std::string::npos;
+         at = json.find("\n  {\n", at + 1)) {
+      ++n;
+    }
+    return n;
+  }
+
+  std::string dsn_;
+  std::string handler_;
+};
+
+TEST_F(RioctlTriageTest, FailingThenRedeliverSucceeds) {
+  SwitchableReceiver receiver;
+  ASSERT_TRUE(receiver.Start().ok());
+  const std::string url = receiver.Url("/paid");
+  SetUpProject(url);
+  Emit();
+  // Two attempts (--retry_schedule 100ms), then FAILED.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return CountListed({"--status", "failed"}) == 1;
+      },
+      std::chrono::seconds(20)));
+
+  std::string listed = Ok({"deliveries", "list", "--failing", "--handler",
+                           handler_, "--since", "1h"});
+  EXPECT_THAT(listed,
+              MatchesRegex(absl::StrCat(
+                  "ID +STATUS +EVENT +ATTEMPTS +LAST +NEXT +AGE +URL\n(", kUuid,
+                  ") +failed +order-paid +2 +500 +- +[0-9]+s +", url, "\n")));
+  std::string id = Capture(listed, "\n(\\S+) ");
+  // The same through the project and the event filter; none since later.
+  EXPECT_EQ(Ok({"deliveries", "list", "-p", "shop", "--failing", "--event",
+                "order-paid"}),
+            listed);
+  EXPECT_EQ(Ok({"deliveries", "list", "-p", "shop", "--since",
+                "2099-01-01T00:00:00Z"}),
+            "No deliveries match.\n");
+
+  std::string shown = Ok({"deliveries", "show", id});
+  EXPECT_THAT(
+      shown,
+      MatchesRegex(absl::StrCat(
+          "ID: +", id,
+          "\n"
+          "Message: +",
+          kUuid,
+          "\n"
+          "Project: +shop\n"
+          "Event: +order-paid\n"
+          "Handler: +",
+          handler_, " ", url,
+          "\n"
+          "Status: +failed\n"
+          "Attempts: +2\n"
+          "Last result: +500\n"
+          "Created: +[-0-9T:]+Z \\([0-9]+s ago\\)\n"
+          "Updated: +[-0-9T:]+Z \\([0-9]+s ago\\)\n"
+          "\n"
+          "# +STARTED +RESULT +DURATION +DNS +CONNECT +TLS +FIRST BYTE +MANUAL "
+          "+ERROR\n"
+          "1 +[-0-9T:]+Z +500 +[0-9.]+(us|ms|s) .* +no +[^\n]+\n"
+          "2 +[-0-9T:]+Z +500 +[0-9.]+(us|ms|s) .* +no +[^\n]+\n"
+          "\n"
+          "Response to attempt 2: 500\n"
+          "(  [^\n]+: [^\n]*\n)*"
+          "\n"
+          "receiver down\n")));
+  EXPECT_THAT(Ok({"deliveries", "show", id, "--attempt", "1"}),
+              HasSubstr("\nResponse to attempt 1: 500\n"));
+  std::string json = Ok({"deliveries", "show", id, "-o", "json"});
+  EXPECT_THAT(json, HasSubstr("\"status\": \"FAILED\""));
+  EXPECT_THAT(json, HasSubstr("\"response_body\": \"receiver down\""));
+
+  // The receiver is fixed; one call is re-triggered.
+  receiver.Fix();
+  EXPECT_EQ(Ok({"redeliver", id, "--wait"}),
+            absl::StrCat("delivery ", id, ": attempt 3 -> 200, succeeded\n"));
+  EXPECT_THAT(Ok({"deliveries", "show", id}),
+              ContainsRegex("Status: +succeeded\n(.|\n)*\n3 +[-0-9T:]+Z +200 "
+                            "+[^\n]+ +yes +-\n"));
+  EXPECT_EQ(Ok({"deliveries", "list", "-p", "shop", "--failing"}),
+            "No deliveries match.\n");
+  EXPECT_EQ(CountListed({"--status", "succeeded"}), 1);
+
+  // Without --wait, it answers at once.
+  EXPECT_EQ(Ok({"redeliver", id}),
+            absl::StrCat("delivery ", id, " re-queued\n"));
+  ASSERT_TRUE(WaitFor([&] { return receiver.Count() == 4; }));
+
+  // Once the fourth attempt is recorded.
+  std::string stats;
+  ASSERT_TRUE(WaitFor([&] {
+    stats = Ok({"stats", "--handler", handler_});
+    return absl::StrContains(stats, "(2 failed)") &&
+           std::regex_search(stats, std::regex("Attempts: +4 "));
+  })) << stats;
+  EXPECT_THAT(stats, MatchesRegex(absl::StrCat(
+                         "Handler: +", handler_,
+                         "\n"
+                         "Enabled: +yes\n"
+                         "Window: +1h\n"
+                         "Succeeded: +1\n"
+                         "Failed: +0\n"
+                         "Pending: +0\n"
+                         "Cancelled: +0\n"
+                         "Success ratio: +100\\.0%\n"
+                         "Attempts: +4 \\(2 failed\\)\n"
+                         "Latency: +p50 [0-9.]+m?s, p90 [0-9.]+m?s, p99 "
+                         "[0-9.]+m?s\n"
+                         "Consecutive failures: +0\n")));
+  EXPECT_THAT(
+      Ok({"stats", "--handler", handler_, "--window", "24h", "-o", "yaml"}),
+      AllOf(HasSubstr("\nsucceeded: \"1\"\n"),
+            HasSubstr("\nwindow: 86400s\n")));
+
+  Result unknown = Run({"redeliver", "00000000-0000-0000-0000-000000000000"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_THAT(unknown.err, MatchesRegex("error: .* \\(NOT_FOUND\\)\n"));
+  Result malformed = Run({"deliveries", "show", "nope"});
+  EXPECT_EQ(malformed.code, 1);
+  EXPECT_THAT(malformed.err, HasSubstr("(INVALID_ARGUMENT)\n"));
+  Result no_project = Run({"deliveries", "list"});
+  EXPECT_EQ(no_project.code, 2);
+  Result bad_since = Run({"deliveries", "list", "-p", "shop", "--since", "x"});
+  EXPECT_EQ(bad_since.code, 2);
+  EXPECT_THAT(bad_since.err,
+              StartsWith("error: --since \"x\" is neither a duration (30m, "
+                         "2h, 7d) nor an RFC 3339 time "
+                         "(2024-05-01T12:00:00Z)\n"));
+}
+
+TEST_F(RioctlTriageTest, RecoverWithDryRun) {
+  SwitchableReceiver receiver;
+  ASSERT_TRUE(receiver.Start().ok());
+  SetUpProject(receiver.Url("/paid"));
+  for (int i = 0; i < 3; ++i) Emit();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return CountListed({"--status", "failed"}) == 3;
+      },
+      std::chrono::seconds(20)));
+
+  EXPECT_EQ(
+      Ok({"recover", "--handler", handler_, "--since", "2h", "--dry-run"}),
+      "3 deliveries would be re-sent (dry run: nothing was re-queued)\n");
+  EXPECT_EQ(CountListed({"--status", "failed"}), 3);
+  EXPECT_EQ(receiver.Count(), 6u);
+
+  receiver.Fix();
+  std::string out = Ok({"recover", "--handler", handler_, "--since", "2h"});
+  EXPECT_THAT(out, MatchesRegex(absl::StrCat(
+                       "recovery (", kUuid,
+                       ") started: 3 deliveries to re-send\n"
+                       "recovery ",
+                       kUuid,
+                       " done: 3 of 3 re-queued \\(succeeded [0-3], failed "
+                       "0, pending [0-3]\\)\n")));
+  std::string recovery = Capture(out, "recovery (\\S+) started");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return CountListed({"--status", "succeeded"}) == 3;
+      },
+      std::chrono::seconds(20)));
+  EXPECT_THAT(
+      Ok({"recovery", "get", recovery}),
+      MatchesRegex(absl::StrCat("ID: +", recovery,
+                                "\n"
+                                "Project: +shop\n"
+                                "Handler: +",
+                                handler_,
+                                "\n"
+                                "Event: +\\(all\\)\n"
+                                "Since: +[-0-9T:]+Z\n"
+                                "Until: +[-0-9T:]+Z\n"
+                                "State: +done\n"
+                                "Matched: +3\n"
+                                "Re-queued: +3\n"
+                                "Outcome: +succeeded 3, failed 0, pending 0\n"
+                                "Rate: +100/s\n"
+                                "Created: +[^\n]+\n"
+                                "Finished: +[^\n]+\n")));
+  EXPECT_THAT(Ok({"recovery", "list", "-p", "shop"}),
+              MatchesRegex(absl::StrCat(
+                  "ID +STATE +HANDLER +EVENT +MATCHED +REQUEUED +SUCCEEDED "
+                  "+FAILED +PENDING +AGE\n",
+                  recovery, " +done +", handler_,
+                  " +\\(all\\) +3 +3 +3 +0 +0 +[0-9]+s\n")));
+  // Nothing is left to recover.
+  EXPECT_EQ(Ok({"recover", "-p", "shop", "--since", "2h", "--dry-run"}),
+            "0 deliveries would be re-sent (dry run: nothing was re-queued)\n");
+  Result no_since = Run({"recover", "--handler", handler_});
+  EXPECT_EQ(no_since.code, 2);
+  EXPECT_EQ(no_since.err,
+            "error: --since is required (e.g. --since 2h)\n"
+            "Run 'rioctl recover --help' for usage.\n");
+}
+
+TEST_F(RioctlTriageTest, TailStreamsAttempts) {
+  Receiver receiver;
+  ASSERT_TRUE(receiver.Start().ok());
+  const std::string url = receiver.Url("/paid");
+  SetUpProject(url);
+  std::map<std::string, std::string> env = Env();
+  Child plain({"tail", "-p", "shop"}, env, "");
+  Child coloured({"tail", "--handler", handler_, "--color", "always"}, env, "");
+  env["RIO_PROJECT"] = "shop";
+  Child json({"tail", "-o", "json", "--event", "order-paid"}, env, "");
+  // The streams start in the background: emit until each has seen one.
+  auto seen = [&](const Child& child, const std::string& text) {
+    return child.Out().find(text) != std::string::npos;
+  };
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Emit();
+        return WaitFor(
+            [&] {
+              return seen(plain, "\n") && seen(coloured, "\n") &&
+                     seen(json, "\n");
+            },
+            std::chrono::milliseconds(500));
+      },
+      std::chrono::seconds(30)));
+  std::string first_line = plain.Out().substr(0, plain.Out().find('\n') + 1);
+  EXPECT_THAT(first_line,
+              MatchesRegex(absl::StrCat(
+                  "[0-9]{2}:[0-9]{2}:[0-9]{2}  200  succeeded  order-paid  "
+                  "attempt 1  [0-9.]+(us|ms|s)  delivery ",
+                  kUuid, "  ", url, "\n")));
+  EXPECT_THAT(coloured.Out(), StartsWith("\033[2m"));
+  EXPECT_THAT(coloured.Out(),
+              HasSubstr("  \033[32m200\033[0m  \033[32msucceeded\033[0m  "));
+  std::string json_line = json.Out().substr(0, json.Out().find('\n') + 1);
+  EXPECT_THAT(json_line, StartsWith("{\"delivery\":{\"id\":\""));
+  EXPECT_THAT(json_line, HasSubstr("\"status\":\"SUCCEEDED\""));
+  EXPECT_THAT(json_line, HasSubstr("\"status_code\":200"));
+
+  for (Child* child : {&plain, &coloured, &json}) {
+    child->Signal(SIGINT);
+    EXPECT_EQ(child->Wait(), 0) << child->Err();
+  }
+  EXPECT_EQ(plain.Err(),
+            "Tailing deliveries of project shop (Ctrl-C to stop)\n");
 }
 
 }  // namespace

@@ -426,10 +426,17 @@ void Table::AddRow(std::vector<std::string> cells) {
 }
 
 namespace {
-// Display width: UTF-8 continuation bytes take no column.
+// Display width: UTF-8 continuation bytes and ANSI colour sequences take no
+// column.
 size_t Width(absl::string_view text) {
   size_t width = 0;
-  for (unsigned char c : text) width += (c & 0xC0) != 0x80;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\033') {
+      while (i < text.size() && text[i] != 'm') ++i;
+      continue;
+    }
+    width += (static_cast<unsigned char>(text[i]) & 0xC0) != 0x80;
+  }
   return width;
 }
 }  // namespace

@@ -18,6 +18,16 @@ TEST(Table, AlignsColumnsAndTrimsTheLastOne) {
             "a                     12s\n");
 }
 
+TEST(Table, ColourTakesNoColumn) {
+  Table table({"A", "B"});
+  table.AddRow({"\033[31mred\033[0m", "x"});
+  table.AddRow({"plain", "y"});
+  EXPECT_EQ(table.Render(),
+            "A       B\n"
+            "\033[31mred\033[0m     x\n"
+            "plain   y\n");
+}
+
 TEST(Fields, AlignsValues) {
   EXPECT_EQ(RenderFields({{"ID", "x"}, {"Content type", "json"}, {"E", ""}}),
             "ID:            x\n"

@@ -161,11 +161,8 @@ std::string DeliveriesTable(const std::vector<v1::Delivery>& deliveries,
                  ? "now"
                  : absl::StrCat("in ", Age(ToProto(now - in), now));
     }
-    // Colour would break column alignment, so only the last column may
-    // carry it; STATUS stays plain here.
-    (void)colours;
     table.AddRow(
-        {d.id(), StatusName(d.status()), d.event(),
+        {d.id(), ColouredStatus(d.status(), colours), d.event(),
          absl::StrCat(d.attempt_count()), LastResult(d), next,
          Age(d.create_time(), now),
          d.handler_url().empty() ? "(handler deleted)" : d.handler_url()});
