@@ -55,12 +55,29 @@ std::string RioctlPath() {
 // A running rioctl with its output collected by a thread.
 class Child {
  public:
+  // With `terminal`, stdout and stderr are both a pseudo-terminal (whose
+  // output Out() returns, with "\r\n" line ends) and Err() stays empty.
   Child(const std::vector<std::string>& args,
-        const std::map<std::string, std::string>& env,
-        const std::string& input) {
+        const std::map<std::string, std::string>& env, const std::string& input,
+        bool terminal = false) {
     int out[2], err[2], in[2];
-    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
-    EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
+    if (terminal) {
+      int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+      EXPECT_GE(master, 0);
+      EXPECT_EQ(grantpt(master), 0);
+      EXPECT_EQ(unlockpt(master), 0);
+      int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+      EXPECT_GE(slave, 0);
+      out[0] = master;
+      out[1] = slave;
+      // err[0] sees end-of-file at once; stderr goes to the terminal too.
+      EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
+      close(err[1]);
+      err[1] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
+    } else {
+      EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+      EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
+    }
     EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -847,6 +864,7 @@ class SwitchableReceiver {
         }) {}
   absl::Status Start() { return receiver_.Start(); }
   void Fix() { fixed_ = true; }
+  void Break() { fixed_ = false; }
   std::string Url(absl::string_view path) const { return receiver_.Url(path); }
   size_t Count() const { return receiver_.Count(); }
 
@@ -1073,6 +1091,32 @@ TEST_F(RioctlTriageTest, RecoverWithDryRun) {
                   "+FAILED +PENDING +AGE\n",
                   recovery, " +done +", handler_,
                   " +\\(all\\) +3 +3 +3 +0 +0 +[0-9]+s\n")));
+  // On a terminal, a progress bar follows the job on stderr.
+  receiver.Break();
+  for (int i = 0; i < 2; ++i) Emit(R"({"order":2})");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return CountListed({"--status", "failed"}) == 2;
+      },
+      std::chrono::seconds(20)));
+  receiver.Fix();
+  Child bar({"recover", "-p", "shop", "--event", "order-paid", "--since", "1h"},
+            Env(), "", /*terminal=*/true);
+  EXPECT_EQ(bar.Wait(), 0) << bar.Out();
+  EXPECT_THAT(bar.Out(), MatchesRegex(absl::StrCat(
+                             "recovery ", kUuid,
+                             " started: 2 deliveries to re-send\r\n"
+                             "(\r\\[[#.]{30}\\][^\r\n]*)*"
+                             "\r\\[#{30}\\] 100%  2/2 re-queued \\(succeeded "
+                             "[0-2], failed 0, pending [0-2]\\)\r\n"
+                             "recovery ",
+                             kUuid, " done: 2 of 2 re-queued[^\r]*\r\n")));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return CountListed({"--status", "succeeded"}) == 5;
+      },
+      std::chrono::seconds(20)));
+
   // Nothing is left to recover.
   EXPECT_EQ(Ok({"recover", "-p", "shop", "--since", "2h", "--dry-run"}),
             "0 deliveries would be re-sent (dry run: nothing was re-queued)\n");
@@ -1128,6 +1172,31 @@ TEST_F(RioctlTriageTest, TailStreamsAttempts) {
   }
   EXPECT_EQ(plain.Err(),
             "Tailing deliveries of project shop (Ctrl-C to stop)\n");
+
+  // On a terminal, colour comes by itself (and NO_COLOR turns it off).
+  Child terminal({"tail", "-p", "shop"}, Env(), "", /*terminal=*/true);
+  std::map<std::string, std::string> no_colour_env = Env();
+  no_colour_env["NO_COLOR"] = "1";
+  Child no_colour({"tail", "-p", "shop"}, no_colour_env, "", true);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Emit();
+        return WaitFor(
+            [&] {
+              return seen(terminal, "attempt 1") &&
+                     seen(no_colour, "attempt 1");
+            },
+            std::chrono::milliseconds(500));
+      },
+      std::chrono::seconds(30)));
+  EXPECT_THAT(terminal.Out(),
+              HasSubstr("  \033[32m200\033[0m  \033[32msucceeded\033[0m  "));
+  EXPECT_THAT(no_colour.Out(), HasSubstr("  200  succeeded  order-paid  "));
+  EXPECT_THAT(no_colour.Out(), Not(HasSubstr("\033[")));
+  for (Child* child : {&terminal, &no_colour}) {
+    child->Signal(SIGINT);
+    EXPECT_EQ(child->Wait(), 0);
+  }
 }
 
 }  // namespace
