@@ -600,9 +600,7 @@ class FlaskReceiver {
     const std::string script =
         from_env != nullptr && *from_env != '\0'
             ? std::string(from_env)
-            : (std::filesystem::path(__FILE__).parent_path() /
-               "flask_receiver.py")
-                  .string();
+            : std::string(RIO_INTEGRATION_TESTS_DIR "/flask_receiver.py");
     if (access(script.c_str(), R_OK) != 0) {
       return absl::NotFoundError(absl::StrCat(
           "no ", script, "; set RIO_FLASK_RECEIVER to flask_receiver.py"));
