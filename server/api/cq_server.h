@@ -171,9 +171,9 @@ using RequestStreamFn = void (AsyncService::*)(
     grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
 
 template <class Request, class Response>
-using StreamHandler = std::function<void(
-    grpc::ServerContext& context, const Request& request,
-    std::shared_ptr<StreamWriter<Response>> writer)>;
+using StreamHandler =
+    std::function<void(grpc::ServerContext& context, const Request& request,
+                       std::shared_ptr<StreamWriter<Response>> writer)>;
 
 // A server-streaming call. Armed like a UnaryCall; when a request arrives the
 // handler gets a StreamWriter and may keep it as long as it likes. Every
@@ -376,10 +376,10 @@ class CqServer {
   // Serves the server-streaming `request` of `service` with `handler` on
   // every queue; a client more than `max_queued` messages behind is cut off.
   template <class AsyncService, class Request, class Response>
-  void AddServerStream(
-      AsyncService* service,
-      RequestStreamFn<AsyncService, Request, Response> request,
-      StreamHandler<Request, Response> handler, size_t max_queued = 10000) {
+  void AddServerStream(AsyncService* service,
+                       RequestStreamFn<AsyncService, Request, Response> request,
+                       StreamHandler<Request, Response> handler,
+                       size_t max_queued = 10000) {
     using Call = StreamCall<AsyncService, Request, Response>;
     auto method = std::make_shared<typename Call::Method>(typename Call::Method{
         service, request, std::move(handler), &shutting_down_, max_queued});

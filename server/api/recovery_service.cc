@@ -38,7 +38,8 @@ absl::StatusOr<v1::Delivery> LoadDelivery(store::PgConnection& conn,
 // Validates a RecoverFailed request against the catalog and turns it into a
 // filter.
 absl::StatusOr<store::RecoveryFilter> ToFilter(
-    const v1::RecoverFailedRequest& req, const store::CatalogSnapshot& catalog) {
+    const v1::RecoverFailedRequest& req,
+    const store::CatalogSnapshot& catalog) {
   RIO_RETURN_IF_ERROR(util::ValidateName("project", req.project()));
   const store::CachedProject* project = catalog.FindProject(req.project());
   if (project == nullptr) {
@@ -48,7 +49,9 @@ absl::StatusOr<store::RecoveryFilter> ToFilter(
   store::RecoveryFilter filter;
   filter.project_id = project->id;
   if (!req.handler_id().empty()) {
-    RIO_RETURN_IF_ERROR(util::ValidateUuid("handler_id", req.handler_id(), "a handler id (a UUID as returned by CreateHandler)"));
+    RIO_RETURN_IF_ERROR(util::ValidateUuid(
+        "handler_id", req.handler_id(),
+        "a handler id (a UUID as returned by CreateHandler)"));
     auto handler = catalog.handlers_by_id.find(req.handler_id());
     if (handler == catalog.handlers_by_id.end() ||
         handler->second->project_id != project->id) {
@@ -70,25 +73,50 @@ absl::StatusOr<store::RecoveryFilter> ToFilter(
   }
   absl::Time now = absl::Now();
   if (req.has_since()) {
-    filter.since = absl::FromUnixMicros(
-        TimeUtil::TimestampToMicroseconds(req.since()));
+    filter.since =
+        absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(req.since()));
   }
-  filter.until = req.has_until() ? absl::FromUnixMicros(
-                                       TimeUtil::TimestampToMicroseconds(
-                                           req.until()))
-                                 : now;
+  filter.until =
+      req.has_until()
+          ? absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(req.until()))
+          : now;
   if (filter.until > now) filter.until = now;
   if (filter.since && *filter.since >= filter.until) {
     return absl::InvalidArgumentError(
         "since must be earlier than until (and than now)");
   }
   if (req.rate_per_second() < 0 || req.rate_per_second() > kMaxRatePerSecond) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rate_per_second must be between 1 and ",
-                     kMaxRatePerSecond, " (got ", req.rate_per_second(),
-                     "); 0 means ", kDefaultRatePerSecond));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rate_per_second must be between 1 and ", kMaxRatePerSecond, " (got ",
+        req.rate_per_second(), "); 0 means ", kDefaultRatePerSecond));
   }
   return filter;
+}
+
+// A call on one recovery job named by `id`: `act(conn, id)` answers it.
+template <class Request>
+void AddRecoveryByIdMethod(
+    CqServer& server, Service* s,
+    RequestUnaryFn<Service, Request, v1::Recovery> request,
+    const RecoveryDeps& deps,
+    absl::StatusOr<v1::Recovery> (*act)(store::PgConnection&,
+                                        const std::string&)) {
+  server.AddUnary<Service, Request, v1::Recovery>(
+      s, request,
+      [deps, act](grpc::ServerContext& ctx, const Request& req,
+                  Reply<v1::Recovery> reply) {
+        absl::Status status = deps.admin.auth->Check(ctx);
+        if (status.ok()) {
+          status = util::ValidateUuid("id", req.id(),
+                                      "a recovery id (a UUID as returned by "
+                                      "RecoverFailed)");
+        }
+        if (!status.ok()) return reply(status);
+        RunOnDatabase(deps.admin, std::move(reply), /*writes=*/false,
+                      [id = req.id(), act](store::PgConnection& conn) {
+                        return act(conn, id);
+                      });
+      });
 }
 
 }  // namespace
@@ -101,16 +129,18 @@ void AddRecoveryMethods(CqServer& server, Service* s,
              Reply<v1::Delivery> reply) {
         absl::Status status = deps.admin.auth->Check(ctx);
         if (status.ok()) {
-          status = util::ValidateUuid("delivery_id", req.delivery_id(), "a delivery id (a UUID)");
+          status = util::ValidateUuid("delivery_id", req.delivery_id(),
+                                      "a delivery id (a UUID)");
         }
         if (!status.ok()) return reply(status);
-        RunOnDatabase(deps.admin, std::move(reply), /*writes=*/false,
-                      [req, deps](store::PgConnection& conn)
-                          -> absl::StatusOr<v1::Delivery> {
-                        RIO_RETURN_IF_ERROR(store::Redeliver(
-                            conn, req.delivery_id(), deps.lease_timeout));
-                        return LoadDelivery(conn, req.delivery_id());
-                      });
+        RunOnDatabase(
+            deps.admin, std::move(reply), /*writes=*/false,
+            [req,
+             deps](store::PgConnection& conn) -> absl::StatusOr<v1::Delivery> {
+              RIO_RETURN_IF_ERROR(store::Redeliver(conn, req.delivery_id(),
+                                                   deps.lease_timeout));
+              return LoadDelivery(conn, req.delivery_id());
+            });
       });
 
   server.AddUnary<Service, v1::RecoverFailedRequest, v1::Recovery>(
@@ -142,67 +172,47 @@ void AddRecoveryMethods(CqServer& server, Service* s,
                 recovery.set_matched(n);
                 return recovery;
               }
-              RIO_ASSIGN_OR_RETURN(
-                  v1::Recovery recovery,
-                  store::CreateRecovery(conn, filter, rate));
+              RIO_ASSIGN_OR_RETURN(v1::Recovery recovery,
+                                   store::CreateRecovery(conn, filter, rate));
               if (deps.scheduler != nullptr) deps.scheduler->PokeRecoveries();
               return recovery;
             });
       });
 
-  server.AddUnary<Service, v1::GetRecoveryRequest, v1::Recovery>(
-      s, &Service::RequestGetRecovery,
-      [deps](grpc::ServerContext& ctx, const v1::GetRecoveryRequest& req,
-             Reply<v1::Recovery> reply) {
-        absl::Status status = deps.admin.auth->Check(ctx);
-        if (status.ok()) status = util::ValidateUuid("id", req.id(), "a recovery id (a UUID as returned by RecoverFailed)");
-        if (!status.ok()) return reply(status);
-        RunOnDatabase(deps.admin, std::move(reply), /*writes=*/false,
-                      [id = req.id()](store::PgConnection& conn) {
-                        return store::GetRecovery(conn, id);
-                      });
-      });
+  AddRecoveryByIdMethod<v1::GetRecoveryRequest>(
+      server, s, &Service::RequestGetRecovery, deps, &store::GetRecovery);
 
-  server.AddUnary<Service, v1::ListRecoveriesRequest,
-                  v1::ListRecoveriesResponse>(
-      s, &Service::RequestListRecoveries,
-      [deps](grpc::ServerContext& ctx, const v1::ListRecoveriesRequest& req,
-             Reply<v1::ListRecoveriesResponse> reply) {
-        absl::Status status = deps.admin.auth->Check(ctx);
-        if (status.ok()) status = util::ValidateName("project", req.project());
-        if (!status.ok()) return reply(status);
-        const store::CachedProject* project =
-            deps.admin.catalog->snapshot()->FindProject(req.project());
-        if (project == nullptr) {
-          return reply(absl::NotFoundError(
-              absl::StrCat("project \"", req.project(), "\" not found")));
-        }
-        RunOnDatabase(
-            deps.admin, std::move(reply), /*writes=*/false,
-            [project_id = project->id](store::PgConnection& conn)
-                -> absl::StatusOr<v1::ListRecoveriesResponse> {
-              RIO_ASSIGN_OR_RETURN(auto recoveries,
-                                   store::ListRecoveries(conn, project_id));
-              v1::ListRecoveriesResponse response;
-              for (auto& r : recoveries) {
-                *response.add_recoveries() = std::move(r);
-              }
-              return response;
-            });
-      });
+  server
+      .AddUnary<Service, v1::ListRecoveriesRequest, v1::ListRecoveriesResponse>(
+          s, &Service::RequestListRecoveries,
+          [deps](grpc::ServerContext& ctx, const v1::ListRecoveriesRequest& req,
+                 Reply<v1::ListRecoveriesResponse> reply) {
+            absl::Status status = deps.admin.auth->Check(ctx);
+            if (status.ok())
+              status = util::ValidateName("project", req.project());
+            if (!status.ok()) return reply(status);
+            const store::CachedProject* project =
+                deps.admin.catalog->snapshot()->FindProject(req.project());
+            if (project == nullptr) {
+              return reply(absl::NotFoundError(
+                  absl::StrCat("project \"", req.project(), "\" not found")));
+            }
+            RunOnDatabase(deps.admin, std::move(reply), /*writes=*/false,
+                          [project_id = project->id](store::PgConnection& conn)
+                              -> absl::StatusOr<v1::ListRecoveriesResponse> {
+                            RIO_ASSIGN_OR_RETURN(
+                                auto recoveries,
+                                store::ListRecoveries(conn, project_id));
+                            v1::ListRecoveriesResponse response;
+                            for (auto& r : recoveries) {
+                              *response.add_recoveries() = std::move(r);
+                            }
+                            return response;
+                          });
+          });
 
-  server.AddUnary<Service, v1::CancelRecoveryRequest, v1::Recovery>(
-      s, &Service::RequestCancelRecovery,
-      [deps](grpc::ServerContext& ctx, const v1::CancelRecoveryRequest& req,
-             Reply<v1::Recovery> reply) {
-        absl::Status status = deps.admin.auth->Check(ctx);
-        if (status.ok()) status = util::ValidateUuid("id", req.id(), "a recovery id (a UUID as returned by RecoverFailed)");
-        if (!status.ok()) return reply(status);
-        RunOnDatabase(deps.admin, std::move(reply), /*writes=*/false,
-                      [id = req.id()](store::PgConnection& conn) {
-                        return store::CancelRecovery(conn, id);
-                      });
-      });
+  AddRecoveryByIdMethod<v1::CancelRecoveryRequest>(
+      server, s, &Service::RequestCancelRecovery, deps, &store::CancelRecovery);
 }
 
 }  // namespace rio::api

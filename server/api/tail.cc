@@ -151,10 +151,9 @@ void AddTailMethod(CqServer& server, v1::DeliveryService::AsyncService* service,
           auto handler = catalog->handlers_by_id.find(req.handler_id());
           if (handler == catalog->handlers_by_id.end() ||
               handler->second->project_id != project->id) {
-            return fail(absl::NotFoundError(
-                absl::StrCat("handler \"", req.handler_id(),
-                             "\" not found in project \"", req.project(),
-                             "\"")));
+            return fail(absl::NotFoundError(absl::StrCat(
+                "handler \"", req.handler_id(), "\" not found in project \"",
+                req.project(), "\"")));
           }
         }
         if (!req.event().empty()) {

@@ -348,16 +348,18 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
                          : std::string(ErrorClassName(o.decision.error_class));
   absl::StrAppend(&log_, "RESPONSE ", o.message_id, " ", o.delivery_id, " ",
                   what, " ", o.duration_us / 1000, "ms\n");
+  // Recorded before it stops being held, so the scheduler never finds it
+  // neither here nor in the sink.
+  sink_->Record(std::move(o));
   {
     absl::MutexLock lock(&mu_);
     --in_flight_;
-    held_.erase(o.delivery_id);
-    auto it = in_flight_by_handler_.find(o.handler_id);
+    held_.erase(t->job.delivery_id);
+    auto it = in_flight_by_handler_.find(t->job.handler->id);
     if (it != in_flight_by_handler_.end() && --it->second == 0) {
       in_flight_by_handler_.erase(it);
     }
   }
-  sink_->Record(std::move(o));
 }
 
 }  // namespace rio::dispatch

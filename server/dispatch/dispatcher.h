@@ -39,6 +39,12 @@ class OutcomeSink {
  public:
   virtual ~OutcomeSink() = default;
   virtual void Record(AttemptOutcome outcome) = 0;
+  // Whether an outcome of the delivery was recorded and is not written yet
+  // (its delivery must not be claimed again meanwhile).
+  virtual bool Holds(const std::string& delivery_id) const {
+    (void)delivery_id;
+    return false;
+  }
 };
 
 class Dispatcher {

@@ -23,7 +23,7 @@ struct DeliveryJob {
   std::string event;
   std::shared_ptr<const std::string> payload;  // JSON object text
   std::shared_ptr<const store::CachedHandler> handler;
-  int attempt = 1;  // number of the attempt to make, from 1
+  int attempt = 1;      // number of the attempt to make, from 1
   bool manual = false;  // asked for by an operator (Redeliver, recovery)
 };
 

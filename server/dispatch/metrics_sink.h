@@ -30,6 +30,9 @@ class MetricsSink : public OutcomeSink {
   MetricsSink(util::MetricsRegistry& registry, OutcomeSink* next);
 
   void Record(AttemptOutcome outcome) override;
+  bool Holds(const std::string& delivery_id) const override {
+    return next_->Holds(delivery_id);
+  }
 
  private:
   enum Outcome { kSucceeded, kRetry, kFailed, kCancelled, kOutcomes };

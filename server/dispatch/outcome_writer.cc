@@ -43,7 +43,13 @@ void OutcomeWriter::Start() {
 
 void OutcomeWriter::Record(AttemptOutcome outcome) {
   absl::MutexLock lock(&mu_);
+  unwritten_.insert(outcome.delivery_id);
   queue_.push_back(std::move(outcome));
+}
+
+bool OutcomeWriter::Holds(const std::string& delivery_id) const {
+  absl::MutexLock lock(&mu_);
+  return unwritten_.contains(delivery_id);
 }
 
 void OutcomeWriter::Stop(absl::Duration deadline) {
@@ -113,12 +119,15 @@ void OutcomeWriter::Loop() {
         absl::Status single = Write(*conn, one);
         if (absl::IsUnavailable(single)) {
           kept.push_back(std::move(one.front()));
-        } else if (!single.ok()) {
+          continue;
+        }
+        if (!single.ok()) {
           std::fprintf(stderr,
                        "rio-server: dropped the outcome of delivery %s: %s\n",
                        one.front().delivery_id.c_str(),
                        std::string(single.message()).c_str());
         }
+        Forget(one);  // written or dropped
       }
       status = kept.empty() ? absl::OkStatus()
                             : absl::UnavailableError("database unavailable");
@@ -129,6 +138,7 @@ void OutcomeWriter::Loop() {
         on_retry_scheduled_(earliest);
       }
       if (on_written_) on_written_(batch);
+      Forget(batch);
       batch.clear();
       backoff = absl::Milliseconds(50);
       continue;
@@ -139,6 +149,11 @@ void OutcomeWriter::Loop() {
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(2));
   }
+}
+
+void OutcomeWriter::Forget(const std::vector<AttemptOutcome>& batch) {
+  absl::MutexLock lock(&mu_);
+  for (const AttemptOutcome& o : batch) unwritten_.erase(o.delivery_id);
 }
 
 absl::Status OutcomeWriter::Write(store::PgConnection& conn,

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/dispatch/dispatcher.h"
@@ -47,12 +48,15 @@ class OutcomeWriter : public OutcomeSink {
 
   void Start();
   void Record(AttemptOutcome outcome) override;
+  bool Holds(const std::string& delivery_id) const override;
   // Writes everything recorded so far (retrying for up to `deadline`) and
   // joins the thread.
   void Stop(absl::Duration deadline);
 
  private:
   void Loop();
+  // The outcomes of `batch` are written (or dropped): not held any more.
+  void Forget(const std::vector<AttemptOutcome>& batch);
   absl::Status Write(store::PgConnection& conn,
                      const std::vector<AttemptOutcome>& batch);
   // Counts the batch's failed attempts per handler (a success resets the
@@ -66,8 +70,10 @@ class OutcomeWriter : public OutcomeSink {
   const OnWritten on_written_;
   std::thread thread_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::vector<AttemptOutcome> queue_ ABSL_GUARDED_BY(mu_);
+  // Delivery ids of the outcomes recorded and not yet written.
+  absl::flat_hash_set<std::string> unwritten_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time stop_deadline_ ABSL_GUARDED_BY(mu_);
 };

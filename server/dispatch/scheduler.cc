@@ -105,7 +105,11 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
   for (int i = 0; i < r.rows(); ++i) {
     DeliveryJob job;
     job.delivery_id = std::string(r.Get(i, 0));
-    if (dispatcher_->Holds(job.delivery_id)) continue;  // still on its way
+    // Still on its way: waiting or in flight here, or its outcome is not
+    // written yet.
+    if (dispatcher_->Holds(job.delivery_id) || sink_->Holds(job.delivery_id)) {
+      continue;
+    }
     job.message_id = std::string(r.Get(i, 1));
     job.attempt = static_cast<int>(r.GetInt64(i, 3)) + 1;
     job.project = std::string(r.Get(i, 4));

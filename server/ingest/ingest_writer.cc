@@ -181,12 +181,13 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
   // recorded PENDING (a handler deleted since the snapshot got none, one
   // disabled since got a CANCELLED one).
   std::vector<dispatch::DeliveryJob> planned;
+  // Appends the parameters of delivery_insert() (below) for those
+  // deliveries to `params`; returns how many deliveries they hold.
   auto plan_deliveries = [&](const std::vector<ItemRef>& subset,
                              const absl::flat_hash_set<std::string>& inserted,
-                             store::PgArray& delivery_ids,
-                             store::PgArray& message_ids,
-                             store::PgArray& handler_ids,
-                             store::PgArray& cancelled) {
+                             std::vector<store::PgParam>& params) {
+    store::PgArray delivery_ids, message_ids, handler_ids, cancelled;
+    size_t rows = 0;
     for (const ItemRef& r : subset) {
       const EmitItem& it = item(r);
       if (!inserted.contains(it.message_id)) continue;
@@ -205,14 +206,23 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
         message_ids.Add(it.message_id);
         handler_ids.Add(handler->id);
         cancelled.Add("f");
+        ++rows;
       }
       for (const std::string& handler_id : it.disabled_handler_ids) {
         delivery_ids.Add(util::RandomUuid());
         message_ids.Add(it.message_id);
         handler_ids.Add(handler_id);
         cancelled.Add("t");
+        ++rows;
       }
     }
+    params.push_back(std::move(delivery_ids).Finish());
+    params.push_back(std::move(message_ids).Finish());
+    params.push_back(std::move(handler_ids).Finish());
+    params.push_back(options_.instance_id);
+    params.push_back(lease_seconds);
+    params.push_back(std::move(cancelled).Finish());
+    return rows;
   };
   auto keep_created = [&](const absl::flat_hash_set<std::string>& created) {
     for (dispatch::DeliveryJob& job : planned) {
@@ -242,10 +252,13 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
         "INSERT INTO deliveries (id, message_id, handler_id, lease_owner, "
         "next_attempt_time, status) SELECT u.d, u.m, u.h, CASE WHEN u.c OR "
         "NOT h.enabled THEN NULL ELSE ",
-        p(3), "::uuid END, CASE WHEN u.c OR NOT h.enabled THEN now() ELSE "
-        "now() + make_interval(secs => ", p(4), ") END, CASE WHEN u.c OR NOT "
-        "h.enabled THEN 'CANCELLED' ELSE 'PENDING' END FROM unnest(", p(0),
-        "::uuid[], ", p(1), "::uuid[], ", p(2), "::uuid[], ", p(5),
+        p(3),
+        "::uuid END, CASE WHEN u.c OR NOT h.enabled THEN now() ELSE "
+        "now() + make_interval(secs => ",
+        p(4),
+        ") END, CASE WHEN u.c OR NOT "
+        "h.enabled THEN 'CANCELLED' ELSE 'PENDING' END FROM unnest(",
+        p(0), "::uuid[], ", p(1), "::uuid[], ", p(2), "::uuid[], ", p(5),
         "::bool[]) AS u(d, m, h, c) JOIN handlers h ON h.id = u.h");
   };
 
@@ -253,18 +266,10 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
   // every message and its deliveries. A message whose idempotency key is
   // taken is skipped here and settled below.
   {
-    store::PgArray delivery_ids, message_ids, handler_ids, cancelled;
     absl::flat_hash_set<std::string> all_ids;
     for (const ItemRef& r : all) all_ids.insert(item(r).message_id);
-    plan_deliveries(all, all_ids, delivery_ids, message_ids, handler_ids,
-                    cancelled);
     std::vector<store::PgParam> params = message_params(all);
-    params.push_back(std::move(delivery_ids).Finish());
-    params.push_back(std::move(message_ids).Finish());
-    params.push_back(std::move(handler_ids).Finish());
-    params.push_back(options_.instance_id);
-    params.push_back(lease_seconds);
-    params.push_back(std::move(cancelled).Finish());
+    plan_deliveries(all, all_ids, params);
     RIO_ASSIGN_OR_RETURN(
         store::PgResult written,
         conn.Exec(absl::StrCat("WITH m AS (", kInsertMessages, "), d AS (",
@@ -314,7 +319,8 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
         conn.Exec(
             "SELECT k.i, m.id, m.create_time > now() - make_interval(secs "
             "=> $3), (SELECT count(*) FROM deliveries d WHERE d.message_id "
-            "= m.id AND (d.status <> 'CANCELLED' OR d.attempts > 0)) FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY "
+            "= m.id AND (d.status <> 'CANCELLED' OR d.attempts > 0)) FROM "
+            "unnest($1::bigint[], $2::text[]) WITH ORDINALITY "
             "AS k(p, key, i) JOIN messages m ON m.project_id = k.p AND "
             "m.idempotency_key = k.key",
             {std::move(projects).Finish(), std::move(keys).Finish(),
@@ -360,17 +366,10 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
     if (inserted.size() != expired.size()) {
       return absl::AbortedError("idempotency key reused concurrently");
     }
-    store::PgArray delivery_ids, message_ids, handler_ids, cancelled;
-    plan_deliveries(expired, inserted, delivery_ids, message_ids, handler_ids,
-                    cancelled);
-    if (delivery_ids.empty()) return absl::OkStatus();
     std::vector<store::PgParam> params;
-    params.push_back(std::move(delivery_ids).Finish());
-    params.push_back(std::move(message_ids).Finish());
-    params.push_back(std::move(handler_ids).Finish());
-    params.push_back(options_.instance_id);
-    params.push_back(lease_seconds);
-    params.push_back(std::move(cancelled).Finish());
+    if (plan_deliveries(expired, inserted, params) == 0) {
+      return absl::OkStatus();
+    }
     RIO_ASSIGN_OR_RETURN(
         store::PgResult created_rows,
         conn.Exec(absl::StrCat("WITH d AS (", delivery_insert(1),

@@ -60,7 +60,6 @@ class PgArray {
   PgArray& Add(absl::string_view value);
   PgArray& AddNull();
   PgArray& Add(int64_t value);
-  bool empty() const { return text_.size() == 1; }
   // The literal; the builder may not be used afterwards.
   std::string Finish() && {
     text_ += '}';

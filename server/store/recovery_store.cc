@@ -171,9 +171,9 @@ absl::StatusOr<v1::Recovery> CreateRecovery(PgConnection& conn,
              absl::StrCat(absl::ToUnixMicros(filter.until)),
              absl::StrCat(rate_per_second), absl::StrCat(matched)}));
     RIO_ASSIGN_OR_RETURN(
-        PgResult r, conn.Exec(absl::StrCat("SELECT ", kRecoveryColumns,
-                                           "WHERE r.id = $1"),
-                              {std::string(id.Get(0, 0))}));
+        PgResult r,
+        conn.Exec(absl::StrCat("SELECT ", kRecoveryColumns, "WHERE r.id = $1"),
+                  {std::string(id.Get(0, 0))}));
     recovery = RowToRecovery(r, 0);
     return absl::OkStatus();
   }));
@@ -212,9 +212,10 @@ absl::StatusOr<v1::Recovery> CancelRecovery(PgConnection& conn,
                 {id}));
   RIO_ASSIGN_OR_RETURN(v1::Recovery recovery, GetRecovery(conn, id));
   if (cancelled.affected() == 0 && recovery.state() == v1::Recovery::DONE) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "recovery \"", id, "\" is already DONE: every delivery it matched "
-        "was re-queued"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("recovery \"", id,
+                     "\" is already DONE: every delivery it matched "
+                     "was re-queued"));
   }
   return recovery;
 }
@@ -247,8 +248,8 @@ absl::StatusOr<absl::Time> RunRecoveryBatch(PgConnection& conn) {
       cursor_time = std::string(job.Get(0, 7));
       cursor_id = std::string(job.Get(0, 8));
     }
-    std::vector<PgParam> params = RecoverableParams(
-        filter, cursor_time, cursor_id, absl::StrCat(batch));
+    std::vector<PgParam> params =
+        RecoverableParams(filter, cursor_time, cursor_id, absl::StrCat(batch));
     params.push_back(id);
     params.push_back(absl::StrCat(static_cast<double>(batch) / rate));
     RIO_ASSIGN_OR_RETURN(
@@ -281,8 +282,9 @@ absl::StatusOr<absl::Time> RunRecoveryBatch(PgConnection& conn) {
   }));
   RIO_ASSIGN_OR_RETURN(
       PgResult next,
-      conn.Exec("SELECT " RIO_MICROS("min(next_batch_time)") " FROM "
-                "recoveries WHERE state = 'RUNNING'"));
+      conn.Exec("SELECT " RIO_MICROS(
+          "min(next_batch_time)") " FROM "
+                                  "recoveries WHERE state = 'RUNNING'"));
   if (next.IsNull(0, 0)) return absl::InfiniteFuture();
   return next.GetMicros(0, 0);
 }

@@ -52,8 +52,8 @@ absl::StatusOr<v1::Recovery> CreateRecovery(PgConnection& conn,
                                             int rate_per_second);
 absl::StatusOr<v1::Recovery> GetRecovery(PgConnection& conn,
                                          const std::string& id);
-absl::StatusOr<std::vector<v1::Recovery>> ListRecoveries(
-    PgConnection& conn, int64_t project_id);
+absl::StatusOr<std::vector<v1::Recovery>> ListRecoveries(PgConnection& conn,
+                                                         int64_t project_id);
 // RUNNING -> CANCELLED; a CANCELLED job is answered as it is;
 // FAILED_PRECONDITION for a DONE one.
 absl::StatusOr<v1::Recovery> CancelRecovery(PgConnection& conn,

@@ -30,6 +30,7 @@
 #include "rio/v1/handler.grpc.pb.h"
 #include "rio/v1/project.grpc.pb.h"
 #include "server/util/crypto.h"
+#include "tests/testkit/fixture.h"
 #include "tests/testkit/receiver.h"
 #include "tests/testkit/testkit.h"
 
@@ -49,6 +50,7 @@ using testkit::ReceivedRequest;
 using testkit::Receiver;
 using testkit::ReceiverReply;
 using testkit::ServerProcess;
+using testkit::Sql;
 using testkit::WaitFor;
 using Code = grpc::StatusCode;
 using ListStatus = v1::ListDeliveriesRequest;
@@ -76,12 +78,6 @@ std::string CodeName(Code code) {
 // "CODE: message", for exact comparisons that print well.
 std::string Describe(const grpc::Status& s) {
   return absl::StrCat(CodeName(s.error_code()), ": ", s.error_message());
-}
-
-std::string Sql(const std::string& url, const std::string& sql) {
-  auto rows = PgCluster::Query(url, sql);
-  EXPECT_TRUE(rows.ok()) << sql << ": " << rows.status();
-  return rows.ok() ? *rows : absl::StrCat("<", rows.status().ToString(), ">");
 }
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -290,12 +286,6 @@ class DeliveryQueryTest : public ::testing::Test {
   std::unique_ptr<v1::DeliveryService::Stub> deliveries_;
   std::string sender_auth_;
 };
-
-#define START_RECEIVER(receiver)                      \
-  do {                                                \
-    const absl::Status started_ = (receiver).Start(); \
-    ASSERT_TRUE(started_.ok()) << started_;           \
-  } while (false)
 
 // ---------------------------------------------------------------------------
 // The latest failing calls

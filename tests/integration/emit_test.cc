@@ -52,6 +52,7 @@
 #include "rio/v1/handler.grpc.pb.h"
 #include "rio/v1/project.grpc.pb.h"
 #include "server/util/crypto.h"
+#include "tests/testkit/fixture.h"
 #include "tests/testkit/receiver.h"
 #include "tests/testkit/testkit.h"
 
@@ -76,6 +77,7 @@ using testkit::ReceivedRequest;
 using testkit::Receiver;
 using testkit::ReceiverReply;
 using testkit::ServerProcess;
+using testkit::Sql;
 using testkit::WaitFor;
 using Code = grpc::StatusCode;
 
@@ -188,14 +190,6 @@ v1::EmitRequest JsonEvent(const std::string& payload_json,
   req.set_event(event);
   req.set_payload_json(payload_json);
   return req;
-}
-
-// psql output for `sql` against `url`; on error, fails the test and returns
-// the error text (which then matches nothing).
-std::string Sql(const std::string& url, const std::string& sql) {
-  auto rows = PgCluster::Query(url, sql);
-  EXPECT_TRUE(rows.ok()) << sql << ": " << rows.status();
-  return rows.ok() ? *rows : absl::StrCat("<", rows.status().ToString(), ">");
 }
 
 std::string Quoted(const std::string& text) {
@@ -387,13 +381,6 @@ ServerProcess::Options ServerOptions(const std::string& url,
   return options;
 }
 
-// Starts a receiver, failing the test if it cannot listen.
-#define START_RECEIVER(receiver)                      \
-  do {                                                \
-    const absl::Status started_ = (receiver).Start(); \
-    ASSERT_TRUE(started_.ok()) << started_;           \
-  } while (false)
-
 // One rio-server on a fresh database, with project "comments" and its
 // sender "app". Each test starts it with the flags it needs.
 class EmitTest : public ::testing::Test {
@@ -564,8 +551,7 @@ TEST_F(EmitTest, HandlersCountsOnlyEnabledHandlersOfThatEventAndProject) {
   START_RECEIVER(receiver);
   const v1::Handler enabled = rio_->CreateHandler(receiver.Url("/enabled"));
   const v1::Handler disabled = rio_->CreateHandler(
-      receiver.Url("/disabled"), kEvent,
-      [](auto& r) { r.set_enabled(false); });
+      receiver.Url("/disabled"), kEvent, [](auto& r) { r.set_enabled(false); });
   rio_->CreateHandler(receiver.Url("/other-event"), "comment-deleted");
   rio_->CreateProject("billing");
   rio_->CreateHandler(receiver.Url("/other-project"), kEvent, nullptr,
@@ -600,9 +586,7 @@ class FlaskReceiver {
     const std::string script =
         from_env != nullptr && *from_env != '\0'
             ? std::string(from_env)
-            : (std::filesystem::path(__FILE__).parent_path() /
-               "flask_receiver.py")
-                  .string();
+            : std::string(RIO_INTEGRATION_TESTS_DIR "/flask_receiver.py");
     if (access(script.c_str(), R_OK) != 0) {
       return absl::NotFoundError(absl::StrCat(
           "no ", script, "; set RIO_FLASK_RECEIVER to flask_receiver.py"));

@@ -34,6 +34,7 @@
 #include "server/store/pg.h"
 #include "server/store/retention.h"
 #include "server/util/crypto.h"
+#include "tests/testkit/fixture.h"
 #include "tests/testkit/receiver.h"
 #include "tests/testkit/testkit.h"
 
@@ -46,6 +47,7 @@ using testkit::PgCluster;
 using testkit::Receiver;
 using testkit::ReceiverReply;
 using testkit::ServerProcess;
+using testkit::Sql;
 using testkit::WaitFor;
 
 constexpr char kAdminToken[] = "test-admin-token";
@@ -346,12 +348,6 @@ std::unique_ptr<grpc::ClientContext> Context(const std::string& authorization) {
 
 std::string AdminAuth() { return absl::StrCat("Bearer ", kAdminToken); }
 
-std::string Sql(const std::string& url, const std::string& sql) {
-  auto rows = PgCluster::Query(url, sql);
-  EXPECT_TRUE(rows.ok()) << sql << ": " << rows.status();
-  return rows.ok() ? *rows : absl::StrCat("<", rows.status().ToString(), ">");
-}
-
 // A rio-server on a fresh database with project "comments" and its sender.
 class MetricsTest : public ::testing::Test {
  protected:
@@ -449,12 +445,6 @@ class MetricsTest : public ::testing::Test {
   std::unique_ptr<v1::EmitService::Stub> emitter_;
   std::string auth_;
 };
-
-#define START_RECEIVER(receiver)                      \
-  do {                                                \
-    const absl::Status started_ = (receiver).Start(); \
-    ASSERT_TRUE(started_.ok()) << started_;           \
-  } while (false)
 
 // ---------------------------------------------------------------------------
 

@@ -19,21 +19,23 @@
 #include "rio/v1/handler.grpc.pb.h"
 #include "rio/v1/project.grpc.pb.h"
 #include "server/util/crypto.h"
+#include "tests/testkit/fixture.h"
 #include "tests/testkit/receiver.h"
 #include "tests/testkit/testkit.h"
 
 namespace rio {
 namespace {
 
+using google::protobuf::util::TimeUtil;
+using std::chrono::milliseconds;
 using ::testing::HasSubstr;
 using testkit::PgCluster;
 using testkit::ReceivedRequest;
 using testkit::Receiver;
 using testkit::ReceiverReply;
 using testkit::ServerProcess;
+using testkit::Sql;
 using testkit::WaitFor;
-using std::chrono::milliseconds;
-using google::protobuf::util::TimeUtil;
 
 constexpr char kToken[] = "recovery-admin-token";
 constexpr char kProject[] = "shop";
@@ -43,14 +45,9 @@ constexpr milliseconds kSettle{20000};
 std::unique_ptr<grpc::ClientContext> Admin() {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->AddMetadata("authorization", absl::StrCat("Bearer ", kToken));
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::seconds(10));
   return ctx;
-}
-
-std::string Sql(const std::string& url, const std::string& sql) {
-  auto rows = PgCluster::Query(url, sql);
-  EXPECT_TRUE(rows.ok()) << sql << ": " << rows.status();
-  return rows.ok() ? *rows : absl::StrCat("<", rows.status().ToString(), ">");
 }
 
 // A receiver whose answer can be switched while it runs.
@@ -196,12 +193,6 @@ class RecoveryTest : public ::testing::Test {
   std::string sender_auth_;
 };
 
-#define START_RECEIVER(receiver)                      \
-  do {                                                \
-    const absl::Status started_ = (receiver).Start(); \
-    ASSERT_TRUE(started_.ok()) << started_;           \
-  } while (false)
-
 TEST_F(RecoveryTest, RedeliverMakesAManualAttemptThatSucceeds) {
   SwitchableReceiver receiver;
   START_RECEIVER(receiver);
@@ -243,7 +234,8 @@ TEST_F(RecoveryTest, RedeliverMakesAManualAttemptThatSucceeds) {
   EXPECT_EQ(Sql(url_, "SELECT count(*) FROM attempts WHERE manual"), "2");
 }
 
-TEST_F(RecoveryTest, RedeliverRejectsBadIdsUnknownDeliveriesAndDisabledHandlers) {
+TEST_F(RecoveryTest,
+       RedeliverRejectsBadIdsUnknownDeliveriesAndDisabledHandlers) {
   Receiver receiver;
   START_RECEIVER(receiver);
   ASSERT_NO_FATAL_FAILURE(StartServer({"--retry_schedule="}));
@@ -291,7 +283,8 @@ TEST_F(RecoveryTest, RedeliverRejectsBadIdsUnknownDeliveriesAndDisabledHandlers)
 // 500 deliveries fail while the receiver is down; a dry run counts them, the
 // real run re-sends all of them at the configured pace, and a SIGKILL of the
 // server in the middle does not lose the job.
-TEST_F(RecoveryTest, RecoverFailedResendsEveryFailedDeliveryAtItsPaceAcrossARestart) {
+TEST_F(RecoveryTest,
+       RecoverFailedResendsEveryFailedDeliveryAtItsPaceAcrossARestart) {
   SwitchableReceiver receiver;
   START_RECEIVER(receiver);
   receiver.Answer(503);
@@ -328,8 +321,8 @@ TEST_F(RecoveryTest, RecoverFailedResendsEveryFailedDeliveryAtItsPaceAcrossARest
   ASSERT_FALSE(job.id().empty());
 
   // Kill the server while the job is part-way through.
-  ASSERT_TRUE(WaitFor([&] { return receiver.receiver().Count() >= 600; },
-                      kSettle));
+  ASSERT_TRUE(
+      WaitFor([&] { return receiver.receiver().Count() >= 600; }, kSettle));
   server_->Kill();
   size_t at_kill = receiver.receiver().Count();
   EXPECT_LT(at_kill, 1000u) << "the job was not paced";
@@ -400,8 +393,8 @@ TEST_F(RecoveryTest, RecoverFailedValidatesItsRequest) {
     std::string message;
   };
   const std::vector<Case> cases = {
-      {[](auto& r) { r.clear_project(); },
-       grpc::StatusCode::INVALID_ARGUMENT, "project is required"},
+      {[](auto& r) { r.clear_project(); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "project is required"},
       {[](auto& r) { r.set_project("nope"); }, grpc::StatusCode::NOT_FOUND,
        "project \"nope\" not found"},
       {[](auto& r) { r.set_handler_id("h1"); },
@@ -448,7 +441,8 @@ TEST_F(RecoveryTest, RecoverFailedValidatesItsRequest) {
 // The health policy: consecutive failures disable the handler with a reason;
 // while disabled its deliveries are CANCELLED (nothing is sent); once
 // enabled again, RecoverFailed re-sends them.
-TEST_F(RecoveryTest, FailingHandlerIsDisabledThenItsCancelledDeliveriesRecover) {
+TEST_F(RecoveryTest,
+       FailingHandlerIsDisabledThenItsCancelledDeliveriesRecover) {
   SwitchableReceiver receiver;
   START_RECEIVER(receiver);
   receiver.Answer(500);

@@ -36,6 +36,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/util/status_macros.h"
 
@@ -419,8 +420,12 @@ absl::StatusOr<std::string> PgCluster::CreateDatabase(
           "database prefix \"", prefix, "\" may hold only [a-z0-9_]"));
     }
   }
+  // Unique across the processes sharing an attached cluster (whose old
+  // databases may carry a recycled pid): pid, start time, counter.
   static std::atomic<int> counter{0};
-  const std::string name = absl::StrCat(prefix, "_", getpid(), "_", ++counter);
+  static const int64_t started = absl::ToUnixSeconds(absl::Now()) % 100000;
+  const std::string name =
+      absl::StrCat(prefix, "_", getpid(), "_", started, "_", ++counter);
   if (name.size() > 63) {
     return absl::InvalidArgumentError(
         absl::StrCat("database prefix \"", prefix, "\" is too long"));
