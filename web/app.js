@@ -579,12 +579,16 @@ async function deliveriesPage(slug, params) {
     return tr;
   };
   let nextToken = "";
+  let pagedOn = false;  // older pages loaded: refreshing would drop them
   const generation = pageGeneration;
   const load = async (append_) => {
     const r = await api("rio.v1.DeliveryService/ListDeliveries", { ...request, page_token: append_ ? nextToken : "" });
     if (generation !== pageGeneration) return;
     const rows = (r.deliveries || []).map(row);
-    if (append_) tbody.append(...rows);
+    if (append_) {
+      tbody.append(...rows);
+      pagedOn = true;
+    }
     else {
       tbody.replaceChildren(...rows);
       if (!rows.length) tbody.append(el("tr", {}, el("td", { colspan: 8, class: "muted" }, "No deliveries match.")));
@@ -602,7 +606,7 @@ async function deliveriesPage(slug, params) {
   await load(false);
   if (auto.checked) {
     // Only the first page refreshes, so paging on is not disturbed.
-    every(() => { if (!nextToken || tbody.children.length <= 50) load(false).catch(() => {}); }, 3000);
+    every(() => { if (!pagedOn) load(false).catch(() => {}); }, 3000);
   }
 }
 
