@@ -27,7 +27,9 @@
 #include "server/dispatch/outcome_writer.h"
 #include "server/dispatch/retry_policy.h"
 #include "server/dispatch/scheduler.h"
+#include "server/http/dashboard.h"
 #include "server/http/http_server.h"
+#include "server/http/json_api.h"
 #include "server/ingest/ingest_writer.h"
 #include "server/store/catalog.h"
 #include "server/store/database.h"
@@ -41,8 +43,8 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC address (host:port; port 0 picks a free one)");
 ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
-          "HTTP address for /healthz, /readyz and /metrics (empty: no HTTP "
-          "server)");
+          "HTTP address for the dashboard (/), its JSON API (/api/v1/), "
+          "/healthz, /readyz and /metrics (empty: no HTTP server)");
 ABSL_FLAG(std::string, database_url, "",
           "PostgreSQL connection URL, e.g. postgresql://rio@127.0.0.1/rio");
 ABSL_FLAG(std::string, admin_token, "",
@@ -387,6 +389,9 @@ int main(int argc, char** argv) {
     Fail(1, absl::StrCat("cannot listen for catalog changes: ", s.message()));
   }
 
+  // The dashboard's API calls the services through the in-process channel.
+  rio::http::JsonApi json_api(server.InProcessChannel(), &admin_auth,
+                              rio::http::JsonApi::Options{});
   rio::http::HttpServer http;
   std::string http_bound = "-";
   if (std::string address = absl::GetFlag(FLAGS_http_listen);
@@ -408,6 +413,7 @@ int main(int argc, char** argv) {
                                  {},
                                  metrics.Render()};
     });
+    rio::http::AddDashboardRoutes(http, &json_api);
     auto started = http.Start(address);
     if (!started.ok()) Fail(1, std::string(started.status().message()));
     http_bound = *started;
@@ -415,6 +421,10 @@ int main(int argc, char** argv) {
 
   std::fprintf(stderr, "rio-server: ready grpc=%s http=%s\n", bound->c_str(),
                http_bound.c_str());
+  if (http_bound != "-") {
+    std::fprintf(stderr, "rio-server: dashboard http://%s/\n",
+                 http_bound.c_str());
+  }
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

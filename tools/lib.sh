@@ -13,6 +13,7 @@ RIO_PACKAGES=(
   python3-pip python3-setuptools python3-wheel
   ruby ruby-grpc ruby-google-protobuf ruby-grpc-tools ruby-minitest ruby-rack
   ruby-sinatra ruby-webrick rake
+  nodejs chromium
 )
 
 rio_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -33,6 +34,19 @@ rio_install_deps() {
     rio_log "installing ${missing[*]}"
     rio_as_root apt-get update -qq
     rio_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# npm (Debian's, unless Node.js came with its own) and the browser tests'
+# npm packages, exactly as tests/e2e/package-lock.json pins them.
+rio_install_e2e_deps() {
+  command -v npm >/dev/null 2>&1 || rio_install_deps npm
+  local dir="$RIO_ROOT/tests/e2e"
+  # npm ci records what it installed in node_modules/.package-lock.json.
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+      [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    rio_log "installing the browser tests' npm packages (npm ci in tests/e2e)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   fi
 }
 

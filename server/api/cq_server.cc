@@ -49,6 +49,13 @@ void CqServer::SetServing(bool serving) {
   health->SetServingStatus(serving);
 }
 
+std::shared_ptr<grpc::Channel> CqServer::InProcessChannel() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(options_.max_receive_message_bytes);
+  return server_->InProcessChannel(args);
+}
+
 void CqServer::Poll(grpc::ServerCompletionQueue* cq) {
   pthread_setname_np(pthread_self(), "rio-grpc-cq");
   void* tag;

@@ -400,6 +400,10 @@ class CqServer {
   // Sets the overall health status ("" service) and every registered one.
   void SetServing(bool serving);
 
+  // A channel to this server that stays inside the process (the dashboard's
+  // JSON API calls the services through it). REQUIRES: Start succeeded.
+  std::shared_ptr<grpc::Channel> InProcessChannel();
+
  private:
   void Poll(grpc::ServerCompletionQueue* cq);
 

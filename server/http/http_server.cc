@@ -31,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 
 // CONNECTION LIFECYCLE
 //
@@ -42,6 +43,10 @@
 //             then until Content-Length body bytes are buffered. Reading stops
 //             while a response is pending, which bounds both buffers and
 //             answers pipelined requests strictly in order.
+//   awaiting  an asynchronous handler has the request; nothing is polled but
+//             errors until its Responder posts the response (through
+//             Completions and the wake eventfd), or kHandlerTimeout passes
+//             and the client gets 504.
 //   writing   POLLOUT; `out` holds one serialized response (or an interim
 //             "100 Continue"). When it drains, the connection goes back to
 //             reading, or to lingering if the response said "close".
@@ -70,6 +75,7 @@ constexpr Clock::duration kIdleTimeout = std::chrono::seconds(60);
 constexpr Clock::duration kRequestTimeout = std::chrono::seconds(30);
 constexpr Clock::duration kWriteTimeout = std::chrono::seconds(30);
 constexpr Clock::duration kLingerTimeout = std::chrono::seconds(2);
+constexpr Clock::duration kHandlerTimeout = std::chrono::seconds(60);
 // After EMFILE/ENFILE the listener stays readable; without a pause the loop
 // would spin on it.
 constexpr Clock::duration kAcceptBackoff = std::chrono::milliseconds(100);
@@ -200,18 +206,24 @@ bool HasToken(absl::string_view value, absl::string_view token) {
   return false;
 }
 
+// What answers a path: exactly one of the two is set.
+struct Route {
+  Handler handler;
+  AsyncHandler async_handler;
+};
+
 // Exact and prefix routes. Constant while the server thread runs.
 class Router {
  public:
-  void Add(std::string path, Handler handler) {
-    exact_[std::move(path)] = std::move(handler);
+  void Add(std::string path, Route route) {
+    exact_[std::move(path)] = std::move(route);
   }
-  void AddPrefix(std::string prefix, Handler handler) {
-    prefixes_[std::move(prefix)] = std::move(handler);
+  void AddPrefix(std::string prefix, Route route) {
+    prefixes_[std::move(prefix)] = std::move(route);
   }
 
-  // The handler for `path`, or nullptr.
-  const Handler* Find(absl::string_view path) const {
+  // The route for `path`, or nullptr.
+  const Route* Find(absl::string_view path) const {
     if (auto it = exact_.find(path); it != exact_.end()) return &it->second;
     // Trying the path's own prefixes from longest down finds the longest
     // registered prefix in O(length * log routes).
@@ -223,14 +235,26 @@ class Router {
   }
 
  private:
-  std::map<std::string, Handler, std::less<>> exact_;
-  std::map<std::string, Handler, std::less<>> prefixes_;
+  std::map<std::string, Route, std::less<>> exact_;
+  std::map<std::string, Route, std::less<>> prefixes_;
+};
+
+// Responses of asynchronous handlers on their way to the server thread,
+// which is woken through `wake_fd`. Shared with every Responder, so one
+// called after Stop finds `wake_fd` closed (-1) and drops its response.
+struct Completions {
+  absl::Mutex mu;
+  int wake_fd ABSL_GUARDED_BY(mu) = -1;
+  std::vector<std::pair<uint64_t, Response>> ready ABSL_GUARDED_BY(mu);
 };
 
 struct Connection {
-  explicit Connection(ScopedFd socket) : fd(std::move(socket)) {}
+  Connection(ScopedFd socket, uint64_t connection_id)
+      : fd(std::move(socket)), id(connection_id) {}
 
   ScopedFd fd;
+  const uint64_t id;      // Names the connection to Responders.
+  bool awaiting = false;  // An asynchronous handler has the request.
   Clock::time_point deadline;
   std::string in;   // Received bytes not yet consumed by a request.
   std::string out;  // Serialized response not yet fully sent.
@@ -258,18 +282,27 @@ constexpr int kParsed = 200;
 class ServerLoop {
  public:
   ServerLoop(const Router& router, int listen_fd, int wake_fd,
-             const std::atomic<bool>& stopping)
+             const std::atomic<bool>& stopping,
+             std::shared_ptr<Completions> completions)
       : router_(router),
         listen_fd_(listen_fd),
         wake_fd_(wake_fd),
-        stopping_(stopping) {}
+        stopping_(stopping),
+        completions_(std::move(completions)) {}
 
   void Run() {
     std::vector<pollfd> fds;
     while (!stopping_.load(std::memory_order_acquire)) {
       Clock::time_point now = Clock::now();
       for (auto& connection : connections_) {
-        if (now >= connection->deadline) connection->fd.Reset();
+        if (now < connection->deadline) continue;
+        if (connection->awaiting) {
+          connection->awaiting = false;
+          QueueResponse(*connection, ErrorResponse(504), /*keep_alive=*/false);
+          Flush(*connection);
+        } else {
+          connection->fd.Reset();
+        }
       }
       RemoveClosed();
 
@@ -287,7 +320,13 @@ class ServerLoop {
         if (errno == EINTR || errno == ENOMEM) continue;
         DieBecause("poll failed in HTTP server");
       }
-      if (fds[0].revents != 0) continue;  // Woken by Stop().
+      if (fds[0].revents != 0) {  // Woken by Stop() or a Responder.
+        uint64_t count;
+        while (read(wake_fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
+        }
+        DeliverCompletions();
+        continue;
+      }
 
       // Only connections that existed before poll() have an entry in `fds`.
       const size_t polled = connections_.size();
@@ -304,6 +343,7 @@ class ServerLoop {
 
  private:
   static short WantedEvents(const Connection& connection) {
+    if (connection.awaiting) return 0;  // errors and hang-ups only
     if (connection.lingering) return POLLIN;
     return connection.out_sent < connection.out.size() ? POLLOUT : POLLIN;
   }
@@ -345,17 +385,19 @@ class ServerLoop {
         }
         return;  // EAGAIN: backlog drained.
       }
-      auto connection = std::make_unique<Connection>(ScopedFd(fd));
+      auto connection = std::make_unique<Connection>(ScopedFd(fd), next_id_++);
       connection->deadline = Clock::now() + kIdleTimeout;
       connections_.push_back(std::move(connection));
     }
   }
 
   void HandleEvents(Connection& connection, short revents) {
-    if ((revents & (POLLERR | POLLNVAL)) != 0) {
+    if ((revents & (POLLERR | POLLNVAL)) != 0 ||
+        (connection.awaiting && (revents & POLLHUP) != 0)) {
       connection.fd.Reset();
       return;
     }
+    if (connection.awaiting) return;
     if (connection.lingering) {
       DiscardInput(connection);
     } else if (connection.out_sent < connection.out.size()) {
@@ -397,7 +439,7 @@ class ServerLoop {
   // response cannot be sent at once or more input is needed.
   void ProcessInput(Connection& connection) {
     while (connection.fd.valid() && !connection.lingering &&
-           connection.out.empty()) {
+           !connection.awaiting && connection.out.empty()) {
       if (!connection.have_head) {
         const int result = ParseHead(connection);
         if (result == kIncomplete) return;
@@ -421,13 +463,58 @@ class ServerLoop {
       connection.in.erase(0, needed);
       connection.have_head = false;
 
-      const Handler* handler = router_.Find(connection.request.path);
-      const bool found = handler != nullptr && *handler;
-      QueueResponse(connection,
-                    found ? (*handler)(connection.request) : ErrorResponse(404),
-                    connection.keep_alive);
+      const Route* route = router_.Find(connection.request.path);
+      if (route != nullptr && route->async_handler) {
+        connection.awaiting = true;
+        connection.deadline = Clock::now() + kHandlerTimeout;
+        route->async_handler(connection.request, MakeResponder(connection.id));
+        return;
+      }
+      const bool found = route != nullptr && route->handler;
+      QueueResponse(
+          connection,
+          found ? route->handler(connection.request) : ErrorResponse(404),
+          connection.keep_alive);
       connection.request = Request();
       if (!Flush(connection)) return;
+    }
+  }
+
+  Responder MakeResponder(uint64_t connection_id) {
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    return [completions = completions_, connection_id,
+            answered](Response response) {
+      if (answered->exchange(true)) return;
+      absl::MutexLock lock(&completions->mu);
+      if (completions->wake_fd < 0) return;  // the server stopped
+      completions->ready.emplace_back(connection_id, std::move(response));
+      const uint64_t one = 1;
+      while (write(completions->wake_fd, &one, sizeof(one)) < 0 &&
+             errno == EINTR) {
+      }
+    };
+  }
+
+  // Queues the responses that asynchronous handlers posted; those whose
+  // connection closed meanwhile are dropped.
+  void DeliverCompletions() {
+    std::vector<std::pair<uint64_t, Response>> ready;
+    {
+      absl::MutexLock lock(&completions_->mu);
+      ready.swap(completions_->ready);
+    }
+    for (auto& [id, response] : ready) {
+      auto it = std::find_if(connections_.begin(), connections_.end(),
+                             [id = id](const std::unique_ptr<Connection>& c) {
+                               return c->id == id;
+                             });
+      if (it == connections_.end()) continue;
+      Connection& connection = **it;
+      if (!connection.fd.valid() || !connection.awaiting) continue;
+      connection.awaiting = false;
+      QueueResponse(connection, std::move(response), connection.keep_alive);
+      connection.request = Request();
+      if (Flush(connection)) ProcessInput(connection);
     }
   }
 
@@ -635,8 +722,10 @@ class ServerLoop {
   const int listen_fd_;
   const int wake_fd_;
   const std::atomic<bool>& stopping_;
+  const std::shared_ptr<Completions> completions_;
 
   std::vector<std::unique_ptr<Connection>> connections_;
+  uint64_t next_id_ = 1;
   Clock::time_point accept_paused_until_;
 };
 
@@ -683,6 +772,7 @@ struct HttpServer::Impl {
   ScopedFd listen_fd;
   ScopedFd wake_fd;
   std::thread thread;
+  std::shared_ptr<Completions> completions;  // one per Start
 
   std::atomic<bool> stopping{false};
 };
@@ -692,11 +782,15 @@ HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {}
 HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Route(std::string path, Handler handler) {
-  impl_->router.Add(std::move(path), std::move(handler));
+  impl_->router.Add(std::move(path), {std::move(handler), nullptr});
 }
 
 void HttpServer::RoutePrefix(std::string prefix, Handler handler) {
-  impl_->router.AddPrefix(std::move(prefix), std::move(handler));
+  impl_->router.AddPrefix(std::move(prefix), {std::move(handler), nullptr});
+}
+
+void HttpServer::RoutePrefixAsync(std::string prefix, AsyncHandler handler) {
+  impl_->router.AddPrefix(std::move(prefix), {nullptr, std::move(handler)});
 }
 
 absl::StatusOr<std::string> HttpServer::Start(const std::string& address) {
@@ -748,10 +842,12 @@ absl::StatusOr<std::string> HttpServer::Start(const std::string& address) {
   impl_->listen_fd = std::move(listen_fd);
   impl_->wake_fd = std::move(wake_fd);
   impl_->stopping.store(false, std::memory_order_release);
+  impl_->completions = std::make_shared<Completions>();
+  impl_->completions->wake_fd = impl_->wake_fd.get();
   Impl* impl = impl_.get();
   impl_->thread = std::thread([impl] {
     ServerLoop(impl->router, impl->listen_fd.get(), impl->wake_fd.get(),
-               impl->stopping)
+               impl->stopping, impl->completions)
         .Run();
   });
   return absl::StrCat(host, ":", ntohs(bound.sin_port));
@@ -766,6 +862,11 @@ void HttpServer::Stop() {
   while (write(impl_->wake_fd.get(), &one, sizeof(one)) < 0 && errno == EINTR) {
   }
   impl_->thread.join();
+  {
+    absl::MutexLock lock(&impl_->completions->mu);
+    impl_->completions->wake_fd = -1;
+    impl_->completions->ready.clear();
+  }
   impl_->listen_fd.Reset();
   impl_->wake_fd.Reset();
 }

@@ -1,9 +1,13 @@
 // A small HTTP/1.1 server for operational endpoints (/healthz, /metrics and
 // the dashboard's assets and JSON API). It runs its own thread; handlers are
 // called on that thread, one request at a time, and must not block for long.
+// Asynchronous handlers return at once and answer later, from any thread,
+// through their Responder; the connection waits meanwhile while others are
+// served.
 //
 // Thread-safety: Start/Stop from one thread. Routes are registered before
-// Start and constant after.
+// Start and constant after. Responders may be called from any thread, also
+// after Stop (the response is then dropped).
 #ifndef RIO_SERVER_HTTP_HTTP_SERVER_H_
 #define RIO_SERVER_HTTP_HTTP_SERVER_H_
 
@@ -36,6 +40,12 @@ struct Response {
 
 using Handler = std::function<Response(const Request&)>;
 
+// Answers one asynchronous request. Copyable, callable from any thread; the
+// first call wins. A request not answered within the server's handler
+// timeout (60 s) has its connection closed.
+using Responder = std::function<void(Response)>;
+using AsyncHandler = std::function<void(const Request&, Responder)>;
+
 class HttpServer {
  public:
   HttpServer();
@@ -48,6 +58,9 @@ class HttpServer {
   // Route for every path starting with `prefix` (longest prefix wins; exact
   // routes win over prefixes).
   void RoutePrefix(std::string prefix, Handler handler);
+  // Route for every path starting with `prefix`, answered asynchronously.
+  // Same precedence as RoutePrefix.
+  void RoutePrefixAsync(std::string prefix, AsyncHandler handler);
 
   // Binds `address` ("host:port"; port 0 picks a free one) and starts serving.
   // Returns the bound "host:port", or an error naming the address.

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
 namespace rio::http {
@@ -607,6 +609,66 @@ TEST(HttpServer, ServerControlsFramingHeaders) {
   const Reply bad = Perform(curl.get(), base + "/bad-status");
   ASSERT_EQ(bad.code, CURLE_OK) << curl_easy_strerror(bad.code);
   EXPECT_EQ(bad.status, 500);
+}
+
+TEST(HttpServer, AsyncHandlerAnswersFromAnotherThreadWhileOthersAreServed) {
+  HttpServer server;
+  absl::Notification release;
+  std::vector<std::thread> workers;
+  server.Route("/healthz", [](const Request&) { return TextResponse("ok\n"); });
+  server.RoutePrefixAsync(
+      "/slow/", [&](const Request& request, Responder respond) {
+        workers.emplace_back([&release, respond, path = request.path] {
+          release.WaitForNotification();
+          Response response = TextResponse(absl::StrCat("done ", path));
+          response.status = 201;
+          respond(response);
+          respond(TextResponse("ignored"));  // the first answer wins
+        });
+      });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const std::string base = "http://" + *address;
+
+  Reply slow;
+  std::thread client([&] {
+    CurlHandle curl(curl_easy_init());
+    slow = Perform(curl.get(), base + "/slow/x");
+  });
+  // The waiting request does not hold up others.
+  for (int i = 0; i < 3; ++i) {
+    const Reply health = Get(base + "/healthz");
+    ASSERT_EQ(health.code, CURLE_OK) << curl_easy_strerror(health.code);
+    EXPECT_EQ(health.body, "ok\n");
+  }
+  EXPECT_EQ(slow.status, 0);  // still waiting
+  release.Notify();
+  client.join();
+  ASSERT_EQ(slow.code, CURLE_OK) << curl_easy_strerror(slow.code);
+  EXPECT_EQ(slow.status, 201);
+  EXPECT_EQ(slow.body, "done /slow/x");
+  server.Stop();
+  for (auto& worker : workers) worker.join();
+}
+
+TEST(HttpServer, AsyncAnswerAfterStopIsDropped) {
+  HttpServer server;
+  Responder kept;
+  absl::Notification got_request;
+  server.RoutePrefixAsync("/", [&](const Request&, Responder respond) {
+    kept = respond;
+    got_request.Notify();
+  });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  std::thread client([&] {
+    CurlHandle curl(curl_easy_init());
+    Perform(curl.get(), "http://" + *address + "/x");
+  });
+  got_request.WaitForNotification();
+  server.Stop();  // closes the waiting connection
+  client.join();
+  kept(TextResponse("late"));  // must not crash or write to a closed fd
 }
 
 }  // namespace

@@ -1,0 +1,292 @@
+// End-to-end test of the dashboard in a real headless Chromium, against a
+// real rio-server, PostgreSQL and a receiver this test controls.
+//
+//   RIO_SERVER_BINARY=build/server/rio-server node tests/e2e/dashboard.test.mjs
+//
+// PostgreSQL: the cluster on 127.0.0.1:$RIO_TEST_PG_PORT when set (tools/test
+// starts one), else a private one started with tools/lib.sh. Chromium:
+// /usr/bin/chromium (Debian's package). Exits 77 (ctest: skipped) when
+// Chromium or playwright-core is missing; tools/test installs both.
+// RIO_E2E_SCREENSHOT=path writes the deliveries page there.
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, chmodSync, createWriteStream, readFileSync } from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const CHROMIUM = process.env.RIO_CHROMIUM || "/usr/bin/chromium";
+const SERVER = process.env.RIO_SERVER_BINARY || path.join(root, "build/server/rio-server");
+const TOKEN = "e2e-admin-token-" + Math.random().toString(36).slice(2);
+
+let chromium;
+try {
+  ({ chromium } = await import("playwright-core"));
+} catch (e) {
+  console.log("SKIP: playwright-core is not installed (run npm ci in tests/e2e, or tools/test)");
+  process.exit(77);
+}
+if (!existsSync(CHROMIUM)) {
+  console.log(`SKIP: ${CHROMIUM} not found (apt-get install chromium, or tools/test)`);
+  process.exit(77);
+}
+
+const cleanups = [];
+function onCleanup(fn) { cleanups.unshift(fn); }
+async function cleanup() {
+  for (const fn of cleanups) {
+    try { await fn(); } catch (e) { console.error("cleanup:", e.message); }
+  }
+}
+
+function step(text) { console.log(`--- ${text}`); }
+
+// ---------------------------------------------------------------- PostgreSQL
+
+function libsh(command) {
+  return execFileSync("bash", ["-c", `source "${root}/tools/lib.sh"; ${command}`], { encoding: "utf8" }).trim();
+}
+
+function startPostgres() {
+  let port = process.env.RIO_TEST_PG_PORT;
+  if (!port) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "rio-e2e-pg-"));
+    chmodSync(dir, 0o755);
+    port = libsh("rio_free_port");
+    step(`starting a private PostgreSQL on ${port}`);
+    libsh(`rio_pg_start "${dir}" ${port} -c fsync=off -c synchronous_commit=off`);
+    onCleanup(() => { libsh(`rio_pg_stop "${dir}"`); rmSync(dir, { recursive: true, force: true }); });
+  }
+  const db = `e2e_${process.pid}_${Date.now()}`;
+  execFileSync("psql", ["-X", "-q", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres",
+    "-c", `CREATE DATABASE "${db}"`]);
+  onCleanup(() => execFileSync("psql", ["-X", "-q", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres",
+    "-d", "postgres", "-c", `DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`]));
+  return `postgresql://postgres@127.0.0.1:${port}/${db}`;
+}
+
+// ---------------------------------------------------------------- receiver
+
+// Answers 500 with a body while `failing`, else 200. Counts requests.
+function startReceiver() {
+  const state = { failing: true, requests: 0 };
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => { body += c; });
+    req.on("end", () => {
+      state.requests++;
+      if (state.failing) {
+        res.writeHead(500, { "Content-Type": "text/plain", "X-Receiver": "e2e" });
+        res.end("receiver exploded: database is on fire");
+      } else {
+        res.writeHead(200, { "Content-Type": "text/plain" });
+        res.end("thanks");
+      }
+    });
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
+    onCleanup(() => new Promise((r) => { server.closeAllConnections(); server.close(r); }));
+    resolve({ state, url: `http://127.0.0.1:${server.address().port}/hooks/order` });
+  }));
+}
+
+// ---------------------------------------------------------------- server
+
+function startServer(databaseUrl) {
+  const logPath = path.join(mkdtempSync(path.join(os.tmpdir(), "rio-e2e-log-")), "rio-server.log");
+  const log = createWriteStream(logPath);
+  const child = spawn(SERVER, ["--listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
+    `--database_url=${databaseUrl}`, `--admin_token=${TOKEN}`,
+    // One attempt: a failing call is FAILED at once, so it can be recovered.
+    "--retry_schedule=", "--shutdown_grace=2s"], { stdio: ["ignore", "pipe", "pipe"] });
+  onCleanup(() => new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once("exit", resolve);
+    child.kill("SIGTERM");
+    setTimeout(() => child.kill("SIGKILL"), 5000);
+  }));
+  child.stdout.pipe(log);
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const timer = setTimeout(() => reject(new Error("rio-server did not get ready:\n" + text)), 30000);
+    child.stderr.on("data", (chunk) => {
+      log.write(chunk);
+      text += chunk;
+      const ready = text.match(/rio-server: ready grpc=(\S+) http=(\S+)/);
+      const dashboard = text.match(/rio-server: dashboard (\S+)/);
+      if (ready && dashboard) {
+        clearTimeout(timer);
+        resolve({ url: dashboard[1], logPath });
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`rio-server exited (${code}):\n${text}`)));
+  });
+}
+
+async function apiCall(base, method, body, authorization) {
+  const response = await fetch(base + "api/v1/" + method, {
+    method: "POST", headers: { "Content-Type": "application/json", ...(authorization ? { Authorization: authorization } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+// ---------------------------------------------------------------- the test
+
+async function main() {
+  const databaseUrl = startPostgres();
+  const receiver = await startReceiver();
+  const server = await startServer(databaseUrl);
+  const base = server.url;
+  step(`dashboard at ${base}`);
+
+  step("the API refuses calls without the token");
+  const anonymous = await apiCall(base, "rio.v1.ProjectService/ListProjects", {});
+  assert.equal(anonymous.status, 401);
+  assert.equal(anonymous.body.code, "UNAUTHENTICATED");
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+  onCleanup(() => browser.close());
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  const consoleErrors = [];
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  page.on("pageerror", (e) => consoleErrors.push(e.message));
+
+  step("a wrong token is refused at sign-in");
+  const index = await page.goto(base);
+  assert.equal(index.status(), 200);
+  const csp = index.headers()["content-security-policy"];
+  assert.match(csp, /script-src 'self'/);
+  await page.getByLabel("Admin token").fill("not-the-token");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText("Sign-in failed: the admin token was not accepted.").waitFor();
+
+  step("sign in");
+  await page.getByLabel("Admin token").fill(TOKEN);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Projects" }).waitFor();
+  // The token is in sessionStorage only: no cookie.
+  assert.deepEqual(await context.cookies(), []);
+
+  step("create a project");
+  await page.getByLabel("Slug").fill("shop");
+  await page.getByLabel("Name").fill("Shop");
+  await page.getByRole("button", { name: "Create project" }).click();
+  await page.getByRole("heading", { name: "Shop (shop)" }).waitFor();
+
+  step("create a sender; its DSN is shown once");
+  await page.getByLabel("New sender").fill("shop-app");
+  await page.getByRole("button", { name: "Create sender" }).click();
+  const dsn = await page.locator(".secret code").first().textContent();
+  const match = dsn.match(/^rio:\/\/shop-app:([^@]+)@/);
+  assert.ok(match, `DSN ${dsn}`);
+  const senderAuth = "Basic " + Buffer.from(`shop-app:${match[1]}`).toString("base64");
+
+  step("create a handler whose receiver fails");
+  await page.getByRole("button", { name: "New handler" }).click();
+  await page.getByRole("textbox", { name: "Event", exact: true }).fill("order-paid");
+  await page.getByRole("textbox", { name: "URL", exact: true }).fill(receiver.url);
+  await page.getByLabel("Content type").selectOption("JSON");
+  await page.getByLabel(/Extra headers/).fill("X-Api-Key: hunter2");
+  await page.getByRole("button", { name: "Create handler" }).click();
+  const secret = await page.locator(".secret code", { hasText: "whsec_" }).textContent();
+  assert.match(secret, /^whsec_/);
+  await page.locator(".handler").getByText(receiver.url).waitFor();
+
+  step("emit three events, the newest with a <script> payload");
+  for (const payload of ['{"order": 1}', '{"order": 2}',
+    '{"order": 3, "note": "<script>window.__pwned = 1</script><img src=x onerror=\\"window.__pwned=2\\">"}']) {
+    const r = await apiCall(base, "rio.v1.EmitService/Emit", { project: "shop", event: "order-paid", payload_json: payload }, senderAuth);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.handlers, 1);
+  }
+
+  step("the failing deliveries are highlighted with their 500");
+  await page.getByRole("link", { name: "Deliveries", exact: true }).first().click();
+  const failing = page.locator("#deliveries tr.failing");
+  await page.waitForFunction(() => document.querySelectorAll("#deliveries tr.failing").length === 3, null, { timeout: 30000 });
+  assert.equal(await failing.count(), 3);
+  for (let i = 0; i < 3; i++) {
+    await failing.nth(i).getByText("500").waitFor();
+    await failing.nth(i).getByText("FAILED").waitFor();
+  }
+  if (process.env.RIO_E2E_SCREENSHOT) {
+    await page.screenshot({ path: process.env.RIO_E2E_SCREENSHOT, fullPage: false });
+    step(`screenshot: ${process.env.RIO_E2E_SCREENSHOT}`);
+  }
+
+  step("filters: status SUCCEEDED shows none yet");
+  await page.getByLabel("Status").selectOption("SUCCEEDED");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.getByText("No deliveries match.").waitFor();
+  await page.goBack();
+  await page.waitForFunction(() => document.querySelectorAll("#deliveries tr.failing").length === 3);
+
+  step("one delivery: attempts, response body, redacted header, payload as text");
+  await failing.first().locator("a").click();
+  await page.getByRole("heading", { name: "Delivery", exact: true }).waitFor();
+  await page.locator(".attempt .response-body").getByText("receiver exploded: database is on fire").waitFor();
+  const payloadText = await page.locator("#payload").textContent();
+  assert.match(payloadText, /<script>window.__pwned = 1<\/script>/);
+  assert.equal(await page.locator("#payload script, #payload img").count(), 0);
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  await page.locator(".attempt details").first().locator("summary").click();
+  const requestHeaders = await page.locator(".attempt details").first().textContent();
+  assert.match(requestHeaders, /X-Api-Key/i);
+  assert.match(requestHeaders, /\[redacted\]/);
+  assert.doesNotMatch(requestHeaders, /hunter2/);
+
+  step("fix the receiver and re-trigger: the delivery succeeds");
+  receiver.state.failing = false;
+  await page.getByRole("button", { name: "Re-trigger" }).click();
+  await page.locator("#delivery-status").getByText("SUCCEEDED").waitFor({ timeout: 30000 });
+  await page.locator(".attempt[data-attempt='2']").getByText("200").first().waitFor();
+
+  step("recover the other two failed deliveries of the handler");
+  await page.locator("a", { hasText: receiver.url }).first().click();
+  await page.getByRole("heading", { name: "Handler for order-paid" }).waitFor();
+  await page.getByRole("button", { name: "Recover failed…" }).click();
+  await page.getByText("2 failed or cancelled deliveries match.").waitFor();
+  await page.getByRole("button", { name: "Re-queue 2" }).click();
+  await page.locator(".recovery-progress").getByText("re-queued 2 of 2: 2 succeeded, 0 failed, 0 pending").waitFor({ timeout: 30000 });
+  await page.locator("figure svg.chart").first().waitFor();
+
+  step("no delivery fails any more");
+  await page.getByRole("link", { name: "Failing", exact: true }).first().click();
+  await page.getByText("No deliveries match.").waitFor();
+
+  step("the live tail shows new attempts");
+  await page.getByRole("link", { name: "Live tail" }).first().click();
+  await page.getByText(/showing changes from/).waitFor();
+  const r = await apiCall(base, "rio.v1.EmitService/Emit", { project: "shop", event: "order-paid", payload_json: '{"order": 4}' }, senderAuth);
+  assert.equal(r.status, 200);
+  await page.locator("#tail li", { hasText: "SUCCEEDED" }).first().waitFor({ timeout: 15000 });
+
+  step("sign out");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("Admin token").waitFor();
+
+  assert.deepEqual(consoleErrors.filter((t) => !/401/.test(t)), [], "browser console errors");
+  assert.equal(receiver.state.requests, 7);
+  console.log("PASS");
+}
+
+let failed = false;
+try {
+  await main();
+} catch (e) {
+  failed = true;
+  console.error("FAIL:", e.stack || e.message);
+} finally {
+  await cleanup();
+}
+process.exit(failed ? 1 : 0);
