@@ -75,7 +75,7 @@ absl::StatusOr<ingest::EmitItem> BuildItem(
   }
 
   ingest::EmitItem item;
-  item.message_id = util::RandomUuid();
+  item.message_id = util::TimeOrderedUuid();
   item.project_id = project->id;
   item.project = project->slug;
   item.event = req.event();

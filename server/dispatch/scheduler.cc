@@ -92,8 +92,10 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
           "UPDATE deliveries d SET lease_owner = $1, update_time = now(), "
           // Not due again while leased: other scans skip it cheaply.
           "next_attempt_time = now() + make_interval(secs => $2) "
-          "FROM due, messages m, projects p "
-          "WHERE d.id = due.id AND m.id = d.message_id AND p.id = m.project_id "
+          // A project deleted while this delivery was written leaves it
+          // behind: claimed all the same, it is cancelled below.
+          "FROM due, messages m LEFT JOIN projects p ON p.id = m.project_id "
+          "WHERE d.id = due.id AND m.id = d.message_id "
           "RETURNING d.id, d.message_id, d.handler_id, d.attempts, p.slug, "
           "m.event, m.payload, d.manual",
           {options_.instance_id,
@@ -119,7 +121,7 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
     auto handler = snapshot->handlers_by_id.find(std::string(r.Get(i, 2)));
     if (handler == snapshot->handlers_by_id.end() ||
         !handler->second->enabled) {
-      // Disabled since: resolved without a call.
+      // Disabled or deleted since: resolved without a call.
       AttemptOutcome o;
       o.delivery_id = job.delivery_id;
       o.message_id = job.message_id;
@@ -131,7 +133,9 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
       o.cancelled = true;
       o.decision.verdict = Verdict::kFailed;
       o.decision.next_attempt_time = o.start_time;
-      o.decision.reason = "the handler is disabled";
+      o.decision.reason = handler == snapshot->handlers_by_id.end()
+                              ? "the handler was deleted"
+                              : "the handler is disabled";
       sink_->Record(std::move(o));
       continue;
     }

@@ -196,7 +196,7 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
       result.handlers = static_cast<int>(it.handlers.size());
       for (const auto& handler : it.handlers) {
         dispatch::DeliveryJob& job = planned.emplace_back();
-        job.delivery_id = util::RandomUuid();
+        job.delivery_id = util::TimeOrderedUuid();
         job.message_id = it.message_id;
         job.project = it.project;
         job.event = it.event;
@@ -209,7 +209,7 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
         ++rows;
       }
       for (const std::string& handler_id : it.disabled_handler_ids) {
-        delivery_ids.Add(util::RandomUuid());
+        delivery_ids.Add(util::TimeOrderedUuid());
         message_ids.Add(it.message_id);
         handler_ids.Add(handler_id);
         cancelled.Add("t");

@@ -121,5 +121,69 @@ TEST_F(CatalogTest, ChangesFromAnotherConnectionArriveThroughNotify) {
   catalog.Stop();
 }
 
+// Messages, deliveries and attempts carry no foreign keys (they would cost
+// a row lock per inserted row); deleting a handler or a project removes the
+// history that hung from it all the same, and nothing else.
+TEST_F(CatalogTest, DeletingAHandlerOrAProjectDeletesItsHistoryOnly) {
+  const char* kHandlers[] = {"6f1c1f0e-8d6b-4b8e-9a57-0a6f4f7c1e01",
+                             "6f1c1f0e-8d6b-4b8e-9a57-0a6f4f7c1e02",
+                             "6f1c1f0e-8d6b-4b8e-9a57-0a6f4f7c1e03"};
+  const char* kProjects[] = {"alpha", "alpha", "beta"};
+  ASSERT_TRUE(CreateProject(*writer_, "alpha", "Alpha").ok());
+  ASSERT_TRUE(CreateProject(*writer_, "beta", "Beta").ok());
+  for (int i = 0; i < 3; ++i) {
+    v1::Handler h;
+    h.set_id(kHandlers[i]);
+    h.set_project(kProjects[i]);
+    h.set_event("e");
+    h.set_url("http://127.0.0.1:9/hook");
+    h.set_method(v1::Handler::POST);
+    h.set_content_type(v1::Handler::JSON);
+    h.set_timeout_ms(1000);
+    h.set_enabled(true);
+    h.set_secret("whsec_abc");
+    ASSERT_TRUE(CreateHandler(*writer_, h).ok());
+  }
+  // Two messages per project, each delivered to every handler of its
+  // project with two attempts per delivery.
+  ASSERT_TRUE(writer_
+                  ->ExecScript(R"sql(
+    INSERT INTO messages (id, project_id, event, payload, sender)
+      SELECT gen_random_uuid(), p.id, 'e', '{}', 'app'
+      FROM projects p, generate_series(1, 2);
+    INSERT INTO deliveries (id, message_id, handler_id)
+      SELECT gen_random_uuid(), m.id, h.id FROM messages m
+      JOIN handlers h ON h.project_id = m.project_id;
+    INSERT INTO attempts (delivery_id, number, start_time, duration_us)
+      SELECT d.id, n, now(), 1 FROM deliveries d, generate_series(1, 2) n;
+  )sql")
+                  .ok());
+  auto counts = [&]() -> std::string {
+    auto r = writer_->Exec(
+        "SELECT (SELECT count(*) FROM messages) || '/' || (SELECT count(*) "
+        "FROM deliveries) || '/' || (SELECT count(*) FROM attempts)");
+    if (!r.ok()) return r.status().ToString();
+    return std::string(r->Get(0, 0));
+  };
+  ASSERT_EQ(counts(), "4/6/12");
+
+  ASSERT_TRUE(DeleteHandler(*writer_, kHandlers[0]).ok());
+  EXPECT_EQ(counts(), "4/4/8");
+  auto left = writer_->Exec(
+      "SELECT count(*) FROM deliveries WHERE handler_id = $1", {kHandlers[0]});
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_EQ(left->GetInt64(0, 0), 0);
+
+  ASSERT_TRUE(DeleteProject(*writer_, "alpha").ok());
+  EXPECT_EQ(counts(), "2/2/4");
+  auto beta = writer_->Exec(
+      "SELECT count(*) FROM deliveries d JOIN messages m ON m.id = "
+      "d.message_id JOIN projects p ON p.id = m.project_id WHERE p.slug = "
+      "'beta' AND d.handler_id = $1",
+      {kHandlers[2]});
+  ASSERT_TRUE(beta.ok()) << beta.status();
+  EXPECT_EQ(beta->GetInt64(0, 0), 2);
+}
+
 }  // namespace
 }  // namespace rio::store

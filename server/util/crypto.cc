@@ -176,12 +176,9 @@ std::string RandomBytes(size_t n) {
   return out;
 }
 
-std::string RandomUuid() {
-  std::string bytes = RandomBytes(16);
-  // RFC 9562 section 5.4: version 4 in the high nibble of byte 6, variant
-  // 0b10 in the top bits of byte 8.
-  bytes[6] = static_cast<char>((bytes[6] & 0x0f) | 0x40);
-  bytes[8] = static_cast<char>((bytes[8] & 0x3f) | 0x80);
+namespace {
+
+std::string FormatUuid(absl::string_view bytes) {
   const std::string hex = HexEncode(bytes);
   std::string out;
   out.reserve(36);
@@ -191,6 +188,31 @@ std::string RandomUuid() {
   out.append(hex, 16, 4).push_back('-');
   out.append(hex, 20, 12);
   return out;
+}
+
+}  // namespace
+
+std::string RandomUuid() {
+  std::string bytes = RandomBytes(16);
+  // RFC 9562 section 5.4: version 4 in the high nibble of byte 6, variant
+  // 0b10 in the top bits of byte 8.
+  bytes[6] = static_cast<char>((bytes[6] & 0x0f) | 0x40);
+  bytes[8] = static_cast<char>((bytes[8] & 0x3f) | 0x80);
+  return FormatUuid(bytes);
+}
+
+std::string TimeOrderedUuid(absl::Time now) {
+  std::string bytes = RandomBytes(16);
+  // RFC 9562 section 5.7: the Unix time in milliseconds, big-endian, in the
+  // first 48 bits, then version 7, 12 random bits, the variant and 62 more
+  // random bits.
+  const uint64_t ms = static_cast<uint64_t>(absl::ToUnixMillis(now));
+  for (int i = 0; i < 6; ++i) {
+    bytes[i] = static_cast<char>((ms >> (8 * (5 - i))) & 0xff);
+  }
+  bytes[6] = static_cast<char>((bytes[6] & 0x0f) | 0x70);
+  bytes[8] = static_cast<char>((bytes[8] & 0x3f) | 0x80);
+  return FormatUuid(bytes);
 }
 
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace rio::util {
 
@@ -35,6 +37,11 @@ std::string RandomBytes(size_t n);
 
 // A random version-4 UUID in canonical lower-case form.
 std::string RandomUuid();
+
+// A version-7 UUID (RFC 9562): `now` to the millisecond, then 74 random bits,
+// canonical lower-case. Ids made one after the other sort roughly in time
+// order, so the indexes they key grow at one end instead of everywhere.
+std::string TimeOrderedUuid(absl::Time now = absl::Now());
 
 // Compares without leaking where the inputs differ; false when sizes differ.
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b);

@@ -161,6 +161,21 @@ TEST(Crypto, RandomUuidIsCanonicalVersion4) {
   EXPECT_NE(RandomUuid(), RandomUuid());
 }
 
+TEST(Crypto, TimeOrderedUuidIsVersion7WithTheTimeFirst) {
+  const std::regex uuid_v7(
+      "[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  // 2026-11-28T04:16:56.789Z is 1795839416789 ms, 0x01a2205ed9d5.
+  const absl::Time t = absl::FromUnixMillis(1795839416789);
+  const std::string uuid = TimeOrderedUuid(t);
+  EXPECT_TRUE(std::regex_match(uuid, uuid_v7)) << uuid;
+  EXPECT_EQ(uuid.substr(0, 13), "01a2205e-d9d5") << uuid;
+  EXPECT_NE(TimeOrderedUuid(t), TimeOrderedUuid(t));
+  // A later millisecond sorts after, whatever the random bits.
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_LT(TimeOrderedUuid(t), TimeOrderedUuid(t + absl::Milliseconds(1)));
+  }
+}
+
 TEST(Crypto, ConstantTimeEqualsComparesContentAndSize) {
   EXPECT_TRUE(ConstantTimeEquals("", ""));
   EXPECT_TRUE(ConstantTimeEquals("signature", "signature"));
