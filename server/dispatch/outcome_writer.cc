@@ -218,7 +218,7 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
   }
   return conn.InTransaction([&]() -> absl::Status {
     RIO_RETURN_IF_ERROR(
-        conn.Exec(
+        conn.ExecPrepared(
                 "INSERT INTO attempts (delivery_id, number, start_time, "
                 "duration_us, dns_us, connect_us, tls_us, first_byte_us, "
                 "total_us, status_code, request_headers, response_headers, "
@@ -249,7 +249,7 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
     // of the batch. Compared with a sub-select, it cannot: the rows are
     // looked up by key.
     RIO_RETURN_IF_ERROR(
-        conn.Exec("UPDATE deliveries d SET status = u.st, attempts = "
+        conn.ExecPrepared("UPDATE deliveries d SET status = u.st, attempts = "
                   "greatest(d.attempts, u.at), next_attempt_time = "
                   "to_timestamp(u.nx / 1e6), lease_owner = NULL, manual = "
                   "false, "
@@ -318,7 +318,7 @@ absl::Status OutcomeWriter::UpdateHealth(
   // A batch with a success for the handler restarts its count; one without
   // adds to it. Rows that would not change are left alone.
   RIO_RETURN_IF_ERROR(
-      conn.Exec(
+      conn.ExecPrepared(
               "INSERT INTO handler_health AS h (handler_id, "
               "consecutive_failures, failing_since, last_success_time) "
               "SELECT u.id, u.n, to_timestamp(u.f / 1e6), to_timestamp(u.s / "

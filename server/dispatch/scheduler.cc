@@ -77,7 +77,7 @@ absl::Status Scheduler::Heartbeat(store::PgConnection& conn) {
 absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
   RIO_ASSIGN_OR_RETURN(
       store::PgResult r,
-      conn.Exec(
+      conn.ExecPrepared(
           "WITH due AS ("
           "  SELECT d.id FROM deliveries d"
           "  WHERE d.status = 'PENDING' AND d.next_attempt_time <= now()"

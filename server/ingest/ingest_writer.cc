@@ -272,7 +272,7 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
     plan_deliveries(all, all_ids, params);
     RIO_ASSIGN_OR_RETURN(
         store::PgResult written,
-        conn.Exec(absl::StrCat("WITH m AS (", kInsertMessages, "), d AS (",
+        conn.ExecPrepared(absl::StrCat("WITH m AS (", kInsertMessages, "), d AS (",
                                delivery_insert(7),
                                " WHERE u.m IN (SELECT id FROM m) RETURNING "
                                "id, status) SELECT 'm', id FROM m UNION ALL "

@@ -138,6 +138,7 @@ absl::Status PgConnection::Reconnect(absl::Duration min_interval) {
   }
   last_connect_attempt_ = now;
   conn_.reset(Open(url_));
+  prepared_.clear();  // they died with the old session
   if (conn_ == nullptr || PQstatus(conn_.get()) != CONNECTION_OK) {
     Count(connect_errors);
     return absl::UnavailableError("database unavailable");
@@ -158,6 +159,44 @@ absl::StatusOr<PgResult> PgConnection::Exec(
       result.get() ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
   return StatusFromPg(conn_.get(), result.get(), query);
+}
+
+absl::StatusOr<PgResult> PgConnection::ExecPrepared(
+    absl::string_view sql, const std::vector<PgParam>& params) {
+  auto it = prepared_.find(sql);
+  if (it == prepared_.end()) {
+    if (prepared_.empty()) {
+      // Planned once, not per run: left to choose, PostgreSQL keeps making
+      // custom plans for statements over array parameters (it cannot cost
+      // the generic plan's unnest), and planning the emit statement took
+      // longer than running it. Only statements prepared here are affected.
+      PgResult set(
+          PQexec(conn_.get(), "SET plan_cache_mode = force_generic_plan"));
+      if (!set.get() || PQresultStatus(set.get()) != PGRES_COMMAND_OK) {
+        return StatusFromPg(conn_.get(), set.get(), "SET plan_cache_mode");
+      }
+    }
+    std::string name = absl::StrCat("rio_", prepared_.size() + 1);
+    std::string query(sql);
+    PgResult prepared(PQprepare(conn_.get(), name.c_str(), query.c_str(),
+                                static_cast<int>(params.size()), nullptr));
+    ExecStatusType status =
+        prepared.get() ? PQresultStatus(prepared.get()) : PGRES_FATAL_ERROR;
+    if (status != PGRES_COMMAND_OK) {
+      return StatusFromPg(conn_.get(), prepared.get(), query);
+    }
+    it = prepared_.emplace(std::move(query), std::move(name)).first;
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const PgParam& p : params) values.push_back(p ? p->c_str() : nullptr);
+  PgResult result(PQexecPrepared(conn_.get(), it->second.c_str(),
+                                 static_cast<int>(values.size()), values.data(),
+                                 nullptr, nullptr, 0));
+  ExecStatusType status =
+      result.get() ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
+  return StatusFromPg(conn_.get(), result.get(), it->first);
 }
 
 absl::Status PgConnection::ExecScript(absl::string_view sql) {

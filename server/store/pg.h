@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -99,6 +100,14 @@ class PgConnection {
   absl::StatusOr<PgResult> Exec(absl::string_view sql,
                                 const std::vector<PgParam>& params = {});
 
+  // Like Exec, for a statement run over and over (the hot paths): it is
+  // parsed and planned once per connection, on first use, and later runs
+  // only bind their parameters. `sql` must be a fixed text, not one built
+  // per call (every distinct text stays prepared while the connection
+  // lives).
+  absl::StatusOr<PgResult> ExecPrepared(
+      absl::string_view sql, const std::vector<PgParam>& params = {});
+
   // Runs several statements separated by ';' (no parameters), e.g. a
   // migration.
   absl::Status ExecScript(absl::string_view sql);
@@ -118,6 +127,8 @@ class PgConnection {
   std::unique_ptr<PGconn, void (*)(PGconn*)> conn_;
   absl::Time last_connect_attempt_;
   bool in_transaction_ = false;
+  // Statement text → name of its prepared statement on this connection.
+  absl::flat_hash_map<std::string, std::string> prepared_;
 };
 
 // Maps a failed result (or a connection failure, when result is null) to a
