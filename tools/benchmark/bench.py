@@ -596,6 +596,48 @@ class Bench:
                 self.record(f"ceiling_rate_{rate}", m)
         finally:
             receiver.stop()
+        self.commit_floor(run)
+
+    def commit_floor(self, run):
+        """The durable commit's own latency at each latency rate: pgbench
+        inserting one message-sized row per transaction into the same
+        PostgreSQL, one connection, paced like the load. Every emit waits for
+        such a commit before it is acknowledged and dispatched, so this is a
+        floor under emit -> arrival. Rates one connection cannot keep up with
+        (commits one after the other; Rio groups them) are left out."""
+        p = self.profile
+        db = "bench_commit_floor"
+        self.pg.fresh_database(db)
+        try:
+            self.pg.psql("CREATE TABLE m (id uuid PRIMARY KEY, payload text NOT NULL, "
+                         "create_time timestamptz NOT NULL DEFAULT now())", db=db)
+            script = os.path.join(self.work, "commit-floor.sql")
+            with open(script, "w") as f:
+                f.write("INSERT INTO m (id, payload) VALUES (gen_random_uuid(), "
+                        "'{\"comment\": {\"id\": 1, \"body\": \"bench\"}}');\n")
+            for rate in (r for r in p["latency_rates"] if r <= 1000):
+                prefix = os.path.join(self.work, f"commit-floor-{rate}")
+                for old in os.listdir(self.work):
+                    if old.startswith(os.path.basename(prefix) + "."):
+                        os.unlink(os.path.join(self.work, old))
+                subprocess.run(
+                    ["pgbench", "-h", "127.0.0.1", "-p", str(self.pg.port),
+                     "-U", "postgres", "-n", "-f", script, "-c", "1",
+                     "-R", str(rate), "-T", str(p["ceiling_rate_seconds"]),
+                     "--log", f"--log-prefix={prefix}", db],
+                    check=True, capture_output=True, text=True, timeout=120)
+                lat = []
+                for name in os.listdir(self.work):
+                    if name.startswith(os.path.basename(prefix) + "."):
+                        with open(os.path.join(self.work, name)) as f:
+                            # client_id transaction_no time_us script_no ...
+                            lat += [int(line.split()[2]) / 1000.0 for line in f]
+                        os.unlink(os.path.join(self.work, name))
+                m = latency_summary(lat)
+                say(f"durable commit at {rate}/s run {run}", **m)
+                self.record(f"commit_rate_{rate}", m)
+        finally:
+            self.pg.drop_database(db)
 
     def scenario_drain(self, run):
         p = self.profile

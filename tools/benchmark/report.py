@@ -110,6 +110,12 @@ def rows_for(results):
                             f"latency_{rate}", p, "ms",
                             (f"ceiling_rate_{rate}", p), target))
 
+    for rate in rates:
+        for p, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
+            rows.append(Row("Latency floor", f"{rate:,}/s: one durable INSERT + COMMIT "
+                            f"round trip (pgbench, same PostgreSQL): {label}",
+                            f"commit_rate_{rate}", p, "ms"))
+
     iso_rate = meta["sizes"]["isolation_rate"]
     iso_ceiling = f"ceiling_rate_{iso_rate}"
     rows += [
