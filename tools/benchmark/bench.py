@@ -509,6 +509,7 @@ class Bench:
             if self.profile["diagnostics"]:
                 server.label_threads()
             cpu0, pg0 = server.cpu_seconds(), self.pg.cpu_seconds()
+            recv0 = proc_cpu_seconds(receiver.proc.pid)
             threads0 = server.threads_cpu()
             t_start = time.time()
             load = self.run_load(server, healthy + hanging, load_args, sends_path,
@@ -521,6 +522,7 @@ class Bench:
                                                key)
             cpu1 = settle(server.cpu_seconds)
             pg1 = self.pg.cpu_seconds()
+            recv1 = proc_cpu_seconds(receiver.proc.pid)
             threads1 = server.threads_cpu()
             wall = (time.time() - t_start)
             rss = server.peak_rss_mb()
@@ -534,6 +536,7 @@ class Bench:
                               for k in threads1), reverse=True)[:4]
             return dict(load=load, sends=sends, records=records, expected=expected,
                         server_cpu_s=cpu1 - cpu0, pg_cpu_s=pg1 - pg0, rss_mb=rss,
+                        receiver_cpu_s=recv1 - recv0, load_cpu_s=load["cpu_s"],
                         threads={k: round(v, 2) for v, k in busiest}, wall_s=wall,
                         pg_commits=commits1 - commits0, wal_bytes=wal1 - wal0,
                         extra=extra)
@@ -659,6 +662,8 @@ class Bench:
                      server_cpu_s=r["server_cpu_s"],
                      cpu_us_per_delivery=r["server_cpu_s"] * 1e6 / max(1, delivered),
                      pg_cpu_us_per_delivery=r["pg_cpu_s"] * 1e6 / max(1, delivered),
+                     receiver_cpu_us_per_delivery=r["receiver_cpu_s"] * 1e6 / max(1, delivered),
+                     load_cpu_us_per_delivery=r["load_cpu_s"] * 1e6 / max(1, delivered),
                      rss_mb=r["rss_mb"], complete=delivered >= r["expected"],
                      pg_commits=r["pg_commits"],
                      wal_bytes_per_delivery=r["wal_bytes"] / max(1, delivered),
@@ -680,6 +685,7 @@ class Bench:
                      ack_p50_ms=load["ack_p50_ms"], ack_p99_ms=load["ack_p99_ms"],
                      cpu_us_per_event=r["server_cpu_s"] * 1e6 / max(1, load["ok_events"]),
                      pg_cpu_us_per_event=r["pg_cpu_s"] * 1e6 / max(1, load["ok_events"]),
+                     load_cpu_us_per_event=load["cpu_s"] * 1e6 / max(1, load["ok_events"]),
                      rss_mb=r["rss_mb"], load_cpu_s=load["cpu_s"],
                      pg_commits=r["pg_commits"],
                      events_per_commit=load["ok_events"] / max(1, r["pg_commits"]),

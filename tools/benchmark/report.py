@@ -361,6 +361,47 @@ def notes(results):
     return out, threads
 
 
+def budget(results):
+    """Rows of the CPU budget: what every process spent per delivery (or per
+    event), and the rate that budget allows when the machine's cores do
+    nothing else."""
+    cores = results["meta"]["cores"]
+    rows = []
+    for key, label, per, target in (
+            ("drain_fo1", "Drain, fan-out 1", "delivery", 20000),
+            ("drain_fo10", "Drain, fan-out 10", "delivery", 30000),
+            ("ingest_unary", "Ingest, unary Emit", "event", 20000),
+            ("ingest_batch", "Ingest, EmitBatch of 100", "event", 80000)):
+        suffix = "per_delivery" if per == "delivery" else "per_event"
+        parts = [median(values(results, key, f"cpu_us_{suffix}")),
+                 median(values(results, key, f"pg_cpu_us_{suffix}")),
+                 median(values(results, key, f"receiver_cpu_us_{suffix}"))
+                 if per == "delivery" else 0.0,
+                 median(values(results, key, f"load_cpu_us_{suffix}"))]
+        if any(v is None for v in parts):
+            continue
+        total = sum(parts)
+        measured = median(values(results, key, "deliveries_per_s" if per ==
+                                 "delivery" else "events_per_s"))
+        allowed = cores * 1e6 / total if total > 0 else 0.0
+        rows.append(f"| {label} | " + " | ".join(fmt(v, "µs") for v in parts) +
+                    f" | {fmt(total, 'µs')} | {allowed:,.0f}/s | "
+                    f"{measured:,.0f}/s | {target:,}/s |")
+    if not rows:
+        return []
+    return [
+        "## The CPU budget", "",
+        f"CPU time per {'delivery (drain) or event (ingest)'} of every process on the "
+        f"machine, medians of the runs above, and the most that budget allows on "
+        f"{cores} cores if they did nothing else (cores × 1 s ÷ total). A target "
+        "above that bound cannot be met by tuning the order of work; only by "
+        "spending less CPU per delivery somewhere in the column.", "",
+        "| Scenario | rio-server µs | PostgreSQL µs | receiver µs | load generator µs "
+        "| total µs | bound | measured | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows, ""]
+
+
 def markdown(results, pngs):
     meta = results["meta"]
     quick = meta["profile"] != "full"
@@ -413,6 +454,12 @@ def markdown(results, pngs):
                         ("bench-growth.png", "Growth")):
         if name in pngs:
             out += [f"![{title}]({name})", ""]
+    out += budget(results)
+    profiles = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "profiles.md")
+    if os.path.exists(profiles):
+        with open(profiles) as f:
+            out += [f.read().rstrip(), ""]
     problems, threads = notes(results)
     drain = {int(k): v for k, v in s["drain_events"].items()}
     out += ["## How it is measured", "",
