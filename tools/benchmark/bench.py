@@ -46,6 +46,7 @@ PROFILES = {
         isolation_rate=1000, isolation_seconds=20,
         backlog_rate=1000, backlog_before_s=5, backlog_down_s=30, backlog_after_s=5,
         backlog_schedule="1s,1s,2s,5s,10s,10s,10s", backlog_limit_s=60,
+        kill_events=100_000, kill_limit_s=90,
     ),
     "quick": dict(
         runs=1, diagnostics=True,
@@ -58,6 +59,7 @@ PROFILES = {
         isolation_rate=1000, isolation_seconds=3,
         backlog_rate=500, backlog_before_s=1, backlog_down_s=5, backlog_after_s=1,
         backlog_schedule="500ms,500ms,1s,1s,2s,2s,2s", backlog_limit_s=30,
+        kill_events=20_000, kill_limit_s=60,
     ),
     "smoke": dict(
         runs=1, diagnostics=False,
@@ -70,12 +72,14 @@ PROFILES = {
         isolation_rate=200, isolation_seconds=0.5,
         backlog_rate=200, backlog_before_s=0.3, backlog_down_s=1, backlog_after_s=0.3,
         backlog_schedule="200ms,200ms,500ms,500ms,1s", backlog_limit_s=15,
+        kill_events=2_000, kill_limit_s=30,
     ),
 }
 
 # In the order they run. Result keys start with their scenario's name
 # (drain_fo1, latency_1000, ceiling_rate_100, ...).
-SCENARIOS = ["ceiling", "drain", "ingest", "latency", "isolation", "backlog"]
+SCENARIOS = ["ceiling", "drain", "ingest", "latency", "isolation", "backlog",
+             "kill"]
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -388,6 +392,7 @@ class Bench:
         os.makedirs(self.work, exist_ok=True)
         self.results = {"meta": {}, "runs": {}}
         self.db_counter = 0
+        self.failures = []  # broken guarantees (not speed): fail the run
         self.started = time.time()
 
     def bin(self, name):
@@ -626,7 +631,8 @@ class Bench:
                 subprocess.run(
                     ["pgbench", "-h", "127.0.0.1", "-p", str(self.pg.port),
                      "-U", "postgres", "-n", "-f", script, "-c", "1",
-                     "-R", str(rate), "-T", str(p["ceiling_rate_seconds"]),
+                     "-R", str(rate),
+                     "-T", str(max(1, round(p["ceiling_rate_seconds"]))),
                      "--log", f"--log-prefix={prefix}", db],
                     check=True, capture_output=True, text=True, timeout=120)
                 lat = []
@@ -779,6 +785,65 @@ class Bench:
         say(f"backlog (receiver down {down} s at {rate} events/s) run {run}", **m)
         self.record("backlog", m)
 
+    def scenario_kill(self, run):
+        """The drain at full speed (fan-out 1), rio-server killed with SIGKILL
+        once a third of the deliveries arrived, then started again on the
+        same database: every acknowledged event must still arrive."""
+        p = self.profile
+        events = p["kill_events"]
+        self.db_counter += 1
+        db = f"bench_{self.db_counter}_kill"
+        url = self.pg.fresh_database(db)
+        receiver = Receiver(self, self.args.receiver_threads)
+        # Leases of the killed instance lapse after 2 s instead of 30.
+        flags = ["--lease_timeout=2s"]
+        servers = []
+        try:
+            first = Server(self, url, os.path.join(self.work, "rio-server-kill-1.log"),
+                           flags)
+            servers.append(first)
+            sends_path = os.path.join(self.work, "sends-kill.txt")
+            load = self.run_load(first, [receiver.url("/h/0")],
+                                 ["--mode=batch", "--batch=100", "--concurrency=4",
+                                  f"--count={events}", "--duration=600"],
+                                 sends_path, 600)
+            while receiver.count() < events // 3 and load[0].poll() is None:
+                time.sleep(0.005)
+            first.proc.send_signal(signal.SIGKILL)
+            first.proc.wait()
+            killed_at = receiver.count()
+            killed_ns = time.time_ns()
+            result = self.finish_load(load)
+            acked = self.read_sends(sends_path)
+            second = Server(self, url, os.path.join(self.work, "rio-server-kill-2.log"),
+                            flags)
+            servers.append(second)
+            records = self.wait_for_deliveries(receiver, len(acked), p["kill_limit_s"],
+                                               "kill")
+            arrived = {}
+            dups = 0
+            for t, wid, _p in records:
+                if wid in arrived:
+                    dups += 1
+                else:
+                    arrived[wid] = t
+            lost = sum(1 for wid in acked if wid not in arrived)
+            last = max((arrived[w] for w in acked if w in arrived), default=killed_ns)
+            m = dict(acknowledged=len(acked), lost=lost, duplicates=dups,
+                     unacknowledged_delivered=sum(1 for w in arrived if w not in acked),
+                     failed_events=result["failed_events"], delivered_before_kill=killed_at,
+                     recovery_s=max(0.0, (last - killed_ns) / 1e9))
+            say(f"kill (SIGKILL mid-drain, {events} events) run {run}", **m)
+            self.record("kill", m)
+            if lost:
+                # Not a speed figure but a broken guarantee: the run fails.
+                self.failures.append(f"kill run {run}: {lost} acknowledged events lost")
+        finally:
+            for server in servers:
+                server.stop()
+            receiver.stop()
+            self.pg.drop_database(db)
+
     # ---- driver ----
 
     def collect_meta(self):
@@ -856,6 +921,8 @@ class Bench:
                 self.check_budget()
         self.results["meta"]["elapsed_s"] = round(time.time() - self.started, 1)
         self.save()
+        for failure in self.failures:
+            log(f"FAILED: {failure}")
         return os.path.join(self.work, "results.json")
 
 
@@ -881,8 +948,11 @@ def main():
                     help="keep the arrival and send files of the last run of "
                     "each scenario in the scratch directory")
     args = ap.parse_args()
-    path = Bench(args).run()
+    bench = Bench(args)
+    path = bench.run()
     log(f"results: {path}")
+    if bench.failures:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

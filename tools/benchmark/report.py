@@ -36,8 +36,8 @@ def fmt(v, unit):
         return f"{v:.2f}"
     if unit == "bytes":
         return f"{v:,.0f}"
-    if unit == "events":
-        return f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
+    if unit in ("events", "requests"):
+        return f"{v:,.0f}" if v >= 100 or float(v).is_integer() else f"{v:,.1f}"
     if unit in ("µs", "MB", "s"):
         return f"{v:.1f}" if v < 100 else f"{v:,.0f}"
     return f"{v:g}"
@@ -141,6 +141,17 @@ def rows_for(results):
             "backlog", "backlog_deliveries", "deliveries"),
         Row("Backlog", "time from the receiver's return until all of them arrived",
             "backlog", "backlog_s", "s", backlog_ceiling),
+    ]
+    rows += [
+        Row("Durability", "SIGKILL of rio-server a third into a fan-out-1 drain, "
+            "restarted on the same database: acknowledged events", "kill",
+            "acknowledged", "events"),
+        Row("Durability", "acknowledged events that never arrived", "kill", "lost",
+            "events", None, ("0", lambda v, r: v == 0)),
+        Row("Durability", "sent twice (in flight or unrecorded at the kill)", "kill",
+            "duplicates", "requests"),
+        Row("Durability", "time from the kill until the last acknowledged event "
+            "arrived (restart, 2 s lease)", "kill", "recovery_s", "s"),
     ]
     ceil_cpu = ("ceiling", "cpu_us_per_request")
 
@@ -496,6 +507,12 @@ def markdown(results, pngs):
             "its return until every delivery of a message emitted before then has "
             "arrived: it is bounded below by the retry schedule (the next retry "
             "after the return), not by Rio's throughput.",
+            f"- **Durability**: the fan-out-1 drain ({s['kill_events']:,} events, EmitBatch of "
+            "100, 4 outstanding); once a third of the deliveries arrived, rio-server "
+            "gets SIGKILL, then a new one starts on the same database (both with "
+            "`--lease_timeout=2s`). Every event the load generator saw acknowledged "
+            "must reach the receiver; duplicates are the at-least-once cost of the "
+            "calls in flight or not yet recorded at the kill.",
             "- **Growth**: the drain runs; CPU = utime + stime of rio-server "
             "(/proc/PID/stat) from the first emit until it is idle after the last "
             "arrival, ÷ deliveries; PostgreSQL's is that of the postmaster and all "
