@@ -54,10 +54,16 @@ PgArray& PgArray::Add(absl::string_view value) {
   Separate();
   text_.reserve(text_.size() + value.size() + 2);
   text_ += '"';
-  for (char c : value) {
-    if (c == '"' || c == '\\') text_ += '\\';
-    text_ += c;
+  // The runs between characters that need a backslash are copied whole.
+  size_t run = 0;
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '"' || value[i] == '\\') {
+      text_.append(value.data() + run, i - run);
+      text_ += '\\';
+      run = i;
+    }
   }
+  text_.append(value.data() + run, value.size() - run);
   text_ += '"';
   return *this;
 }

@@ -56,6 +56,26 @@ TEST_F(PgConnectionTest, ExecPreparedPreparesEachTextOnceAndBindsEveryRun) {
   EXPECT_EQ(Prepared(), 2);
 }
 
+TEST_F(PgConnectionTest, ArraysCarryQuotesBackslashesAndNullsIntact) {
+  const std::vector<std::string> values = {
+      "", "plain", R"({"a": "b\"c", "d": "e\\f"})", R"(\)", R"(")",
+      "\"\"", "end\\", "ünï \u2603", "NULL", "{1,2}"};
+  PgArray array;
+  for (const std::string& v : values) array.Add(v);
+  array.AddNull();
+  auto r = conn_->ExecPrepared(
+      "SELECT v, v IS NULL FROM unnest($1::text[]) WITH ORDINALITY AS u(v, i) "
+      "ORDER BY i",
+      {std::move(array).Finish()});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->rows(), static_cast<int>(values.size()) + 1);
+  for (size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(r->Get(static_cast<int>(i), 0), values[i]) << i;
+    EXPECT_FALSE(r->GetBool(static_cast<int>(i), 1)) << i;
+  }
+  EXPECT_TRUE(r->GetBool(static_cast<int>(values.size()), 1));
+}
+
 TEST_F(PgConnectionTest, ExecPreparedReportsErrorsAndRecoversAfterReconnect) {
   auto bad = conn_->ExecPrepared("SELECT * FROM no_such_table WHERE k = $1",
                                  {std::string("1")});
