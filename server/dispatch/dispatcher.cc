@@ -1,6 +1,15 @@
 #include "server/dispatch/dispatcher.h"
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 
 #include "absl/strings/ascii.h"
@@ -14,30 +23,111 @@ namespace {
 
 constexpr size_t kMaxResponseBody = 64 * 1024;
 constexpr size_t kMaxResponseHeaders = 16 * 1024;
+// Room for a usual response's header block in one allocation.
+constexpr size_t kResponseHeadersGuess = 256;
+// Room for the headers Rio sets itself, handler headers come on top.
+constexpr size_t kRequestHeadersGuess = 512;
+
+[[noreturn]] void DieBecause(const char* what) {
+  std::fprintf(stderr, "rio: fatal: %s (errno %d)\n", what, errno);
+  std::abort();
+}
+
+// epoll_wait's timeout for waking at `until`: rounded up to whole
+// milliseconds so that curl's timer has expired by then; -1 for never.
+int WaitMillis(absl::Time now, absl::Time until) {
+  if (until == absl::InfiniteFuture()) return -1;
+  if (until <= now) return 0;
+  const int64_t ms =
+      absl::ToInt64Milliseconds(absl::Ceil(until - now, absl::Milliseconds(1)));
+  return static_cast<int>(std::min<int64_t>(ms, INT_MAX));
+}
+
+// What curl_multi_socket_action is told about a ready socket: errors and
+// hang-ups read as readable, as curl's own poll reports them, so that curl
+// reads and reports the real cause.
+int CurlEvents(uint32_t epoll_events) {
+  int flags = 0;
+  if (epoll_events & (EPOLLIN | EPOLLHUP | EPOLLERR)) flags |= CURL_CSELECT_IN;
+  if (epoll_events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+  if (epoll_events & EPOLLERR) flags |= CURL_CSELECT_ERR;
+  return flags;
+}
 
 }  // namespace
 
-// One HTTP call in flight. Owns everything curl points into.
+// One HTTP call in flight, and the easy handle that makes it. A finished
+// Transfer is kept (reset) for a later job: the handle, and the buffers that
+// are not handed over with the outcome, keep their memory. Owns everything
+// curl points into.
 struct Dispatcher::Transfer {
+  explicit Transfer(CURL* handle) : easy(handle) {}
+  ~Transfer() { curl_easy_cleanup(easy); }
+
+  CURL* const easy;
+  bool in_flight = false;
   DeliveryJob job;
-  std::string url;
+  std::string url;        // GET: the handler URL with the query
   std::string form_body;  // FORM bodies; JSON points at the payload
   const std::string* body = nullptr;
-  curl_slist* headers = nullptr;
+  // The request header lines, each NUL-terminated, and the list handed to
+  // curl, whose nodes point into them. Built here rather than with
+  // curl_slist_append, which allocates twice per line on every call; curl
+  // only reads the list.
+  std::string header_text;
+  std::vector<size_t> header_starts;
+  std::vector<curl_slist> header_list;
+  std::string scratch;          // for building a header value
   std::string request_headers;  // as logged, handler header values hidden
   std::string response_headers;
   std::string response_body;
   char error[CURL_ERROR_SIZE] = {0};
   absl::Time start;
 
-  ~Transfer() { curl_slist_free_all(headers); }
-
   void AddHeader(absl::string_view name, absl::string_view value,
                  bool secret = false) {
-    std::string line = absl::StrCat(name, ": ", value);
-    headers = curl_slist_append(headers, line.c_str());
+    header_starts.push_back(header_text.size());
+    absl::StrAppend(&header_text, name, ": ", value);
+    header_text.push_back('\0');
     absl::StrAppend(&request_headers, name, ": ", secret ? "[redacted]" : value,
                     "\r\n");
+  }
+
+  // A line for curl that is not logged ("Name:" removes a header curl would
+  // add).
+  void AddCurlOnlyLine(absl::string_view line) {
+    header_starts.push_back(header_text.size());
+    header_text.append(line.data(), line.size());
+    header_text.push_back('\0');
+  }
+
+  // The list for CURLOPT_HTTPHEADER. REQUIRES: every line added (adding
+  // another may move header_text).
+  curl_slist* LinkHeaders() {
+    header_list.resize(header_starts.size());
+    for (size_t i = 0; i < header_list.size(); ++i) {
+      header_list[i].data = header_text.data() + header_starts[i];
+      header_list[i].next =
+          i + 1 < header_list.size() ? &header_list[i + 1] : nullptr;
+    }
+    return header_list.empty() ? nullptr : header_list.data();
+  }
+
+  // Ready for the next job; releases the job's payload and handler.
+  // REQUIRES: the handle is out of the multi and reset.
+  void Clear() {
+    in_flight = false;
+    job = DeliveryJob();
+    url = std::string();
+    form_body = std::string();
+    body = nullptr;
+    header_text.clear();
+    header_starts.clear();
+    header_list.clear();
+    request_headers.clear();
+    response_headers.clear();
+    response_body.clear();
+    error[0] = '\0';
   }
 
   static size_t OnBody(char* data, size_t size, size_t n, void* self) {
@@ -53,7 +143,10 @@ struct Dispatcher::Transfer {
     size_t len = size * n;
     absl::string_view line(data, len);
     // A new status line starts a new header block (e.g. after 1xx).
-    if (absl::StartsWith(line, "HTTP/")) t->response_headers.clear();
+    if (absl::StartsWith(line, "HTTP/")) {
+      t->response_headers.clear();
+      t->response_headers.reserve(kResponseHeadersGuess);
+    }
     if (t->response_headers.size() + len <= kMaxResponseHeaders) {
       t->response_headers.append(data, len);
     }
@@ -64,6 +157,21 @@ struct Dispatcher::Transfer {
 Dispatcher::Dispatcher(Options options, RetryPolicy policy, OutcomeSink* sink)
     : options_(std::move(options)), policy_(std::move(policy)), sink_(sink) {
   multi_ = curl_multi_init();
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (multi_ == nullptr || epoll_fd_ < 0 || wake_fd_ < 0) {
+    DieBecause("cannot set up the dispatcher's curl multi handle and epoll");
+  }
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.fd = wake_fd_;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake) != 0) {
+    DieBecause("cannot watch the dispatcher's eventfd");
+  }
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Dispatcher::OnSocket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Dispatcher::OnTimer);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
   // No per-host limit: that would make curl queue transfers internally,
   // where their timeouts run. Concurrency is bounded per handler instead.
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
@@ -72,11 +180,23 @@ Dispatcher::Dispatcher(Options options, RetryPolicy policy, OutcomeSink* sink)
 
 Dispatcher::~Dispatcher() {
   Stop(absl::ZeroDuration());
-  for (CURL* easy : idle_) curl_easy_cleanup(easy);
+  // The loop has taken every handle out of the multi.
+  idle_.clear();
+  transfers_.clear();
+  // Closes the pooled connections; their sockets leave the epoll set through
+  // OnSocket, so epoll_fd_ stays open until after this.
   curl_multi_cleanup(multi_);
+  close(wake_fd_);
+  close(epoll_fd_);
 }
 
 void Dispatcher::Start() { thread_ = std::thread(&Dispatcher::Loop, this); }
+
+void Dispatcher::Wake() {
+  const uint64_t one = 1;
+  // Fails only if the counter would overflow, when the loop is woken anyway.
+  if (write(wake_fd_, &one, sizeof(one)) < 0) return;
+}
 
 void Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
   {
@@ -90,7 +210,7 @@ void Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
       ++waiting_count_;
     }
   }
-  curl_multi_wakeup(multi_);
+  Wake();
 }
 
 bool Dispatcher::Holds(const std::string& delivery_id) const {
@@ -111,7 +231,7 @@ std::vector<DeliveryJob> Dispatcher::Stop(absl::Duration grace) {
     stopping_ = true;
     stop_deadline_ = absl::Now() + grace;
   }
-  curl_multi_wakeup(multi_);
+  Wake();
   if (thread_.joinable()) thread_.join();
   absl::MutexLock lock(&mu_);
   for (auto& [id, queue] : waiting_) {
@@ -151,28 +271,110 @@ void Dispatcher::StartReadyJobs() {
   }
 }
 
+int Dispatcher::OnSocket(CURL* easy, curl_socket_t socket, int what, void* self,
+                         void* socket_data) {
+  (void)easy;
+  auto* d = static_cast<Dispatcher*>(self);
+  // socket_data is non-null once the socket is in the epoll set.
+  if (what == CURL_POLL_REMOVE) {
+    // Curl may report this after closing the socket, which already took it
+    // out of the set: an error here means nothing.
+    if (socket_data != nullptr) {
+      epoll_ctl(d->epoll_fd_, EPOLL_CTL_DEL, socket, nullptr);
+    }
+    return 0;
+  }
+  epoll_event ev{};
+  ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
+              ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+  ev.data.fd = socket;
+  int op = socket_data != nullptr ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  int rc = epoll_ctl(d->epoll_fd_, op, socket, &ev);
+  // A descriptor closed and reused since curl last told us of it.
+  if (rc != 0 && op == EPOLL_CTL_MOD && errno == ENOENT) {
+    rc = epoll_ctl(d->epoll_fd_, EPOLL_CTL_ADD, socket, &ev);
+  } else if (rc != 0 && op == EPOLL_CTL_ADD && errno == EEXIST) {
+    rc = epoll_ctl(d->epoll_fd_, EPOLL_CTL_MOD, socket, &ev);
+  }
+  if (rc != 0) {
+    // Out of memory or of epoll watches: the transfer on this socket ends
+    // at its timeout and is retried.
+    std::fprintf(stderr, "rio-server: dispatcher cannot watch socket %d: %s\n",
+                 static_cast<int>(socket), std::strerror(errno));
+    return 0;
+  }
+  if (socket_data == nullptr) curl_multi_assign(d->multi_, socket, d);
+  return 0;
+}
+
+int Dispatcher::OnTimer(CURLM* multi, long timeout_ms, void* self) {
+  (void)multi;
+  auto* d = static_cast<Dispatcher*>(self);
+  ++d->timer_calls_;
+  // -1: no timer; 0: act at once (the loop's wait does not sleep then).
+  d->timer_due_ = timeout_ms < 0 ? absl::InfiniteFuture()
+                                 : absl::Now() + absl::Milliseconds(timeout_ms);
+  return 0;
+}
+
+void Dispatcher::ActOnTimer(absl::Time now) {
+  if (timer_due_ > now) return;
+  timer_due_ = absl::InfiniteFuture();
+  const uint64_t calls = timer_calls_;
+  int running = 0;
+  curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+  if (timer_calls_ == calls) {
+    // Curl calls OnTimer only when its timer changes. This one fired early
+    // (curl rounds the time left down to whole milliseconds), so it is
+    // still set inside curl: ask for it again.
+    long timeout_ms = -1;
+    curl_multi_timeout(multi_, &timeout_ms);
+    if (timeout_ms >= 0) {
+      timer_due_ = absl::Now() + absl::Milliseconds(std::max(timeout_ms, 1L));
+    }
+  }
+}
+
 void Dispatcher::Loop() {
   pthread_setname_np(pthread_self(), "rio-dispatch");
   std::vector<DeliveryJob> aborted;
+  std::vector<epoll_event> events(options_.max_in_flight + 1);
   for (;;) {
+    absl::Time stop_deadline = absl::InfiniteFuture();
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) {
         if (in_flight_ == 0 || absl::Now() >= stop_deadline_) break;
+        stop_deadline = stop_deadline_;
       } else {
         StartReadyJobs();
       }
     }
     for (DeliveryJob& job : to_start_) StartTransfer(std::move(job));
     to_start_.clear();
-    int running = 0;
-    curl_multi_perform(multi_, &running);
+    // Adding a transfer sets curl's timer to 0, so after a start (and so
+    // after completions that freed slots) this does not sleep.
+    const int ready = epoll_wait(
+        epoll_fd_, events.data(), static_cast<int>(events.size()),
+        WaitMillis(absl::Now(), std::min(timer_due_, stop_deadline)));
+    for (int i = 0; i < ready; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        uint64_t count;
+        if (read(wake_fd_, &count, sizeof(count)) < 0) continue;  // EAGAIN
+        continue;
+      }
+      // A socket that an earlier action in this round closed is unknown to
+      // curl, which ignores it.
+      int running = 0;
+      curl_multi_socket_action(multi_, fd, CurlEvents(events[i].events),
+                               &running);
+    }
+    ActOnTimer(absl::Now());
     int left = 0;
-    bool finished = false;
     while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
       if (msg->msg == CURLMSG_DONE) {
         FinishTransfer(msg->easy_handle, msg->data.result);
-        finished = true;
       }
     }
     if (!log_.empty()) {
@@ -180,21 +382,18 @@ void Dispatcher::Loop() {
       std::fwrite(log_.data(), 1, log_.size(), stderr);
       log_.clear();
     }
-    // Freed slots are refilled at once: polling first would sleep while
-    // jobs wait.
-    if (!finished) {
-      curl_multi_poll(multi_, nullptr, 0, /*timeout_ms=*/1000, nullptr);
-    }
   }
   std::fwrite(log_.data(), 1, log_.size(), stderr);
   log_.clear();
   // Whatever is still in flight is abandoned; the caller releases it.
-  for (auto& [easy, transfer] : transfers_) {
-    curl_multi_remove_handle(multi_, easy);
-    curl_easy_cleanup(easy);
-    aborted.push_back(std::move(transfer->job));
+  for (const std::unique_ptr<Transfer>& t : transfers_) {
+    if (!t->in_flight) continue;
+    curl_multi_remove_handle(multi_, t->easy);
+    curl_easy_reset(t->easy);
+    aborted.push_back(std::move(t->job));
+    t->Clear();
+    idle_.push_back(t.get());
   }
-  transfers_.clear();
   absl::MutexLock lock(&mu_);
   for (DeliveryJob& job : aborted) unfinished_.push_back(std::move(job));
   in_flight_ = 0;
@@ -202,15 +401,28 @@ void Dispatcher::Loop() {
 }
 
 void Dispatcher::StartTransfer(DeliveryJob job) {
-  auto t = std::make_unique<Transfer>();
+  Transfer* t;
+  if (idle_.empty()) {
+    CURL* easy = curl_easy_init();
+    if (easy == nullptr) DieBecause("curl_easy_init failed");
+    transfers_.push_back(std::make_unique<Transfer>(easy));
+    t = transfers_.back().get();
+  } else {
+    t = idle_.back();
+    idle_.pop_back();
+  }
+  t->in_flight = true;
+  CURL* const easy = t->easy;
   const store::CachedHandler& h = *job.handler;
   t->start = absl::Now();
-  t->url = h.url;
   bool is_get = h.method == "GET";
   bool is_json = h.content_type == "JSON" && !is_get;
   static const std::string kEmpty;
+  // The handler (and so h.url) lives as long as t->job.
+  const char* url = h.url.c_str();
   if (is_get) {
     t->url = AppendQuery(h.url, FormEncode(*job.payload));
+    url = t->url.c_str();
     t->body = &kEmpty;
   } else if (is_json) {
     t->body = job.payload.get();
@@ -233,33 +445,37 @@ void Dispatcher::StartTransfer(DeliveryJob job) {
     sign(h.previous_secret);
   }
 
+  size_t handler_header_bytes = 0;
+  for (const auto& [name, value] : h.headers) {
+    handler_header_bytes += name.size() + value.size() + 4;
+  }
+  // Moved into the outcome, so it cannot keep its memory: one allocation.
+  t->request_headers.reserve(kRequestHeadersGuess + handler_header_bytes);
   if (!is_get) {
     t->AddHeader("Content-Type", is_json ? "application/json"
                                          : "application/x-www-form-urlencoded");
   }
   t->AddHeader("webhook-id", job.message_id);
-  t->AddHeader("webhook-timestamp", absl::StrCat(timestamp));
+  const absl::AlphaNum timestamp_text(timestamp);
+  t->AddHeader("webhook-timestamp", timestamp_text.Piece());
   t->AddHeader("webhook-signature", signatures);
-  t->AddHeader("X-Rio-Event", absl::StrCat("uuid=", job.message_id, ",project=",
-                                           job.project, ",action=", job.event));
+  t->scratch.clear();
+  absl::StrAppend(&t->scratch, "uuid=", job.message_id,
+                  ",project=", job.project, ",action=", job.event);
+  t->AddHeader("X-Rio-Event", t->scratch);
   t->AddHeader("X-Rio-Delivery", job.delivery_id);
-  t->AddHeader("X-Rio-Attempt", absl::StrCat(job.attempt));
+  const absl::AlphaNum attempt_text(job.attempt);
+  t->AddHeader("X-Rio-Attempt", attempt_text.Piece());
   for (const auto& [name, value] : h.headers) {
     t->AddHeader(name, value, /*secret=*/true);
   }
-  t->headers = curl_slist_append(t->headers, "Expect:");
+  t->AddCurlOnlyLine("Expect:");
 
-  CURL* easy;
-  if (idle_.empty()) {
-    easy = curl_easy_init();
-  } else {
-    easy = idle_.back();
-    idle_.pop_back();
-  }
   // Webhooks go straight to their receivers; this also spares curl a
   // look at the proxy environment variables on every call.
   curl_easy_setopt(easy, CURLOPT_PROXY, "");
-  curl_easy_setopt(easy, CURLOPT_URL, t->url.c_str());
+  curl_easy_setopt(easy, CURLOPT_URL, url);
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -268,11 +484,11 @@ void Dispatcher::StartTransfer(DeliveryJob job) {
       easy, CURLOPT_CONNECTTIMEOUT_MS,
       static_cast<long>(absl::ToInt64Milliseconds(options_.connect_timeout)));
   curl_easy_setopt(easy, CURLOPT_USERAGENT, options_.user_agent.c_str());
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->LinkHeaders());
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Transfer::OnBody);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, t.get());
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Transfer::OnHeader);
-  curl_easy_setopt(easy, CURLOPT_HEADERDATA, t.get());
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
   curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
   if (is_get) {
@@ -286,19 +502,21 @@ void Dispatcher::StartTransfer(DeliveryJob job) {
   absl::StrAppend(&log_, "REQUEST ", job.message_id, " ", job.delivery_id, " ",
                   h.method, " ", h.url, " attempt=", job.attempt, "\n");
   t->job = std::move(job);
-  curl_multi_add_handle(multi_, easy);
-  transfers_[easy] = std::move(t);
+  if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
+    // Only on a broken invariant or out of memory; still an outcome.
+    FinishTransfer(easy, CURLE_FAILED_INIT);
+  }
 }
 
 void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
-  auto node = transfers_.extract(easy);
-  std::unique_ptr<Transfer> t = std::move(node.mapped());
+  Transfer* t = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_PRIVATE, &t);
   curl_multi_remove_handle(multi_, easy);
   absl::Time now = absl::Now();
 
   AttemptOutcome o;
   o.delivery_id = t->job.delivery_id;
-  o.message_id = t->job.message_id;
+  o.message_id = std::move(t->job.message_id);
   o.handler_id = t->job.handler->id;
   o.attempt = t->job.attempt;
   o.manual = t->job.manual;
@@ -312,9 +530,6 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
   curl_easy_getinfo(easy, CURLINFO_APPCONNECT_TIME_T, &tls);
   curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &first_byte);
   curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total);
-  // Kept for the next transfer: re-creating handles is a malloc storm.
-  curl_easy_reset(easy);
-  idle_.push_back(easy);
   o.dns_us = dns;
   o.connect_us = connect;
   o.tls_us = tls;
@@ -360,6 +575,10 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
       in_flight_by_handler_.erase(it);
     }
   }
+  // Kept for the next transfer: re-creating handles is a malloc storm.
+  curl_easy_reset(easy);
+  t->Clear();
+  idle_.push_back(t);
 }
 
 }  // namespace rio::dispatch

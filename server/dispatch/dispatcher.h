@@ -8,16 +8,22 @@
 // timeouts count time spent queued inside it). Each finished attempt becomes
 // an AttemptOutcome for the OutcomeSink.
 //
-// Thread-safety: Submit, Room, InFlight and Stop may be called from any thread;
-// the CURLM and easy handles are touched only by the dispatcher thread.
+// The loop is event-driven (curl's socket API): it waits in epoll for the
+// sockets curl asks it to watch, an eventfd that Submit and Stop signal, and
+// curl's timer (connect and transfer timeouts), then lets curl act on just
+// the sockets that are ready, so a round's cost does not grow with the number
+// of transfers in flight.
+//
+// Thread-safety: Submit, Room, InFlight, Holds and Stop may be called from any
+// thread; the CURLM, the easy handles and the epoll set are touched only by
+// the dispatcher thread (and by the destructor once it has been joined).
 #ifndef RIO_SERVER_DISPATCH_DISPATCHER_H_
 #define RIO_SERVER_DISPATCH_DISPATCHER_H_
 
 #include <curl/curl.h>
 
-#include <atomic>
+#include <cstdint>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -85,7 +91,18 @@ class Dispatcher {
  private:
   struct Transfer;
 
+  // Curl's CURLMOPT_SOCKETFUNCTION: keeps the epoll set in step with the
+  // sockets curl wants watched.
+  static int OnSocket(CURL* easy, curl_socket_t socket, int what, void* self,
+                      void* socket_data);
+  // Curl's CURLMOPT_TIMERFUNCTION: when to call it with CURL_SOCKET_TIMEOUT.
+  static int OnTimer(CURLM* multi, long timeout_ms, void* self);
+
   void Loop();
+  // Wakes the loop from any thread.
+  void Wake();
+  // Lets curl act on its timer, if due by `now`.
+  void ActOnTimer(absl::Time now);
   void StartReadyJobs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartTransfer(DeliveryJob job);
   void FinishTransfer(CURL* easy, CURLcode code);
@@ -94,6 +111,8 @@ class Dispatcher {
   const RetryPolicy policy_;
   OutcomeSink* const sink_;
   CURLM* multi_ = nullptr;  // owned by the dispatcher thread once started
+  int epoll_fd_ = -1;       // curl's sockets and wake_fd_
+  int wake_fd_ = -1;        // eventfd: Submit and Stop signal the loop
   std::thread thread_;
 
   mutable absl::Mutex mu_;
@@ -112,11 +131,17 @@ class Dispatcher {
   absl::Time stop_deadline_ ABSL_GUARDED_BY(mu_);
   std::vector<DeliveryJob> unfinished_ ABSL_GUARDED_BY(mu_);
 
+  // Owned by the dispatcher thread:
   // Jobs picked by StartReadyJobs, started by the loop outside the lock.
   std::vector<DeliveryJob> to_start_;
-  absl::flat_hash_map<CURL*, std::unique_ptr<Transfer>> transfers_;
-  std::string log_;          // REQUEST/RESPONSE lines of the current round
-  std::vector<CURL*> idle_;  // reset handles ready for reuse
+  // Every Transfer made; each keeps its easy handle for the next job.
+  std::vector<std::unique_ptr<Transfer>> transfers_;
+  std::vector<Transfer*> idle_;  // not in flight, ready for reuse
+  std::string log_;              // REQUEST/RESPONSE lines of the current round
+  // When curl wants CURL_SOCKET_TIMEOUT; InfiniteFuture() when it has no
+  // timer.
+  absl::Time timer_due_ = absl::InfiniteFuture();
+  uint64_t timer_calls_ = 0;  // OnTimer calls so far
 };
 
 }  // namespace rio::dispatch

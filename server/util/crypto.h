@@ -3,6 +3,7 @@
 #ifndef RIO_SERVER_UTIL_CRYPTO_H_
 #define RIO_SERVER_UTIL_CRYPTO_H_
 
+#include <initializer_list>
 #include <optional>
 #include <string>
 
@@ -17,6 +18,10 @@ std::string Sha256(absl::string_view data);
 
 // Raw 32-byte HMAC-SHA256 of `data` under `key`.
 std::string HmacSha256(absl::string_view key, absl::string_view data);
+
+// HmacSha256 of the concatenation of `parts`, without building it.
+std::string HmacSha256Concat(absl::string_view key,
+                             std::initializer_list<absl::string_view> parts);
 
 // Standard base64 with padding (RFC 4648 section 4).
 std::string Base64Encode(absl::string_view data);

@@ -4,6 +4,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
@@ -35,6 +36,32 @@ TEST(Crypto, HmacSha256MatchesRfc4231TestCase2) {
 TEST(Crypto, HmacSha256AcceptsEmptyKeyAndData) {
   EXPECT_EQ(HexEncode(HmacSha256(absl::string_view(), absl::string_view())),
             "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+}
+
+TEST(Crypto, HmacSha256ConcatMatchesTheWholeMessage) {
+  EXPECT_EQ(HexEncode(HmacSha256Concat(
+                "Jefe", {"what do ya", " want ", "", "for nothing?"})),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(HmacSha256Concat("k", {}), HmacSha256("k", ""));
+}
+
+// Each call is keyed anew: neither a previous key nor a previous message of
+// the same thread carries over, an empty key included.
+TEST(Crypto, HmacSha256KeepsNothingBetweenCalls) {
+  const std::string jefe =
+      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+  const std::string empty =
+      "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad";
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(HexEncode(HmacSha256("Jefe", "what do ya want for nothing?")),
+              jefe);
+    EXPECT_EQ(HexEncode(HmacSha256("", "")), empty);
+  }
+  std::string on_other_thread;
+  std::thread([&on_other_thread] {
+    on_other_thread = HexEncode(HmacSha256("", ""));
+  }).join();
+  EXPECT_EQ(on_other_thread, empty);
 }
 
 // Test vector from the Standard Webhooks specification's reference libraries.

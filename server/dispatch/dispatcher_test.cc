@@ -1,0 +1,212 @@
+#include "server/dispatch/dispatcher.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "tests/testkit/receiver.h"
+
+namespace rio::dispatch {
+namespace {
+
+using testkit::ReceivedRequest;
+using testkit::Receiver;
+using testkit::ReceiverReply;
+
+// Keeps every outcome; WaitFor polls with a deadline.
+class RecordingSink : public OutcomeSink {
+ public:
+  void Record(AttemptOutcome outcome) override {
+    absl::MutexLock lock(&mu_);
+    outcomes_.push_back(std::move(outcome));
+  }
+
+  bool WaitFor(size_t n, absl::Duration timeout = absl::Seconds(10)) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [this, n]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return outcomes_.size() >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
+  }
+
+  std::vector<AttemptOutcome> Outcomes() {
+    absl::MutexLock lock(&mu_);
+    return outcomes_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<AttemptOutcome> outcomes_ ABSL_GUARDED_BY(mu_);
+};
+
+std::shared_ptr<const store::CachedHandler> Handler(
+    const std::string& id, const std::string& url,
+    std::vector<std::pair<std::string, std::string>> headers = {},
+    int timeout_ms = 5000) {
+  auto h = std::make_shared<store::CachedHandler>();
+  h->id = id;
+  h->url = url;
+  h->method = "POST";
+  h->content_type = "JSON";
+  h->headers = std::move(headers);
+  h->timeout_ms = timeout_ms;
+  h->secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  return h;
+}
+
+std::vector<DeliveryJob> Jobs(
+    const std::shared_ptr<const store::CachedHandler>& handler, int n,
+    const std::string& prefix) {
+  std::vector<DeliveryJob> jobs;
+  for (int i = 0; i < n; ++i) {
+    DeliveryJob job;
+    job.delivery_id = absl::StrCat(prefix, "-d", i);
+    job.message_id = absl::StrCat(prefix, "-m", i);
+    job.project = "p";
+    job.event = "e";
+    job.payload =
+        std::make_shared<const std::string>(absl::StrCat(R"({"i":)", i, "}"));
+    job.handler = handler;
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
+}
+
+RetryPolicy Policy() { return RetryPolicy({absl::Seconds(5)}); }
+
+// Many jobs over handles and connections that are reused: every request
+// carries its own job's headers and body, and nothing of an earlier one.
+TEST(Dispatcher, DeliversEveryJobWithItsOwnRequest) {
+  Receiver receiver;
+  ASSERT_TRUE(receiver.Start().ok());
+  RecordingSink sink;
+  Dispatcher::Options options;
+  options.max_in_flight = 8;
+  options.max_per_handler = 4;
+  Dispatcher dispatcher(options, Policy(), &sink);
+  dispatcher.Start();
+  auto with_header = Handler("a", receiver.Url("/a"), {{"X-Custom", "v1"}});
+  auto without = Handler("b", receiver.Url("/b"));
+  constexpr int kEach = 100;
+  dispatcher.Submit(Jobs(with_header, kEach, "a"));
+  dispatcher.Submit(Jobs(without, kEach, "b"));
+
+  ASSERT_TRUE(sink.WaitFor(2 * kEach));
+  for (const AttemptOutcome& o : sink.Outcomes()) {
+    EXPECT_EQ(o.status_code, 200) << o.delivery_id << " " << o.error_message;
+    EXPECT_EQ(o.decision.verdict, Verdict::kSucceeded);
+    EXPECT_EQ(o.response_body, "ok");
+    EXPECT_TRUE(absl::StrContains(
+        o.request_headers,
+        absl::StrCat("X-Rio-Delivery: ", o.delivery_id, "\r\n")));
+    EXPECT_EQ(absl::StrContains(o.request_headers, "X-Custom: [redacted]"),
+              o.handler_id == "a");
+  }
+  std::vector<ReceivedRequest> requests = receiver.Requests();
+  ASSERT_EQ(requests.size(), 2u * kEach);
+  for (const ReceivedRequest& r : requests) {
+    const std::string delivery = r.Header("x-rio-delivery");
+    const bool to_a = r.path == "/a";
+    EXPECT_EQ(absl::StartsWith(delivery, "a-"), to_a) << delivery;
+    EXPECT_EQ(r.Header("x-custom"), to_a ? "v1" : "");
+    const std::string i = delivery.substr(delivery.find("-d") + 2);
+    EXPECT_EQ(r.body, absl::StrCat(R"({"i":)", i, "}"));
+    EXPECT_EQ(r.Header("webhook-id"), absl::StrCat(to_a ? "a" : "b", "-m", i));
+    EXPECT_TRUE(absl::StartsWith(r.Header("webhook-signature"), "v1,"));
+    EXPECT_EQ(r.Header("expect"), "");
+  }
+  EXPECT_TRUE(dispatcher.Stop(absl::Seconds(1)).empty());
+}
+
+// Curl's timer, not socket activity, ends a call to a receiver that never
+// answers.
+TEST(Dispatcher, AReceiverThatNeverAnswersTimesOut) {
+  Receiver receiver([](const ReceivedRequest&, int) {
+    ReceiverReply reply;
+    reply.hang = true;
+    return reply;
+  });
+  ASSERT_TRUE(receiver.Start().ok());
+  RecordingSink sink;
+  Dispatcher dispatcher(Dispatcher::Options(), Policy(), &sink);
+  dispatcher.Start();
+  dispatcher.Submit(
+      Jobs(Handler("h", receiver.Url(), {}, /*timeout_ms=*/300), 1, "t"));
+
+  ASSERT_TRUE(sink.WaitFor(1));
+  const AttemptOutcome o = sink.Outcomes()[0];
+  EXPECT_EQ(o.status_code, 0);
+  EXPECT_EQ(o.decision.error_class, ErrorClass::kTimeout) << o.error_message;
+  EXPECT_EQ(o.decision.verdict, Verdict::kRetry);
+  EXPECT_GE(o.duration_us, 300 * 1000);
+  EXPECT_LT(o.duration_us, 5 * 1000 * 1000);
+  EXPECT_FALSE(dispatcher.Holds("t-d0"));
+  EXPECT_EQ(dispatcher.InFlight(), 0);
+  EXPECT_TRUE(dispatcher.Stop(absl::Seconds(1)).empty());
+}
+
+// The per-handler cap holds jobs back; Stop gives the grace period to what
+// is in flight, then returns it with the queued jobs.
+TEST(Dispatcher, StopReturnsQueuedAndAbortedJobsAfterTheGrace) {
+  Receiver receiver([](const ReceivedRequest&, int) {
+    ReceiverReply reply;
+    reply.hang = true;
+    return reply;
+  });
+  ASSERT_TRUE(receiver.Start().ok());
+  RecordingSink sink;
+  Dispatcher::Options options;
+  options.max_in_flight = 10;
+  options.max_per_handler = 2;
+  Dispatcher dispatcher(options, Policy(), &sink);
+  dispatcher.Start();
+  dispatcher.Submit(Jobs(Handler("h", receiver.Url()), 5, "s"));
+
+  ASSERT_TRUE(receiver.WaitForCount(2));
+  EXPECT_EQ(dispatcher.InFlight(), 2);
+  EXPECT_EQ(dispatcher.Room(), 10 - 5);
+  EXPECT_TRUE(dispatcher.Holds("s-d4"));
+  const absl::Time start = absl::Now();
+  std::vector<DeliveryJob> unfinished =
+      dispatcher.Stop(absl::Milliseconds(300));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_GE(took, absl::Milliseconds(300));
+  EXPECT_LT(took, absl::Seconds(3));
+  EXPECT_EQ(unfinished.size(), 5u);
+  EXPECT_EQ(receiver.Count(), 2u);
+  EXPECT_TRUE(sink.Outcomes().empty());
+  EXPECT_FALSE(dispatcher.Holds("s-d4"));
+  EXPECT_EQ(dispatcher.Room(), 0);
+}
+
+// A transfer that ends within the grace is recorded, and Stop returns as
+// soon as nothing is in flight.
+TEST(Dispatcher, StopLetsATransferInFlightFinish) {
+  Receiver receiver([](const ReceivedRequest&, int) {
+    ReceiverReply reply;
+    reply.delay = std::chrono::milliseconds(200);
+    return reply;
+  });
+  ASSERT_TRUE(receiver.Start().ok());
+  RecordingSink sink;
+  Dispatcher dispatcher(Dispatcher::Options(), Policy(), &sink);
+  dispatcher.Start();
+  dispatcher.Submit(Jobs(Handler("h", receiver.Url()), 1, "g"));
+  ASSERT_TRUE(receiver.WaitForCount(1));
+
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(dispatcher.Stop(absl::Seconds(10)).empty());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  ASSERT_EQ(sink.Outcomes().size(), 1u);
+  EXPECT_EQ(sink.Outcomes()[0].status_code, 200);
+}
+
+}  // namespace
+}  // namespace rio::dispatch
