@@ -65,6 +65,9 @@ ABSL_FLAG(std::string, retry_schedule, "5s,5m,30m,2h,5h,10h,10h",
 ABSL_FLAG(int, max_in_flight, 256, "Most webhook calls in flight at once");
 ABSL_FLAG(int, max_per_handler, 32,
           "Most webhook calls in flight to one handler at once");
+ABSL_FLAG(int, max_per_host, 64,
+          "Most webhook calls in flight to one scheme://host:port at once "
+          "(handlers on one receiver share its keep-alive connections)");
 ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5),
           "TCP/TLS connect timeout of a webhook call");
 ABSL_FLAG(int64_t, max_payload_bytes, 1 << 20,
@@ -108,6 +111,7 @@ constexpr const char* kEnvFlags[] = {"listen",
                                      "retry_schedule",
                                      "max_in_flight",
                                      "max_per_handler",
+                                     "max_per_host",
                                      "connect_timeout",
                                      "max_payload_bytes",
                                      "idempotency_window",
@@ -286,6 +290,8 @@ int main(int argc, char** argv) {
       std::max(1, absl::GetFlag(FLAGS_max_in_flight));
   dispatch_options.max_per_handler =
       std::max(1, absl::GetFlag(FLAGS_max_per_handler));
+  dispatch_options.max_per_host =
+      std::max(1, absl::GetFlag(FLAGS_max_per_host));
   dispatch_options.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
   dispatch_options.user_agent = "rio/" RIO_VERSION;
   // Outcomes are counted on their way to the writer.

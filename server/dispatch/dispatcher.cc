@@ -56,6 +56,13 @@ int CurlEvents(uint32_t epoll_events) {
 
 }  // namespace
 
+absl::string_view OriginOf(absl::string_view url) {
+  size_t scheme_end = url.find("://");
+  if (scheme_end == absl::string_view::npos) return url;
+  size_t end = url.find_first_of("/?#", scheme_end + 3);
+  return end == absl::string_view::npos ? url : url.substr(0, end);
+}
+
 // One HTTP call in flight, and the easy handle that makes it. A finished
 // Transfer is kept (reset) for a later job: the handle, and the buffers that
 // are not handed over with the outcome, keep their memory. Owns everything
@@ -251,12 +258,20 @@ void Dispatcher::StartReadyJobs() {
     std::string id = std::move(ready_handlers_.front());
     ready_handlers_.pop_front();
     int& handler_in_flight = in_flight_by_handler_[id];
-    if (handler_in_flight >= options_.max_per_handler) {
+    auto it = waiting_.find(id);
+    absl::string_view origin = OriginOf(it->second.front().handler->url);
+    auto origin_it = in_flight_by_origin_.find(origin);
+    if (handler_in_flight >= options_.max_per_handler ||
+        (origin_it != in_flight_by_origin_.end() &&
+         origin_it->second >= options_.max_per_host)) {
       ready_handlers_.push_back(std::move(id));
       ++skipped;
       continue;
     }
-    auto it = waiting_.find(id);
+    if (origin_it == in_flight_by_origin_.end()) {
+      origin_it = in_flight_by_origin_.emplace(std::string(origin), 0).first;
+    }
+    ++origin_it->second;
     to_start_.push_back(std::move(it->second.front()));
     it->second.pop_front();
     --waiting_count_;
@@ -398,6 +413,7 @@ void Dispatcher::Loop() {
   for (DeliveryJob& job : aborted) unfinished_.push_back(std::move(job));
   in_flight_ = 0;
   in_flight_by_handler_.clear();
+  in_flight_by_origin_.clear();
 }
 
 void Dispatcher::StartTransfer(DeliveryJob job) {
@@ -573,6 +589,10 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
     auto it = in_flight_by_handler_.find(t->job.handler->id);
     if (it != in_flight_by_handler_.end() && --it->second == 0) {
       in_flight_by_handler_.erase(it);
+    }
+    auto origin_it = in_flight_by_origin_.find(OriginOf(t->job.handler->url));
+    if (origin_it != in_flight_by_origin_.end() && --origin_it->second == 0) {
+      in_flight_by_origin_.erase(origin_it);
     }
   }
   // Kept for the next transfer: re-creating handles is a malloc storm.

@@ -2,9 +2,11 @@
 // keep-alive connection pool), making HTTP calls for DeliveryJobs.
 //
 // Jobs wait in per-handler FIFO queues and are started round-robin across
-// handlers, never more than `max_in_flight` transfers at once and never more
+// handlers, never more than `max_in_flight` transfers at once, never more
 // than `max_per_handler` to one handler, so one slow or dead receiver cannot
-// take every slot. Curl is handed only transfers that may run now (its
+// take every slot, and never more than `max_per_host` to one scheme, host and
+// port, so many handlers on one receiver share a bounded set of keep-alive
+// connections instead of opening one per call in flight. Curl is handed only transfers that may run now (its
 // timeouts count time spent queued inside it). Each finished attempt becomes
 // an AttemptOutcome for the OutcomeSink.
 //
@@ -32,6 +34,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/dispatch/job.h"
@@ -53,11 +56,16 @@ class OutcomeSink {
   }
 };
 
+// "scheme://host:port" of a URL as written (the part before the path,
+// query or fragment); the URL itself when it has no "://".
+absl::string_view OriginOf(absl::string_view url);
+
 class Dispatcher {
  public:
   struct Options {
     int max_in_flight = 256;
     int max_per_handler = 32;
+    int max_per_host = 64;
     absl::Duration connect_timeout = absl::Seconds(5);
     std::string user_agent = "rio";
   };
@@ -122,6 +130,9 @@ class Dispatcher {
   // Handlers with waiting jobs, in round-robin order.
   std::deque<std::string> ready_handlers_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> in_flight_by_handler_
+      ABSL_GUARDED_BY(mu_);
+  // OriginOf(url) -> transfers in flight to it.
+  absl::flat_hash_map<std::string, int> in_flight_by_origin_
       ABSL_GUARDED_BY(mu_);
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   // Delivery ids of every job waiting or in flight.

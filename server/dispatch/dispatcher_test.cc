@@ -186,6 +186,43 @@ TEST(Dispatcher, StopReturnsQueuedAndAbortedJobsAfterTheGrace) {
   EXPECT_EQ(dispatcher.Room(), 0);
 }
 
+// Handlers on one receiver share its cap: no more calls in flight to one
+// scheme, host and port than max_per_host, whatever each handler may take.
+TEST(Dispatcher, HandlersOnOneHostShareItsCap) {
+  Receiver receiver([](const ReceivedRequest&, int) {
+    ReceiverReply reply;
+    reply.hang = true;
+    return reply;
+  });
+  ASSERT_TRUE(receiver.Start().ok());
+  RecordingSink sink;
+  Dispatcher::Options options;
+  options.max_in_flight = 10;
+  options.max_per_handler = 2;
+  options.max_per_host = 3;
+  Dispatcher dispatcher(options, Policy(), &sink);
+  dispatcher.Start();
+  for (const char* name : {"x", "y", "z"}) {
+    dispatcher.Submit(Jobs(Handler(name, receiver.Url(absl::StrCat("/", name))),
+                           4, name));
+  }
+
+  ASSERT_TRUE(receiver.WaitForCount(3));
+  EXPECT_EQ(dispatcher.InFlight(), 3);
+  EXPECT_EQ(dispatcher.Room(), 0);
+  EXPECT_EQ(dispatcher.Stop(absl::ZeroDuration()).size(), 12u);
+  EXPECT_EQ(receiver.Count(), 3u);
+}
+
+TEST(Dispatcher, OriginIsSchemeHostAndPort) {
+  EXPECT_EQ(OriginOf("http://127.0.0.1:8080/hooks/a?x=1"),
+            "http://127.0.0.1:8080");
+  EXPECT_EQ(OriginOf("https://example.com?x=1"), "https://example.com");
+  EXPECT_EQ(OriginOf("https://example.com#f"), "https://example.com");
+  EXPECT_EQ(OriginOf("https://example.com"), "https://example.com");
+  EXPECT_EQ(OriginOf("not a url"), "not a url");
+}
+
 // A transfer that ends within the grace is recorded, and Stop returns as
 // soon as nothing is in flight.
 TEST(Dispatcher, StopLetsATransferInFlightFinish) {
