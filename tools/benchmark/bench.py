@@ -266,7 +266,8 @@ class Server:
         self.proc = subprocess.Popen(
             [bench.bin("rio-server"), f"--database_url={database_url}",
              "--listen=127.0.0.1:0", "--http_listen=", f"--admin_token={ADMIN_TOKEN}",
-             "--shutdown_grace=2s", *extra_flags],
+             "--shutdown_grace=2s", *extra_flags,
+             *os.environ.get("RIO_SERVER_FLAGS", "").split()],
             stdout=self.log_file, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         deadline = time.time() + 30
         self.address = None
