@@ -81,6 +81,13 @@ std::vector<DeliveryJob> Jobs(
 
 RetryPolicy Policy() { return RetryPolicy({absl::Seconds(5)}); }
 
+// A receiver's handler that reads the request and never answers.
+ReceiverReply NeverAnswer(const ReceivedRequest&, int) {
+  ReceiverReply reply;
+  reply.hang = true;
+  return reply;
+}
+
 // Many jobs over handles and connections that are reused: every request
 // carries its own job's headers and body, and nothing of an earlier one.
 TEST(Dispatcher, DeliversEveryJobWithItsOwnRequest) {
@@ -128,11 +135,7 @@ TEST(Dispatcher, DeliversEveryJobWithItsOwnRequest) {
 // Curl's timer, not socket activity, ends a call to a receiver that never
 // answers.
 TEST(Dispatcher, AReceiverThatNeverAnswersTimesOut) {
-  Receiver receiver([](const ReceivedRequest&, int) {
-    ReceiverReply reply;
-    reply.hang = true;
-    return reply;
-  });
+  Receiver receiver(NeverAnswer);
   ASSERT_TRUE(receiver.Start().ok());
   RecordingSink sink;
   Dispatcher dispatcher(Dispatcher::Options(), Policy(), &sink);
@@ -155,11 +158,7 @@ TEST(Dispatcher, AReceiverThatNeverAnswersTimesOut) {
 // The per-handler cap holds jobs back; Stop gives the grace period to what
 // is in flight, then returns it with the queued jobs.
 TEST(Dispatcher, StopReturnsQueuedAndAbortedJobsAfterTheGrace) {
-  Receiver receiver([](const ReceivedRequest&, int) {
-    ReceiverReply reply;
-    reply.hang = true;
-    return reply;
-  });
+  Receiver receiver(NeverAnswer);
   ASSERT_TRUE(receiver.Start().ok());
   RecordingSink sink;
   Dispatcher::Options options;
@@ -189,11 +188,7 @@ TEST(Dispatcher, StopReturnsQueuedAndAbortedJobsAfterTheGrace) {
 // Handlers on one receiver share its cap: no more calls in flight to one
 // scheme, host and port than max_per_host, whatever each handler may take.
 TEST(Dispatcher, HandlersOnOneHostShareItsCap) {
-  Receiver receiver([](const ReceivedRequest&, int) {
-    ReceiverReply reply;
-    reply.hang = true;
-    return reply;
-  });
+  Receiver receiver(NeverAnswer);
   ASSERT_TRUE(receiver.Start().ok());
   RecordingSink sink;
   Dispatcher::Options options;
