@@ -6,9 +6,9 @@
 // than `max_per_handler` to one handler, so one slow or dead receiver cannot
 // take every slot, and never more than `max_per_host` to one scheme, host and
 // port, so many handlers on one receiver share a bounded set of keep-alive
-// connections instead of opening one per call in flight. Curl is handed only transfers that may run now (its
-// timeouts count time spent queued inside it). Each finished attempt becomes
-// an AttemptOutcome for the OutcomeSink.
+// connections instead of opening one per call in flight. Curl is handed only
+// transfers that may run now (its timeouts count time spent queued inside it).
+// Each finished attempt becomes an AttemptOutcome for the OutcomeSink.
 //
 // The loop is event-driven (curl's socket API): it waits in epoll for the
 // sockets curl asks it to watch, an eventfd that Submit and Stop signal, and

@@ -198,8 +198,8 @@ TEST(Dispatcher, HandlersOnOneHostShareItsCap) {
   Dispatcher dispatcher(options, Policy(), &sink);
   dispatcher.Start();
   for (const char* name : {"x", "y", "z"}) {
-    dispatcher.Submit(Jobs(Handler(name, receiver.Url(absl::StrCat("/", name))),
-                           4, name));
+    dispatcher.Submit(
+        Jobs(Handler(name, receiver.Url(absl::StrCat("/", name))), 4, name));
   }
 
   ASSERT_TRUE(receiver.WaitForCount(3));
