@@ -13,6 +13,8 @@ namespace rio::dispatch {
 namespace {
 
 constexpr size_t kMaxBatch = 2000;
+// How long an outcome may wait for others before its batch is written.
+constexpr absl::Duration kLinger = absl::Milliseconds(10);
 
 const char* DeliveryStatus(const AttemptOutcome& o) {
   switch (o.decision.verdict) {
@@ -80,6 +82,18 @@ void OutcomeWriter::Loop() {
                 },
                 this),
             absl::Seconds(1));
+        if (!queue_.empty() && !stopping_) {
+          // A commit per outcome would cost PostgreSQL a transaction per
+          // call at moderate rates: let the first outcome wait a little for
+          // others to share its transaction.
+          mu_.AwaitWithTimeout(
+              absl::Condition(
+                  +[](OutcomeWriter* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+                    return w->stopping_ || w->queue_.size() >= kMaxBatch;
+                  },
+                  this),
+              kLinger);
+        }
         size_t n = std::min(queue_.size(), kMaxBatch);
         batch.assign(std::make_move_iterator(queue_.begin()),
                      std::make_move_iterator(queue_.begin() + n));
@@ -102,13 +116,12 @@ void OutcomeWriter::Loop() {
       // let the planner scan and hash whole tables instead, a cost that grows
       // with the table and is paid by every batch; without hash and merge
       // joins or sequential scans, key lookups are the cheapest plan left.
-      if (connected.ok() &&
-          (*connected)
-              ->ExecScript("SET synchronous_commit = off; "
-                           "SET enable_hashjoin = off; "
-                           "SET enable_mergejoin = off; "
-                           "SET enable_seqscan = off")
-              .ok()) {
+      if (connected.ok() && (*connected)
+                                ->ExecScript("SET synchronous_commit = off; "
+                                             "SET enable_hashjoin = off; "
+                                             "SET enable_mergejoin = off; "
+                                             "SET enable_seqscan = off")
+                                .ok()) {
         conn = std::move(*connected);
       }
     }
@@ -249,19 +262,20 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
     // of the batch. Compared with a sub-select, it cannot: the rows are
     // looked up by key.
     RIO_RETURN_IF_ERROR(
-        conn.ExecPrepared("UPDATE deliveries d SET status = u.st, attempts = "
-                  "greatest(d.attempts, u.at), next_attempt_time = "
-                  "to_timestamp(u.nx / 1e6), lease_owner = NULL, manual = "
-                  "false, "
-                  "last_status_code = coalesce(u.sc, d.last_status_code), "
-                  "last_error_class = coalesce(u.ec, d.last_error_class), "
-                  "update_time = now() FROM unnest($1::uuid[], $2::text[], "
-                  "$3::int[], $4::bigint[], $5::int[], $6::text[]) AS u(id, "
-                  "st, at, nx, sc, ec) WHERE d.id = u.id AND d.status = "
-                  "(SELECT 'PENDING')",
-                  {std::move(d_id).Finish(), std::move(d_status).Finish(),
-                   std::move(d_attempts).Finish(), std::move(d_next).Finish(),
-                   std::move(d_code).Finish(), std::move(d_class).Finish()})
+        conn.ExecPrepared(
+                "UPDATE deliveries d SET status = u.st, attempts = "
+                "greatest(d.attempts, u.at), next_attempt_time = "
+                "to_timestamp(u.nx / 1e6), lease_owner = NULL, manual = "
+                "false, "
+                "last_status_code = coalesce(u.sc, d.last_status_code), "
+                "last_error_class = coalesce(u.ec, d.last_error_class), "
+                "update_time = now() FROM unnest($1::uuid[], $2::text[], "
+                "$3::int[], $4::bigint[], $5::int[], $6::text[]) AS u(id, "
+                "st, at, nx, sc, ec) WHERE d.id = u.id AND d.status = "
+                "(SELECT 'PENDING')",
+                {std::move(d_id).Finish(), std::move(d_status).Finish(),
+                 std::move(d_attempts).Finish(), std::move(d_next).Finish(),
+                 std::move(d_code).Finish(), std::move(d_class).Finish()})
             .status());
     RIO_RETURN_IF_ERROR(UpdateHealth(conn, batch));
     if (!any_disable) return absl::OkStatus();
