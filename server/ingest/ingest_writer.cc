@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -58,16 +59,19 @@ void IngestWriter::Stop() {
 
 void IngestWriter::Loop(store::PgConnection* conn) {
   pthread_setname_np(pthread_self(), "rio-ingest");
+  Answers owed;
   for (;;) {
     std::vector<Submission> group;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](IngestWriter* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
-            return w->stopping_ || !w->queue_.empty();
-          },
-          this));
-      if (queue_.empty()) return;  // stopping, and everything is written
+      if (!owed) {
+        mu_.Await(absl::Condition(
+            +[](IngestWriter* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+              return w->stopping_ || !w->queue_.empty();
+            },
+            this));
+        if (queue_.empty()) return;  // stopping, and everything is written
+      }
       size_t items = 0;
       size_t n = 0;
       while (n < queue_.size() && (n == 0 || items + queue_[n].items.size() <=
@@ -79,26 +83,35 @@ void IngestWriter::Loop(store::PgConnection* conn) {
                    std::make_move_iterator(queue_.begin() + n));
       queue_.erase(queue_.begin(), queue_.begin() + n);
     }
-    Commit(*conn, std::move(group));
+    if (group.empty()) {
+      // Nothing to overlap the answers with.
+      std::exchange(owed, nullptr)();
+      continue;
+    }
+    Commit(*conn, std::move(group), owed);
   }
 }
 
 void IngestWriter::Commit(store::PgConnection& conn,
-                          std::vector<Submission> group) {
+                          std::vector<Submission> group, Answers& owed) {
+  auto pay = [&owed] {
+    if (owed) std::exchange(owed, nullptr)();
+  };
   std::vector<std::vector<EmitResult>> results;
   std::vector<dispatch::DeliveryJob> jobs;
   if (!conn.ok()) (void)conn.Reconnect();
   // Per submission: an error after the first statement committed (settling
   // idempotency conflicts), which must not undo what was committed.
   std::vector<absl::Status> unsettled(group.size());
-  absl::Status status = Write(conn, group, results, jobs, unsettled);
+  absl::Status status = Write(conn, group, results, jobs, unsettled, pay);
+  pay();  // when the statement could not be sent
   if (!status.ok() && group.size() > 1 && !absl::IsUnavailable(status)) {
     // One submission (say, for a handler deleted a moment ago) must not sink
     // the others: write them one by one.
     for (Submission& submission : group) {
       std::vector<Submission> one;
       one.push_back(std::move(submission));
-      Commit(conn, std::move(one));
+      Commit(conn, std::move(one), owed);
     }
     return;
   }
@@ -121,20 +134,24 @@ void IngestWriter::Commit(store::PgConnection& conn,
   // Whatever was committed is dispatched, even for a submission that failed
   // afterwards: its deliveries are leased to this instance.
   if (!jobs.empty()) dispatch_(std::move(jobs));
-  for (size_t s = 0; s < group.size(); ++s) {
-    if (unsettled[s].ok()) {
-      group[s].done(std::move(results[s]));
-    } else {
-      group[s].done(unsettled[s]);
+  owed = [group = std::move(group), results = std::move(results),
+          unsettled = std::move(unsettled)]() mutable {
+    for (size_t s = 0; s < group.size(); ++s) {
+      if (unsettled[s].ok()) {
+        group[s].done(std::move(results[s]));
+      } else {
+        group[s].done(unsettled[s]);
+      }
     }
-  }
+  };
 }
 
 absl::Status IngestWriter::Write(store::PgConnection& conn,
                                  const std::vector<Submission>& group,
                                  std::vector<std::vector<EmitResult>>& results,
                                  std::vector<dispatch::DeliveryJob>& jobs,
-                                 std::vector<absl::Status>& unsettled) {
+                                 std::vector<absl::Status>& unsettled,
+                                 const std::function<void()>& on_sent) {
   results.assign(group.size(), {});
   jobs.clear();
   std::vector<ItemRef> all;
@@ -270,15 +287,16 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
     for (const ItemRef& r : all) all_ids.insert(item(r).message_id);
     std::vector<store::PgParam> params = message_params(all);
     plan_deliveries(all, all_ids, params);
-    RIO_ASSIGN_OR_RETURN(
-        store::PgResult written,
-        conn.ExecPrepared(absl::StrCat("WITH m AS (", kInsertMessages, "), d AS (",
-                               delivery_insert(7),
-                               " WHERE u.m IN (SELECT id FROM m) RETURNING "
-                               "id, status) SELECT 'm', id FROM m UNION ALL "
-                               "SELECT 'd', id FROM d WHERE status = "
-                               "'PENDING'"),
-                  params));
+    RIO_RETURN_IF_ERROR(conn.SendPrepared(
+        absl::StrCat("WITH m AS (", kInsertMessages, "), d AS (",
+                     delivery_insert(7),
+                     " WHERE u.m IN (SELECT id FROM m) RETURNING "
+                     "id, status) SELECT 'm', id FROM m UNION ALL "
+                     "SELECT 'd', id FROM d WHERE status = "
+                     "'PENDING'"),
+        params));
+    on_sent();
+    RIO_ASSIGN_OR_RETURN(store::PgResult written, conn.TakeResult());
     absl::flat_hash_set<std::string> inserted, created;
     for (int i = 0; i < written.rows(); ++i) {
       (written.Get(i, 0) == "m" ? inserted : created)

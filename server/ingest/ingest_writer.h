@@ -4,9 +4,11 @@
 // per emit; several writers overlap their round trips. A submission (one Emit,
 // or one whole EmitBatch) is all-or-nothing.
 //
-// After a commit, every submission's callback is called with its outcomes
-// (this is when the RPC is answered), and the new deliveries, already leased
-// to this instance, go straight to the dispatcher.
+// After a commit, the new deliveries, already leased to this instance, go
+// straight to the dispatcher, and every submission's callback is called with
+// its outcomes (this is when the RPC is answered). When more submissions
+// are waiting, the callbacks are called once the next group is on its way
+// to the database, so that the answers overlap its work.
 //
 // Thread-safety: Submit from any thread; Start/Stop from one.
 #ifndef RIO_SERVER_INGEST_INGEST_WRITER_H_
@@ -81,17 +83,26 @@ class IngestWriter {
     Done done;
   };
 
+  // Calls owed to submissions committed earlier, run by the writer thread.
+  using Answers = std::function<void()>;
+
   void Loop(store::PgConnection* conn);
   // Writes `group` in one transaction; on success fills `results` (one
-  // vector per submission) and `jobs`.
+  // vector per submission) and `jobs`. Calls `on_sent` once the first
+  // statement is sent (not at all when it cannot be).
   // An error means nothing was written. `unsettled[i]` is set for a
   // submission that failed after the first statement committed.
   absl::Status Write(store::PgConnection& conn,
                      const std::vector<Submission>& group,
                      std::vector<std::vector<EmitResult>>& results,
                      std::vector<dispatch::DeliveryJob>& jobs,
-                     std::vector<absl::Status>& unsettled);
-  void Commit(store::PgConnection& conn, std::vector<Submission> group);
+                     std::vector<absl::Status>& unsettled,
+                     const std::function<void()>& on_sent);
+  // Commits `group` and dispatches its deliveries. Pays `owed` (the answers
+  // of the group before) once this group's statement is sent, and leaves
+  // this group's answers in it.
+  void Commit(store::PgConnection& conn, std::vector<Submission> group,
+              Answers& owed);
 
   const Options options_;
   const std::string url_;

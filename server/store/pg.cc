@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/util/status_macros.h"
 
 namespace rio::store {
 namespace {
@@ -145,6 +146,7 @@ absl::Status PgConnection::Reconnect(absl::Duration min_interval) {
   last_connect_attempt_ = now;
   conn_.reset(Open(url_));
   prepared_.clear();  // they died with the old session
+  sent_ = nullptr;
   if (conn_ == nullptr || PQstatus(conn_.get()) != CONNECTION_OK) {
     Count(connect_errors);
     return absl::UnavailableError("database unavailable");
@@ -169,6 +171,12 @@ absl::StatusOr<PgResult> PgConnection::Exec(
 
 absl::StatusOr<PgResult> PgConnection::ExecPrepared(
     absl::string_view sql, const std::vector<PgParam>& params) {
+  RIO_RETURN_IF_ERROR(SendPrepared(sql, params));
+  return TakeResult();
+}
+
+absl::Status PgConnection::SendPrepared(absl::string_view sql,
+                                        const std::vector<PgParam>& params) {
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
     if (prepared_.empty()) {
@@ -196,13 +204,29 @@ absl::StatusOr<PgResult> PgConnection::ExecPrepared(
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const PgParam& p : params) values.push_back(p ? p->c_str() : nullptr);
-  PgResult result(PQexecPrepared(conn_.get(), it->second.c_str(),
-                                 static_cast<int>(values.size()), values.data(),
-                                 nullptr, nullptr, 0));
+  // A connection in blocking mode (the default) has sent everything when
+  // this returns.
+  if (!PQsendQueryPrepared(conn_.get(), it->second.c_str(),
+                           static_cast<int>(values.size()), values.data(),
+                           nullptr, nullptr, 0)) {
+    return StatusFromPg(conn_.get(), nullptr, it->first);
+  }
+  sent_ = &it->first;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PgResult> PgConnection::TakeResult() {
+  const std::string* sent = sent_;
+  sent_ = nullptr;
+  PgResult result(PQgetResult(conn_.get()));
+  // One statement gives one result; the null that ends the sequence frees
+  // the connection for the next one.
+  while (PGresult* extra = PQgetResult(conn_.get())) PQclear(extra);
   ExecStatusType status =
       result.get() ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
-  return StatusFromPg(conn_.get(), result.get(), it->first);
+  return StatusFromPg(conn_.get(), result.get(),
+                      sent != nullptr ? absl::string_view(*sent) : "");
 }
 
 absl::Status PgConnection::ExecScript(absl::string_view sql) {

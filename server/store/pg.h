@@ -108,6 +108,14 @@ class PgConnection {
   absl::StatusOr<PgResult> ExecPrepared(
       absl::string_view sql, const std::vector<PgParam>& params = {});
 
+  // ExecPrepared in two halves, so that the caller can work while the
+  // database runs the statement: SendPrepared returns once the statement is
+  // sent, TakeResult waits for its result. Nothing else may run on the
+  // connection in between.
+  absl::Status SendPrepared(absl::string_view sql,
+                            const std::vector<PgParam>& params = {});
+  absl::StatusOr<PgResult> TakeResult();
+
   // Runs several statements separated by ';' (no parameters), e.g. a
   // migration.
   absl::Status ExecScript(absl::string_view sql);
@@ -129,6 +137,8 @@ class PgConnection {
   bool in_transaction_ = false;
   // Statement text → name of its prepared statement on this connection.
   absl::flat_hash_map<std::string, std::string> prepared_;
+  // The text of the statement sent and not yet taken (for error messages).
+  const std::string* sent_ = nullptr;
 };
 
 // Maps a failed result (or a connection failure, when result is null) to a

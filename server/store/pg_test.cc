@@ -16,8 +16,8 @@ class PgConnectionTest : public ::testing::Test {
     auto conn = PgConnection::Connect(*url);
     ASSERT_TRUE(conn.ok()) << conn.status();
     conn_ = std::move(*conn);
-    ASSERT_TRUE(conn_->ExecScript("CREATE TABLE t (k int PRIMARY KEY, v text)")
-                    .ok());
+    ASSERT_TRUE(
+        conn_->ExecScript("CREATE TABLE t (k int PRIMARY KEY, v text)").ok());
   }
 
   // How many statements this session has prepared.
@@ -47,9 +47,8 @@ TEST_F(PgConnectionTest, ExecPreparedPreparesEachTextOnceAndBindsEveryRun) {
     EXPECT_EQ(r->GetInt64(1, 0), 2 * i + 1);
   }
   EXPECT_EQ(Prepared(), 1);
-  auto count =
-      conn_->ExecPrepared("SELECT count(*), count(v) FROM t WHERE k >= $1",
-                          {std::string("1")});
+  auto count = conn_->ExecPrepared(
+      "SELECT count(*), count(v) FROM t WHERE k >= $1", {std::string("1")});
   ASSERT_TRUE(count.ok()) << count.status();
   EXPECT_EQ(count->GetInt64(0, 0), 5);
   EXPECT_EQ(count->GetInt64(0, 1), 2);
@@ -58,8 +57,10 @@ TEST_F(PgConnectionTest, ExecPreparedPreparesEachTextOnceAndBindsEveryRun) {
 
 TEST_F(PgConnectionTest, ArraysCarryQuotesBackslashesAndNullsIntact) {
   const std::vector<std::string> values = {
-      "", "plain", R"({"a": "b\"c", "d": "e\\f"})", R"(\)", R"(")",
-      "\"\"", "end\\", "ünï \u2603", "NULL", "{1,2}"};
+      "",      "plain",      R"({"a": "b\"c", "d": "e\\f"})",
+      R"(\)",  R"(")",       "\"\"",
+      "end\\", "ünï \u2603", "NULL",
+      "{1,2}"};
   PgArray array;
   for (const std::string& v : values) array.Add(v);
   array.AddNull();
@@ -79,8 +80,7 @@ TEST_F(PgConnectionTest, ArraysCarryQuotesBackslashesAndNullsIntact) {
 TEST_F(PgConnectionTest, ExecPreparedReportsErrorsAndRecoversAfterReconnect) {
   auto bad = conn_->ExecPrepared("SELECT * FROM no_such_table WHERE k = $1",
                                  {std::string("1")});
-  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInternal)
-      << bad.status();
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInternal) << bad.status();
   ASSERT_TRUE(conn_->Exec("INSERT INTO t VALUES (1, 'one')").ok());
   auto dup = conn_->ExecPrepared("INSERT INTO t (k, v) VALUES ($1, $2)",
                                  {std::string("1"), std::string("again")});
@@ -91,11 +91,35 @@ TEST_F(PgConnectionTest, ExecPreparedReportsErrorsAndRecoversAfterReconnect) {
   // again on first use.
   ASSERT_TRUE(conn_->Reconnect(absl::ZeroDuration()).ok());
   EXPECT_EQ(Prepared(), 0);
-  auto v = conn_->ExecPrepared("SELECT v FROM t WHERE k = $1",
-                               {std::string("1")});
+  auto v =
+      conn_->ExecPrepared("SELECT v FROM t WHERE k = $1", {std::string("1")});
   ASSERT_TRUE(v.ok()) << v.status();
   ASSERT_EQ(v->rows(), 1);
   EXPECT_EQ(v->Get(0, 0), "one");
+  EXPECT_EQ(Prepared(), 1);
+}
+
+// The connection serves the next statement once the result is taken, also
+// when the statement failed.
+TEST_F(PgConnectionTest, SendPreparedThenTakeResultSplitsOneStatement) {
+  constexpr const char* kInsert =
+      "INSERT INTO t (k, v) VALUES ($1, $2) RETURNING v";
+  ASSERT_TRUE(
+      conn_->SendPrepared(kInsert, {std::string("7"), std::string("seven")})
+          .ok());
+  auto first = conn_->TakeResult();
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->rows(), 1);
+  EXPECT_EQ(first->Get(0, 0), "seven");
+
+  ASSERT_TRUE(
+      conn_->SendPrepared(kInsert, {std::string("7"), std::string("again")})
+          .ok());
+  EXPECT_EQ(conn_->TakeResult().status().code(),
+            absl::StatusCode::kAlreadyExists);
+  auto v = conn_->Exec("SELECT string_agg(v, ',') FROM t");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->Get(0, 0), "seven");
   EXPECT_EQ(Prepared(), 1);
 }
 
