@@ -310,6 +310,7 @@ int main(int argc, char** argv) {
   ingest_options.lease_timeout = lease_timeout;
   ingest_options.idempotency_window = absl::GetFlag(FLAGS_idempotency_window);
   ingest_options.writers = std::max(1, absl::GetFlag(FLAGS_ingest_writers));
+  ingest_options.metrics = &metrics;
   rio::ingest::IngestWriter ingest(
       ingest_options, database_url,
       [&dispatcher](std::vector<rio::dispatch::DeliveryJob> jobs) {

@@ -15,6 +15,12 @@
 namespace rio::ingest {
 namespace {
 
+// Seconds; fine below a few milliseconds, where a commit usually is.
+std::vector<double> EmitStageBuckets() {
+  return {0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003,
+          0.005,  0.01,    0.025,  0.05,    0.1,   0.25,   0.5,   1};
+}
+
 // Where an item sits in a group: submission index, item index.
 struct ItemRef {
   size_t submission;
@@ -27,7 +33,18 @@ IngestWriter::IngestWriter(Options options, std::string database_url,
                            Dispatch dispatch)
     : options_(std::move(options)),
       url_(std::move(database_url)),
-      dispatch_(std::move(dispatch)) {}
+      dispatch_(std::move(dispatch)),
+      wait_((options_.metrics != nullptr ? *options_.metrics : unexported_)
+                .AddHistogram("rio_emit_wait_seconds",
+                              "Time an emit waited for the ingest writer (busy "
+                              "committing the group before) before its own "
+                              "group was written.",
+                              EmitStageBuckets())),
+      commit_((options_.metrics != nullptr ? *options_.metrics : unexported_)
+                  .AddHistogram("rio_emit_commit_seconds",
+                                "Time to write and commit one group of emits "
+                                "(its count is the number of groups).",
+                                EmitStageBuckets())) {}
 
 IngestWriter::~IngestWriter() { Stop(); }
 
@@ -44,7 +61,7 @@ absl::Status IngestWriter::Start() {
 
 void IngestWriter::Submit(std::vector<EmitItem> items, Done done) {
   absl::MutexLock lock(&mu_);
-  queue_.push_back(Submission{std::move(items), std::move(done)});
+  queue_.push_back(Submission{std::move(items), std::move(done), absl::Now()});
 }
 
 void IngestWriter::Stop() {
@@ -83,6 +100,10 @@ void IngestWriter::Loop(store::PgConnection* conn) {
                    std::make_move_iterator(queue_.begin() + n));
       queue_.erase(queue_.begin(), queue_.begin() + n);
     }
+    const absl::Time taken = absl::Now();
+    for (const Submission& submission : group) {
+      wait_->Observe(absl::ToDoubleSeconds(taken - submission.submitted));
+    }
     if (group.empty()) {
       // Nothing to overlap the answers with.
       std::exchange(owed, nullptr)();
@@ -103,8 +124,10 @@ void IngestWriter::Commit(store::PgConnection& conn,
   // Per submission: an error after the first statement committed (settling
   // idempotency conflicts), which must not undo what was committed.
   std::vector<absl::Status> unsettled(group.size());
+  const absl::Time start = absl::Now();
   absl::Status status = Write(conn, group, results, jobs, unsettled, pay);
   pay();  // when the statement could not be sent
+  if (status.ok()) commit_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
   if (!status.ok() && group.size() > 1 && !absl::IsUnavailable(status)) {
     // One submission (say, for a handler deleted a moment ago) must not sink
     // the others: write them one by one.

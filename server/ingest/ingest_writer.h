@@ -27,6 +27,7 @@
 #include "server/dispatch/job.h"
 #include "server/store/catalog.h"
 #include "server/store/pg.h"
+#include "server/util/metrics.h"
 
 namespace rio::ingest {
 
@@ -65,6 +66,9 @@ class IngestWriter {
     size_t max_group_items = 5000;
     // Writer threads, each committing its own groups.
     int writers = 1;
+    // Where rio_emit_wait_seconds and rio_emit_commit_seconds go (none:
+    // not exported).
+    util::MetricsRegistry* metrics = nullptr;
   };
 
   IngestWriter(Options options, std::string database_url, Dispatch dispatch);
@@ -81,6 +85,7 @@ class IngestWriter {
   struct Submission {
     std::vector<EmitItem> items;
     Done done;
+    absl::Time submitted;
   };
 
   // Calls owed to submissions committed earlier, run by the writer thread.
@@ -107,6 +112,9 @@ class IngestWriter {
   const Options options_;
   const std::string url_;
   const Dispatch dispatch_;
+  util::MetricsRegistry unexported_;  // used when given no registry
+  util::Histogram* const wait_;
+  util::Histogram* const commit_;
   // One connection per writer thread: while one group commits, the next
   // is written on another connection.
   std::vector<std::unique_ptr<store::PgConnection>> conns_;

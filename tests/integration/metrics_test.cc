@@ -468,8 +468,9 @@ TEST_F(MetricsTest, PageIsWellFormedAndDocumentsEveryFamily) {
           "rio_database_up gauge", "rio_deliveries_created_total counter",
           "rio_deliveries_finished_total counter",
           "rio_dispatch_in_flight gauge", "rio_duplicate_events_total counter",
-          "rio_emit_requests_total counter", "rio_emitted_events_total counter",
-          "rio_handlers_disabled gauge",
+          "rio_emit_commit_seconds histogram",
+          "rio_emit_requests_total counter", "rio_emit_wait_seconds histogram",
+          "rio_emitted_events_total counter", "rio_handlers_disabled gauge",
           "rio_oldest_due_delivery_age_seconds gauge",
           "rio_pending_deliveries gauge",
           "rio_process_start_time_seconds gauge",
@@ -561,6 +562,12 @@ TEST_F(MetricsTest, CountersMatchWhatWasSent) {
   EXPECT_EQ(m.Get("rio_emitted_events_total"), 12);
   EXPECT_EQ(m.Get("rio_duplicate_events_total"), 1);
   EXPECT_EQ(m.Get("rio_deliveries_created_total"), 12);
+  // The 12 accepted calls came one at a time: each waited for the writer
+  // and was committed in a group of its own.
+  EXPECT_EQ(m.Get("rio_emit_wait_seconds_count"), 12);
+  EXPECT_EQ(m.Get("rio_emit_commit_seconds_count"), 12);
+  EXPECT_EQ(m.Get("rio_emit_commit_seconds_bucket", {{"le", "+Inf"}}), 12);
+  EXPECT_GT(m.Get("rio_emit_commit_seconds_sum"), 0);
 
   EXPECT_EQ(m.Get("rio_attempts_total", {{"outcome", "succeeded"}}), 9);
   EXPECT_EQ(m.Get("rio_attempts_total", {{"outcome", "failed"}}), 3);
