@@ -869,6 +869,7 @@ class Bench:
         meta["pg_settings"] = {
             s: self.pg.psql(f"SHOW {s}")
             for s in ("fsync", "synchronous_commit", "wal_sync_method",
+                      "min_wal_size", "max_wal_size",
                       "shared_buffers", "full_page_writes")}
         meta["rio_version"] = self.args.rio_version
         meta["receiver_threads"] = self.args.receiver_threads
