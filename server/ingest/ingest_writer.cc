@@ -310,14 +310,15 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
     for (const ItemRef& r : all) all_ids.insert(item(r).message_id);
     std::vector<store::PgParam> params = message_params(all);
     plan_deliveries(all, all_ids, params);
-    RIO_RETURN_IF_ERROR(conn.SendPrepared(
-        absl::StrCat("WITH m AS (", kInsertMessages, "), d AS (",
-                     delivery_insert(7),
-                     " WHERE u.m IN (SELECT id FROM m) RETURNING "
-                     "id, status) SELECT 'm', id FROM m UNION ALL "
-                     "SELECT 'd', id FROM d WHERE status = "
-                     "'PENDING'"),
-        params));
+    // Built once: it is sent for every group.
+    static const std::string* const kEmitStatement =
+        new std::string(absl::StrCat(
+            "WITH m AS (", kInsertMessages, "), d AS (", delivery_insert(7),
+            " WHERE u.m IN (SELECT id FROM m) RETURNING "
+            "id, status) SELECT 'm', id FROM m UNION ALL "
+            "SELECT 'd', id FROM d WHERE status = "
+            "'PENDING'"));
+    RIO_RETURN_IF_ERROR(conn.SendPrepared(*kEmitStatement, params));
     on_sent();
     RIO_ASSIGN_OR_RETURN(store::PgResult written, conn.TakeResult());
     absl::flat_hash_set<std::string> inserted, created;
