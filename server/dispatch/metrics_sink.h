@@ -40,7 +40,7 @@ class MetricsSink : public OutcomeSink {
   OutcomeSink* const next_;
   std::array<util::Counter*, kOutcomes> attempts_{};
   static constexpr int kErrorClasses =
-      static_cast<int>(ErrorClass::kInvalidTarget) + 1;
+      static_cast<int>(ErrorClass::kLast) + 1;
   // By ErrorClass; [kNone] is unused.
   std::array<util::Counter*, kErrorClasses> errors_{};
   // By Outcome; [kRetry] is unused.

@@ -36,13 +36,23 @@ absl::StatusOr<std::vector<absl::Duration>> ParseRetrySchedule(
   std::vector<absl::Duration> schedule;
   if (absl::StripAsciiWhitespace(text).empty()) return schedule;
   for (absl::string_view item : absl::StrSplit(text, ',')) {
+    if (schedule.size() == kMaxRetries) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("retry_schedule has more than ", kMaxRetries, " items"));
+    }
     item = absl::StripAsciiWhitespace(item);
     absl::Duration delay;
     if (!absl::ParseDuration(item, &delay) || delay <= absl::ZeroDuration() ||
         delay == absl::InfiniteDuration()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("retry_schedule item \"", absl::CHexEscape(item),
-                       "\" is not a positive duration (e.g. 5s, 100ms, 2h)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "retry_schedule item \"", absl::CHexEscape(item.substr(0, 64)),
+          "\" is not a positive duration (e.g. 5s, 100ms, 2h)"));
+    }
+    if (delay > kMaxRetryDelay) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "retry_schedule item \"", absl::CHexEscape(item.substr(0, 64)),
+          "\" is longer than the limit of ",
+          absl::FormatDuration(kMaxRetryDelay), " (365 days)"));
     }
     schedule.push_back(delay);
   }
@@ -65,6 +75,12 @@ absl::string_view ErrorClassName(ErrorClass error_class) {
       return "http_status";
     case ErrorClass::kInvalidTarget:
       return "invalid_target";
+    case ErrorClass::kInvalidResponse:
+      return "invalid_response";
+    case ErrorClass::kConnectionLost:
+      return "connection_lost";
+    case ErrorClass::kInternalError:
+      return "internal_error";
   }
   return "";
 }
@@ -100,18 +116,22 @@ ErrorClass ClassifyCurlError(CURLcode code) {
     case CURLE_URL_MALFORMAT:
     case CURLE_TOO_MANY_REDIRECTS:
       return ErrorClass::kInvalidTarget;
-    // Listed for the reader; the default says the same. These are failures
-    // on the way to or from the receiver: refused, reset, cut short, or a
-    // reply that is not HTTP.
-    case CURLE_COULDNT_CONNECT:
+    // A connection was made and broke: reset, closed early or cut short.
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
+      return ErrorClass::kConnectionLost;
+    // What came back is not a response curl could read.
     case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_HTTP3:
+      return ErrorClass::kInvalidResponse;
+    // Listed for the reader; the default says the same: no connection, or
+    // a failure with no better class.
+    case CURLE_COULDNT_CONNECT:
     case CURLE_QUIC_CONNECT_ERROR:
     case CURLE_PROXY:
     default:
@@ -166,7 +186,10 @@ Decision RetryPolicy::Decide(const AttemptResult& result, int attempts_done,
                              absl::Time now, double rand01) const {
   ErrorClass error_class;
   std::string reason;
-  if (result.curl_code == CURLE_OK) {
+  if (!result.invalid_response.empty()) {
+    error_class = ErrorClass::kInvalidResponse;
+    reason = absl::StrCat("invalid_response: ", result.invalid_response);
+  } else if (result.curl_code == CURLE_OK) {
     if (result.http_status >= 200 && result.http_status <= 299) {
       return {Verdict::kSucceeded, absl::InfiniteFuture(), ErrorClass::kNone,
               ""};
@@ -192,7 +215,7 @@ Decision RetryPolicy::Decide(const AttemptResult& result, int attempts_done,
 
   absl::Duration wait = Delay(attempts_done, rand01);
   const bool asks_to_wait =
-      result.curl_code == CURLE_OK &&
+      result.curl_code == CURLE_OK && result.invalid_response.empty() &&
       (result.http_status == 429 || result.http_status == 503);
   if (asks_to_wait && result.retry_after.has_value()) {
     // Honour the receiver's wish, but never sooner than the schedule and

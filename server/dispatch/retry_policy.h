@@ -28,7 +28,10 @@ inline constexpr absl::string_view kDefaultRetrySchedule =
 // Parses a comma-separated list of delays ("5s, 5m, 1.5h, 100ms"; any unit
 // absl::ParseDuration knows). Whitespace around items is ignored; empty (or
 // all-whitespace) text means no retries. INVALID_ARGUMENT names the first item
-// that is not a finite duration > 0.
+// that is not a duration > 0 and at most kMaxRetryDelay, or says that there
+// are more than kMaxRetries items.
+inline constexpr absl::Duration kMaxRetryDelay = absl::Hours(24 * 365);
+inline constexpr int kMaxRetries = 100;
 absl::StatusOr<std::vector<absl::Duration>> ParseRetrySchedule(
     absl::string_view text);
 
@@ -41,10 +44,21 @@ enum class ErrorClass {
   kTls,
   kHttpStatus,
   kInvalidTarget,
+  // The reply was not acceptable HTTP: not HTTP at all, a header block over
+  // Rio's limits, endless interim (1xx) responses, a broken encoding.
+  kInvalidResponse,
+  // The connection broke after it was made: reset, closed early, nothing
+  // received, a body cut short.
+  kConnectionLost,
+  // The attempt was made but Rio could not record it as it was (the
+  // database refused the row); recorded without the receiver's reply.
+  kInternalError,
+  kLast = kInternalError,
 };
 
-// "" for kNone, else "timeout", "connect", "dns", "tls", "http_status" or
-// "invalid_target".
+// "" for kNone, else "timeout", "connect", "dns", "tls", "http_status",
+// "invalid_target", "invalid_response", "connection_lost" or
+// "internal_error".
 absl::string_view ErrorClassName(ErrorClass error_class);
 
 // kNone for CURLE_OK. Codes with no better class are kConnect: the transfer
@@ -64,6 +78,9 @@ struct AttemptResult {
   CURLcode curl_code = CURLE_OK;
   int http_status = 0;  // Meaningful when curl_code is CURLE_OK.
   std::optional<absl::Duration> retry_after;  // From a Retry-After header.
+  // Set when Rio itself refused the reply (ErrorClass::kInvalidResponse,
+  // whatever curl_code and http_status say): why, for the reason.
+  std::string invalid_response;
 };
 
 enum class Verdict {

@@ -70,6 +70,39 @@ TEST(ParseRetrySchedule, EmptyTextMeansNoRetries) {
   }
 }
 
+TEST(ParseRetrySchedule, RejectsDelaysBeyondAYearAndTooManyItems) {
+  // A delay PostgreSQL's timestamps cannot hold would wedge the outcome
+  // writer.
+  absl::StatusOr<std::vector<absl::Duration>> schedule =
+      ParseRetrySchedule("5s,100000000000h");
+  ASSERT_FALSE(schedule.ok());
+  EXPECT_EQ(schedule.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(schedule.status().message(),
+            "retry_schedule item \"100000000000h\" is longer than the limit "
+            "of 8760h (365 days)");
+  EXPECT_TRUE(ParseRetrySchedule("8760h").ok());
+
+  std::string many = "1s";
+  for (int i = 1; i < kMaxRetries; ++i) many += ",1s";
+  ASSERT_TRUE(ParseRetrySchedule(many).ok());
+  schedule = ParseRetrySchedule(many + ",1s");
+  ASSERT_FALSE(schedule.ok());
+  EXPECT_EQ(schedule.status().message(),
+            "retry_schedule has more than 100 items");
+}
+
+TEST(RetryPolicy, AResponseRioRefusedIsAnInvalidResponse) {
+  const RetryPolicy policy = DefaultPolicy();
+  AttemptResult result;
+  result.http_status = 200;
+  result.invalid_response = "the response headers exceed 64 KiB";
+  const Decision decision = policy.Decide(result, 1, kNow, kMiddle);
+  EXPECT_EQ(decision.verdict, Verdict::kRetry);
+  EXPECT_EQ(decision.error_class, ErrorClass::kInvalidResponse);
+  EXPECT_EQ(decision.reason,
+            "invalid_response: the response headers exceed 64 KiB");
+}
+
 TEST(ParseRetrySchedule, RejectsItemsThatAreNotPositiveDurations) {
   struct Case {
     const char* text;
@@ -100,16 +133,24 @@ TEST(ErrorClassName, NamesEveryClass) {
   EXPECT_EQ(ErrorClassName(ErrorClass::kTls), "tls");
   EXPECT_EQ(ErrorClassName(ErrorClass::kHttpStatus), "http_status");
   EXPECT_EQ(ErrorClassName(ErrorClass::kInvalidTarget), "invalid_target");
+  EXPECT_EQ(ErrorClassName(ErrorClass::kInvalidResponse), "invalid_response");
+  EXPECT_EQ(ErrorClassName(ErrorClass::kConnectionLost), "connection_lost");
+  EXPECT_EQ(ErrorClassName(ErrorClass::kInternalError), "internal_error");
 }
 
 TEST(ClassifyCurlError, MapsCurlCodesToClasses) {
   EXPECT_EQ(ClassifyCurlError(CURLE_OK), ErrorClass::kNone);
   EXPECT_EQ(ClassifyCurlError(CURLE_OPERATION_TIMEDOUT), ErrorClass::kTimeout);
-  for (CURLcode code :
-       {CURLE_COULDNT_CONNECT, CURLE_SEND_ERROR, CURLE_RECV_ERROR,
-        CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_WEIRD_SERVER_REPLY,
-        CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_PROXY}) {
+  for (CURLcode code : {CURLE_COULDNT_CONNECT, CURLE_PROXY}) {
     EXPECT_EQ(ClassifyCurlError(code), ErrorClass::kConnect) << code;
+  }
+  for (CURLcode code : {CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING,
+                        CURLE_PARTIAL_FILE}) {
+    EXPECT_EQ(ClassifyCurlError(code), ErrorClass::kConnectionLost) << code;
+  }
+  for (CURLcode code : {CURLE_WEIRD_SERVER_REPLY, CURLE_BAD_CONTENT_ENCODING,
+                        CURLE_HTTP2, CURLE_HTTP2_STREAM}) {
+    EXPECT_EQ(ClassifyCurlError(code), ErrorClass::kInvalidResponse) << code;
   }
   EXPECT_EQ(ClassifyCurlError(CURLE_COULDNT_RESOLVE_HOST), ErrorClass::kDns);
   EXPECT_EQ(ClassifyCurlError(CURLE_COULDNT_RESOLVE_PROXY), ErrorClass::kDns);
@@ -311,7 +352,7 @@ TEST(RetryPolicy, CurlFailureWinsOverAStatusAlreadyReceived) {
   result.curl_code = CURLE_PARTIAL_FILE;
   const Decision decision = DefaultPolicy().Decide(result, 1, kNow, kMiddle);
   EXPECT_EQ(decision.verdict, Verdict::kRetry);
-  EXPECT_EQ(decision.error_class, ErrorClass::kConnect);
+  EXPECT_EQ(decision.error_class, ErrorClass::kConnectionLost);
 
   result = Http(410);
   result.curl_code = CURLE_RECV_ERROR;
