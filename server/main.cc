@@ -39,6 +39,7 @@
 #include "server/store/retention.h"
 #include "server/util/crypto.h"
 #include "server/util/metrics.h"
+#include "server/util/validation.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC address (host:port; port 0 picks a free one)");
@@ -68,6 +69,40 @@ ABSL_FLAG(int, max_per_handler, 32,
 ABSL_FLAG(int, max_per_host, 64,
           "Most webhook calls in flight to one scheme://host:port at once "
           "(handlers on one receiver share its keep-alive connections)");
+ABSL_FLAG(int, max_queued_deliveries, 1024,
+          "Most deliveries held in memory for sending (waiting or in "
+          "flight); the rest wait in PostgreSQL until there is room");
+ABSL_FLAG(int, max_queued_per_handler, 256,
+          "Most deliveries of one handler held in memory for sending, so a "
+          "slow or dead receiver cannot fill the dispatcher");
+ABSL_FLAG(int64_t, max_queued_bytes, int64_t{64} << 20,
+          "Most payload bytes held by deliveries in memory for sending");
+ABSL_FLAG(int64_t, max_ingest_queue_events, 20000,
+          "Most events received and not yet committed; beyond it emits get "
+          "RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, max_ingest_queue_bytes, int64_t{64} << 20,
+          "Most payload bytes received and not yet committed; beyond it "
+          "emits get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, grpc_memory_bytes, int64_t{128} << 20,
+          "Memory gRPC may use for calls and connections (its resource "
+          "quota); beyond it new calls wait or are refused");
+ABSL_FLAG(int, grpc_max_streams, 100,
+          "Most concurrent calls on one gRPC (HTTP/2) connection");
+ABSL_FLAG(int, http_max_connections, 1024,
+          "Most open connections to the HTTP listener");
+ABSL_FLAG(int, http_max_connections_per_client, 64,
+          "Most open connections to the HTTP listener from one client "
+          "address; more are closed at once");
+ABSL_FLAG(int, max_tail_streams, 32,
+          "Most TailDeliveries streams open at once");
+ABSL_FLAG(int64_t, tail_buffer_bytes, int64_t{4} << 20,
+          "Most bytes of attempts waiting for one slow TailDeliveries "
+          "client; beyond it the stream ends with RESOURCE_EXHAUSTED");
+ABSL_FLAG(std::string, instance_id, "",
+          "A UUID naming this instance in delivery leases (default: a new "
+          "one per start). Keep one per instance (tools/run keeps one in its "
+          "state directory) so that a restart after a crash takes its own "
+          "leases back at once; two live processes may not share one");
 ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5),
           "TCP/TLS connect timeout of a webhook call");
 ABSL_FLAG(int64_t, max_payload_bytes, 1 << 20,
@@ -121,7 +156,19 @@ constexpr const char* kEnvFlags[] = {"listen",
                                      "lease_timeout",
                                      "retention",
                                      "retention_interval",
-                                     "queue_sample_interval"};
+                                     "queue_sample_interval",
+                                     "max_queued_deliveries",
+                                     "max_queued_per_handler",
+                                     "max_queued_bytes",
+                                     "max_ingest_queue_events",
+                                     "max_ingest_queue_bytes",
+                                     "grpc_memory_bytes",
+                                     "grpc_max_streams",
+                                     "http_max_connections",
+                                     "http_max_connections_per_client",
+                                     "max_tail_streams",
+                                     "tail_buffer_bytes",
+                                     "instance_id"};
 
 void ApplyEnvironment() {
   for (const char* name : kEnvFlags) {
@@ -266,7 +313,15 @@ int main(int argc, char** argv) {
   auto schedule =
       rio::dispatch::ParseRetrySchedule(absl::GetFlag(FLAGS_retry_schedule));
   if (!schedule.ok()) Fail(2, std::string(schedule.status().message()));
-  const std::string instance_id = rio::util::RandomUuid();
+  std::string instance_id = absl::GetFlag(FLAGS_instance_id);
+  if (instance_id.empty()) {
+    instance_id = rio::util::RandomUuid();
+  } else if (auto valid = rio::util::ValidateUuid("--instance_id", instance_id,
+                                                  "a UUID");
+             !valid.ok()) {
+    Fail(2, std::string(valid.message()));
+  }
+  instance_id = absl::AsciiStrToLower(instance_id);
   const absl::Duration lease_timeout = absl::GetFlag(FLAGS_lease_timeout);
   if (lease_timeout < absl::Milliseconds(300)) {
     Fail(2, "--lease_timeout must be at least 300ms");
@@ -275,7 +330,11 @@ int main(int argc, char** argv) {
   rio::dispatch::HealthPolicy health;
   health.failures = std::max(0, absl::GetFlag(FLAGS_disable_after_failures));
   health.span = absl::GetFlag(FLAGS_disable_after);
-  rio::api::TailHub tail(&catalog);
+  rio::api::TailHub::Options tail_options;
+  tail_options.max_streams = std::max(0, absl::GetFlag(FLAGS_max_tail_streams));
+  tail_options.max_stream_bytes = static_cast<size_t>(
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_tail_buffer_bytes)));
+  rio::api::TailHub tail(&catalog, tail_options);
   rio::dispatch::OutcomeWriter outcomes(
       database_url,
       [&scheduler_ptr](absl::Time due) {
@@ -292,6 +351,12 @@ int main(int argc, char** argv) {
       std::max(1, absl::GetFlag(FLAGS_max_per_handler));
   dispatch_options.max_per_host =
       std::max(1, absl::GetFlag(FLAGS_max_per_host));
+  dispatch_options.max_queued =
+      std::max(1, absl::GetFlag(FLAGS_max_queued_deliveries));
+  dispatch_options.max_queued_per_handler =
+      std::max(1, absl::GetFlag(FLAGS_max_queued_per_handler));
+  dispatch_options.max_queued_bytes =
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_max_queued_bytes));
   dispatch_options.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
   dispatch_options.user_agent = "rio/" RIO_VERSION;
   // Outcomes are counted on their way to the writer.
@@ -311,10 +376,15 @@ int main(int argc, char** argv) {
   ingest_options.idempotency_window = absl::GetFlag(FLAGS_idempotency_window);
   ingest_options.writers = std::max(1, absl::GetFlag(FLAGS_ingest_writers));
   ingest_options.metrics = &metrics;
+  ingest_options.max_queued_events =
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_max_ingest_queue_events));
+  ingest_options.max_queued_bytes =
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_max_ingest_queue_bytes));
+  // What the dispatcher has no room for goes back to PostgreSQL.
   rio::ingest::IngestWriter ingest(
       ingest_options, database_url,
-      [&dispatcher](std::vector<rio::dispatch::DeliveryJob> jobs) {
-        dispatcher.Submit(std::move(jobs));
+      [&dispatcher, &scheduler](std::vector<rio::dispatch::DeliveryJob> jobs) {
+        scheduler.Requeue(dispatcher.Submit(std::move(jobs)));
       });
   metrics.AddGaugeCallback("rio_dispatch_in_flight",
                            "Webhook calls in flight in this instance.",
@@ -359,6 +429,8 @@ int main(int argc, char** argv) {
   rio::api::CqServer::Options options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.threads = absl::GetFlag(FLAGS_grpc_threads);
+  options.memory_quota_bytes = absl::GetFlag(FLAGS_grpc_memory_bytes);
+  options.max_concurrent_streams = absl::GetFlag(FLAGS_grpc_max_streams);
   // Oversized payloads must reach the emit service, which names the limit.
   options.max_receive_message_bytes = static_cast<int>(std::min<int64_t>(
       INT32_MAX / 2, std::max<int64_t>(16 << 20, 2 * max_payload + (1 << 20))));
@@ -397,9 +469,18 @@ int main(int argc, char** argv) {
   }
 
   // The dashboard's API calls the services through the in-process channel.
+  rio::http::JsonApi::Options json_api_options;
+  // An emit's payload_json is escaped once more inside the request's JSON.
+  json_api_options.max_body_bytes =
+      static_cast<size_t>(std::max<int64_t>(1 << 20, 2 * max_payload + 65536));
   rio::http::JsonApi json_api(server.InProcessChannel(), &admin_auth,
-                              rio::http::JsonApi::Options{});
-  rio::http::HttpServer http;
+                              json_api_options);
+  rio::http::HttpServer::Options http_options;
+  http_options.max_connections = static_cast<size_t>(
+      std::max(1, absl::GetFlag(FLAGS_http_max_connections)));
+  http_options.max_connections_per_client = static_cast<size_t>(
+      std::max(1, absl::GetFlag(FLAGS_http_max_connections_per_client)));
+  rio::http::HttpServer http(http_options);
   std::string http_bound = "-";
   if (std::string address = absl::GetFlag(FLAGS_http_listen);
       !address.empty()) {

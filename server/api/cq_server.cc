@@ -3,7 +3,9 @@
 #include <pthread.h>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/resource_quota.h"
 
 namespace rio::api {
 
@@ -17,8 +19,21 @@ CqServer::~CqServer() {
 
 absl::StatusOr<std::string> CqServer::Start() {
   grpc::EnableDefaultHealthCheckService(true);
+  // gRPC's health service is built without protobuf descriptors; reflection
+  // describes it from the generated pool, which holds health.proto only if
+  // its generated code is linked in. Using it here makes sure it is.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (options_.memory_quota_bytes > 0) {
+    grpc::ResourceQuota quota("rio-grpc");
+    quota.Resize(static_cast<size_t>(options_.memory_quota_bytes));
+    builder.SetResourceQuota(quota);
+  }
+  if (options_.max_concurrent_streams > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                               options_.max_concurrent_streams);
+  }
   int port = 0;
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(),
                            &port);

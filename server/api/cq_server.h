@@ -189,7 +189,7 @@ class StreamCall final : public StreamWriter<Response> {
     RequestStreamFn<AsyncService, Request, Response> request;
     StreamHandler<Request, Response> handler;
     const std::atomic<bool>* shutting_down;
-    size_t max_queued;
+    size_t max_queued_bytes;
   };
 
   static void Arm(const Method* method, grpc::ServerCompletionQueue* cq) {
@@ -199,14 +199,17 @@ class StreamCall final : public StreamWriter<Response> {
   bool Write(const Response& message) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (over_ || finish_requested_) return false;
-    if (queue_.size() >= method_->max_queued) {
+    const size_t bytes = message.ByteSizeLong();
+    if (queued_bytes_ + bytes > method_->max_queued_bytes) {
       queue_.clear();
+      queued_bytes_ = 0;
       RequestFinishLocked(grpc::Status(
           grpc::StatusCode::RESOURCE_EXHAUSTED,
-          absl::StrCat("the client fell more than ", method_->max_queued,
-                       " messages behind the stream")));
+          absl::StrCat("the client fell more than ", method_->max_queued_bytes,
+                       " bytes behind the stream")));
       return false;
     }
+    queued_bytes_ += bytes;
     queue_.push_back(message);
     if (!writing_) StartWriteLocked();
     return true;
@@ -277,6 +280,7 @@ class StreamCall final : public StreamWriter<Response> {
           if (!ok) {  // the client is gone
             over_ = true;
             queue_.clear();
+            queued_bytes_ = 0;
           } else if (!queue_.empty()) {
             StartWriteLocked();
           } else if (finish_requested_ && !finishing_) {
@@ -289,6 +293,7 @@ class StreamCall final : public StreamWriter<Response> {
         case Op::kDone:
           over_ = true;
           queue_.clear();
+          queued_bytes_ = 0;
           break;
       }
     }
@@ -307,6 +312,7 @@ class StreamCall final : public StreamWriter<Response> {
   void StartWriteLocked() {
     current_ = std::move(queue_.front());
     queue_.pop_front();
+    queued_bytes_ -= std::min(queued_bytes_, current_.ByteSizeLong());
     writing_ = true;
     ++refs_;
     writer_.Write(current_, &write_tag_);
@@ -337,7 +343,8 @@ class StreamCall final : public StreamWriter<Response> {
   mutable std::mutex mu_;
   int refs_;
   std::deque<Response> queue_;
-  Response current_;  // the message being written
+  size_t queued_bytes_ = 0;  // serialized size of queue_
+  Response current_;         // the message being written
   bool writing_ = false;
   bool finish_requested_ = false;
   bool finishing_ = false;
@@ -351,6 +358,12 @@ class CqServer {
     std::string listen = "127.0.0.1:50051";
     int threads = 2;
     int max_receive_message_bytes = 8 << 20;
+    // gRPC's own memory for calls and connections (its ResourceQuota): when
+    // it is used up, new calls and connections wait or are refused. 0: no
+    // quota.
+    int64_t memory_quota_bytes = 0;
+    // Concurrent calls on one HTTP/2 connection. 0: gRPC's default.
+    int max_concurrent_streams = 0;
   };
 
   explicit CqServer(Options options);
@@ -374,15 +387,17 @@ class CqServer {
   }
 
   // Serves the server-streaming `request` of `service` with `handler` on
-  // every queue; a client more than `max_queued` messages behind is cut off.
+  // every queue; a client more than `max_queued_bytes` of messages behind is
+  // cut off with RESOURCE_EXHAUSTED.
   template <class AsyncService, class Request, class Response>
   void AddServerStream(AsyncService* service,
                        RequestStreamFn<AsyncService, Request, Response> request,
                        StreamHandler<Request, Response> handler,
-                       size_t max_queued = 10000) {
+                       size_t max_queued_bytes) {
     using Call = StreamCall<AsyncService, Request, Response>;
-    auto method = std::make_shared<typename Call::Method>(typename Call::Method{
-        service, request, std::move(handler), &shutting_down_, max_queued});
+    auto method = std::make_shared<typename Call::Method>(
+        typename Call::Method{service, request, std::move(handler),
+                              &shutting_down_, max_queued_bytes});
     armers_.push_back([method](grpc::ServerCompletionQueue* cq) {
       Call::Arm(method.get(), cq);
     });

@@ -7,6 +7,7 @@
 #include "server/util/crypto.h"
 #include "server/util/json.h"
 #include "server/util/status_macros.h"
+#include "server/util/utf8.h"
 #include "server/util/validation.h"
 
 namespace rio::api {
@@ -27,6 +28,27 @@ absl::StatusOr<store::SenderRef> Authenticate(
   return it->second;
 }
 
+// At most kMaxIdempotencyKeyBytes of UTF-8 text without control characters
+// (PostgreSQL's text cannot hold NUL; the others are surely mistakes).
+absl::Status ValidateIdempotencyKey(absl::string_view key) {
+  if (key.size() > kMaxIdempotencyKeyBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "idempotency_key is longer than ", kMaxIdempotencyKeyBytes, " bytes"));
+  }
+  if (!util::IsValidUtf8(key)) {
+    return absl::InvalidArgumentError("idempotency_key is not valid UTF-8");
+  }
+  for (size_t i = 0; i < key.size(); ++i) {
+    const auto c = static_cast<unsigned char>(key[i]);
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("idempotency_key has a control character (byte 0x",
+                       absl::Hex(c, absl::kZeroPad2), ") at offset ", i));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Validates one event and turns it into an item for the writer.
 absl::StatusOr<ingest::EmitItem> BuildItem(
     const v1::EmitRequest& req, const store::SenderRef& sender,
@@ -41,10 +63,7 @@ absl::StatusOr<ingest::EmitItem> BuildItem(
         "\" may not emit into project \"", req.project().substr(0, 128), "\""));
   }
   RIO_RETURN_IF_ERROR(util::ValidateName("event", req.event()));
-  if (req.idempotency_key().size() > kMaxIdempotencyKeyBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "idempotency_key is longer than ", kMaxIdempotencyKeyBytes, " bytes"));
-  }
+  RIO_RETURN_IF_ERROR(ValidateIdempotencyKey(req.idempotency_key()));
   std::string payload;
   switch (req.body_case()) {
     case v1::EmitRequest::kPayloadJson:
@@ -191,7 +210,7 @@ std::unique_ptr<grpc::Service> RegisterEmitService(CqServer& server,
         }
         std::vector<ingest::EmitItem> items;
         items.push_back(std::move(*item));
-        deps.writer->Submit(
+        absl::Status queued = deps.writer->Submit(
             std::move(items),
             [reply, counters](
                 absl::StatusOr<std::vector<ingest::EmitResult>> results) {
@@ -202,6 +221,10 @@ std::unique_ptr<grpc::Service> RegisterEmitService(CqServer& server,
               counters->Accepted(kMethod, *results);
               reply(ToResponse(results->front()));
             });
+        if (!queued.ok()) {
+          counters->Rejected(kMethod, queued);
+          reply(queued);
+        }
       });
 
   server.AddUnary<Service, v1::EmitBatchRequest, v1::EmitBatchResponse>(
@@ -237,7 +260,7 @@ std::unique_ptr<grpc::Service> RegisterEmitService(CqServer& server,
           }
           items.push_back(std::move(*item));
         }
-        deps.writer->Submit(
+        absl::Status queued = deps.writer->Submit(
             std::move(items),
             [reply, counters](
                 absl::StatusOr<std::vector<ingest::EmitResult>> results) {
@@ -252,6 +275,7 @@ std::unique_ptr<grpc::Service> RegisterEmitService(CqServer& server,
               }
               reply(response);
             });
+        if (!queued.ok()) reject(queued);
       });
 
   server.RegisterService(s);

@@ -80,6 +80,14 @@ void TailHub::Subscribe(Filter filter, std::shared_ptr<Stream> stream) {
                                 "the server is shutting down"));
     return;
   }
+  RemoveClosedLocked();
+  if (subscribers_.size() >= static_cast<size_t>(options_.max_streams)) {
+    stream->Finish(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("the limit of ", options_.max_streams,
+                     " open tail streams (--max_tail_streams) is reached")));
+    return;
+  }
   subscribers_.push_back(Subscriber{std::move(filter), std::move(stream)});
   open_.store(static_cast<int>(subscribers_.size()));
 }
@@ -88,12 +96,7 @@ void TailHub::Publish(const std::vector<dispatch::AttemptOutcome>& batch) {
   if (open_.load(std::memory_order_relaxed) == 0) return;
   auto catalog = catalog_->snapshot();
   absl::MutexLock lock(&mu_);
-  // Streams whose client went away leave here.
-  subscribers_.erase(
-      std::remove_if(subscribers_.begin(), subscribers_.end(),
-                     [](const Subscriber& s) { return !s.stream->open(); }),
-      subscribers_.end());
-  open_.store(static_cast<int>(subscribers_.size()));
+  RemoveClosedLocked();
   for (const dispatch::AttemptOutcome& o : batch) {
     if (!o.attempted) continue;
     auto handler = catalog->handlers_by_id.find(o.handler_id);
@@ -105,6 +108,14 @@ void TailHub::Publish(const std::vector<dispatch::AttemptOutcome>& batch) {
       s.stream->Write(*response);
     }
   }
+}
+
+void TailHub::RemoveClosedLocked() {
+  subscribers_.erase(
+      std::remove_if(subscribers_.begin(), subscribers_.end(),
+                     [](const Subscriber& s) { return !s.stream->open(); }),
+      subscribers_.end());
+  open_.store(static_cast<int>(subscribers_.size()));
 }
 
 void TailHub::Close() {
@@ -166,7 +177,8 @@ void AddTailMethod(CqServer& server, v1::DeliveryService::AsyncService* service,
         hub->Subscribe(
             TailHub::Filter{req.project(), req.handler_id(), req.event()},
             std::move(stream));
-      });
+      },
+      hub->options().max_stream_bytes);
 }
 
 }  // namespace rio::api

@@ -30,7 +30,18 @@ class TailHub {
     std::string event;       // empty: any
   };
 
-  explicit TailHub(store::Catalog* catalog) : catalog_(catalog) {}
+  struct Options {
+    // Most tail streams open at once; one more gets RESOURCE_EXHAUSTED.
+    int max_streams = 32;
+    // Most bytes of messages waiting for one slow client; beyond it its
+    // stream ends with RESOURCE_EXHAUSTED.
+    size_t max_stream_bytes = 4 << 20;
+  };
+
+  TailHub(store::Catalog* catalog, Options options)
+      : catalog_(catalog), options_(options) {}
+
+  const Options& options() const { return options_; }
 
   void Subscribe(Filter filter, std::shared_ptr<Stream> stream);
   // Offers committed outcomes to the streams (the outcome writer's thread).
@@ -46,7 +57,11 @@ class TailHub {
     std::shared_ptr<Stream> stream;
   };
 
+  // Streams whose client went away leave here.
+  void RemoveClosedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   store::Catalog* const catalog_;
+  const Options options_;
   std::atomic<int> open_{0};
   absl::Mutex mu_;
   std::vector<Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);

@@ -17,12 +17,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/dispatch/request.h"
+#include "server/util/utf8.h"
 
 namespace rio::dispatch {
 namespace {
 
+// What is kept of a response. Once the body passes kMaxResponseBody the
+// transfer stops: the status decides the attempt, and a receiver cannot make
+// Rio read an endless body.
 constexpr size_t kMaxResponseBody = 64 * 1024;
 constexpr size_t kMaxResponseHeaders = 16 * 1024;
+// Beyond these the response is refused (ErrorClass::kInvalidResponse).
+constexpr size_t kMaxResponseHeaderBytes = 64 * 1024;
+constexpr int kMaxInterimResponses = 10;
 // Room for a usual response's header block in one allocation.
 constexpr size_t kResponseHeadersGuess = 256;
 // Room for the headers Rio sets itself, handler headers come on top.
@@ -90,6 +97,14 @@ struct Dispatcher::Transfer {
   std::string response_body;
   char error[CURL_ERROR_SIZE] = {0};
   absl::Time start;
+  // Header bytes and status lines read so far, over every header block.
+  size_t header_bytes = 0;
+  int status_lines = 0;
+  // Why Rio stopped reading, when it did (the transfer then ends with
+  // CURLE_WRITE_ERROR).
+  enum class Stop { kNo, kBodyKept, kRefused };
+  Stop stop = Stop::kNo;
+  const char* refusal = "";
 
   void AddHeader(absl::string_view name, absl::string_view value,
                  bool secret = false) {
@@ -135,22 +150,45 @@ struct Dispatcher::Transfer {
     response_headers.clear();
     response_body.clear();
     error[0] = '\0';
+    header_bytes = 0;
+    status_lines = 0;
+    stop = Stop::kNo;
+    refusal = "";
   }
 
   static size_t OnBody(char* data, size_t size, size_t n, void* self) {
     auto* t = static_cast<Transfer*>(self);
     size_t len = size * n;
     size_t room = kMaxResponseBody - t->response_body.size();
+    if (room == 0) {
+      // Enough is kept; the rest is not worth the wait.
+      t->stop = Stop::kBodyKept;
+      return 0;
+    }
     t->response_body.append(data, std::min(len, room));
     return len;
+  }
+
+  // Returning anything but the length makes curl end the transfer.
+  size_t Refuse(const char* why) {
+    stop = Stop::kRefused;
+    refusal = why;
+    return 0;
   }
 
   static size_t OnHeader(char* data, size_t size, size_t n, void* self) {
     auto* t = static_cast<Transfer*>(self);
     size_t len = size * n;
     absl::string_view line(data, len);
+    t->header_bytes += len;
+    if (t->header_bytes > kMaxResponseHeaderBytes) {
+      return t->Refuse("the response headers exceed 64 KiB");
+    }
     // A new status line starts a new header block (e.g. after 1xx).
     if (absl::StartsWith(line, "HTTP/")) {
+      if (++t->status_lines > kMaxInterimResponses) {
+        return t->Refuse("more than 10 interim (1xx) responses");
+      }
       t->response_headers.clear();
       t->response_headers.reserve(kResponseHeadersGuess);
     }
@@ -205,19 +243,52 @@ void Dispatcher::Wake() {
   if (write(wake_fd_, &one, sizeof(one)) < 0) return;
 }
 
-void Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
+std::vector<DeliveryJob> Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
+  std::vector<DeliveryJob> refused;
+  const int backlog = static_cast<int>(
+      std::min<size_t>(sink_->Backlog(), static_cast<size_t>(INT_MAX / 2)));
   {
     absl::MutexLock lock(&mu_);
     for (DeliveryJob& job : jobs) {
-      // Already here (claimed again after a long wait): not twice.
-      if (!held_.insert(job.delivery_id).second) continue;
+      if (held_.contains(job.delivery_id)) continue;  // claimed again, say
+      const int64_t bytes = static_cast<int64_t>(job.payload->size());
       std::deque<DeliveryJob>& queue = waiting_[job.handler->id];
+      const auto in_flight = in_flight_by_handler_.find(job.handler->id);
+      const int of_handler =
+          static_cast<int>(queue.size()) +
+          (in_flight == in_flight_by_handler_.end() ? 0 : in_flight->second);
+      if (stopping_ ||
+          in_flight_ + waiting_count_ + backlog >= options_.max_queued ||
+          of_handler >= options_.max_queued_per_handler ||
+          (held_bytes_ + bytes > options_.max_queued_bytes && !held_.empty())) {
+        if (queue.empty()) waiting_.erase(job.handler->id);
+        refused.push_back(std::move(job));
+        continue;
+      }
+      held_.insert(job.delivery_id);
+      held_bytes_ += bytes;
       if (queue.empty()) ready_handlers_.push_back(job.handler->id);
       queue.push_back(std::move(job));
       ++waiting_count_;
     }
   }
   Wake();
+  return refused;
+}
+
+std::vector<std::string> Dispatcher::FullHandlers() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> full;
+  // A handler's jobs in flight are capped far below its queue bound, so a
+  // full handler always has jobs waiting.
+  for (const auto& [id, queue] : waiting_) {
+    const auto in_flight = in_flight_by_handler_.find(id);
+    const int held =
+        static_cast<int>(queue.size()) +
+        (in_flight == in_flight_by_handler_.end() ? 0 : in_flight->second);
+    if (held >= options_.max_queued_per_handler) full.push_back(id);
+  }
+  return full;
 }
 
 bool Dispatcher::Holds(const std::string& delivery_id) const {
@@ -226,9 +297,13 @@ bool Dispatcher::Holds(const std::string& delivery_id) const {
 }
 
 int Dispatcher::Room() const {
+  const int backlog = static_cast<int>(
+      std::min<size_t>(sink_->Backlog(), static_cast<size_t>(INT_MAX / 2)));
   absl::MutexLock lock(&mu_);
-  if (stopping_) return 0;
-  return std::max(0, options_.max_in_flight - in_flight_ - waiting_count_);
+  if (stopping_ || held_bytes_ >= options_.max_queued_bytes) return 0;
+  const int held = in_flight_ + waiting_count_;
+  return std::max(0, std::min(options_.max_in_flight - held,
+                              options_.max_queued - held - backlog));
 }
 
 std::vector<DeliveryJob> Dispatcher::Stop(absl::Duration grace) {
@@ -248,6 +323,7 @@ std::vector<DeliveryJob> Dispatcher::Stop(absl::Duration grace) {
   ready_handlers_.clear();
   waiting_count_ = 0;
   held_.clear();
+  held_bytes_ = 0;
   return std::move(unfinished_);
 }
 
@@ -540,6 +616,20 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
   o.duration_us = absl::ToInt64Microseconds(now - t->start);
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  AttemptResult result;
+  if (code == CURLE_WRITE_ERROR && t->stop == Transfer::Stop::kBodyKept) {
+    // Rio stopped reading a long body: the status line says how it went.
+    code = CURLE_OK;
+  } else if (code == CURLE_WRITE_ERROR && t->stop == Transfer::Stop::kRefused) {
+    result.invalid_response = t->refusal;
+  } else if (code == CURLE_UNSUPPORTED_PROTOCOL) {
+    // The URL's scheme was checked when the handler was saved, so after a
+    // connection this means the reply was not HTTP/1.x (curl reads it as
+    // HTTP/0.9, which it refuses).
+    curl_off_t connected = 0;
+    curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connected);
+    if (connected > 0) result.invalid_response = "the reply is not HTTP";
+  }
   curl_off_t dns = 0, connect = 0, tls = 0, first_byte = 0, total = 0;
   curl_easy_getinfo(easy, CURLINFO_NAMELOOKUP_TIME_T, &dns);
   curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect);
@@ -555,11 +645,15 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
   o.request_headers = std::move(t->request_headers);
   o.response_headers = std::move(t->response_headers);
   o.response_body = std::move(t->response_body);
-  if (code != CURLE_OK) {
+  if (!result.invalid_response.empty()) {
+    o.error_message = result.invalid_response;
+  } else if (code != CURLE_OK) {
     o.error_message = t->error[0] != '\0' ? t->error : curl_easy_strerror(code);
   }
+  // Receivers' bytes may be anything; what is recorded is valid text.
+  util::MakeStorableText(&o.response_headers);
+  util::MakeStorableText(&o.error_message);
 
-  AttemptResult result;
   result.curl_code = code;
   result.http_status = o.status_code;
   for (absl::string_view line :
@@ -586,6 +680,7 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
     absl::MutexLock lock(&mu_);
     --in_flight_;
     held_.erase(t->job.delivery_id);
+    held_bytes_ -= static_cast<int64_t>(t->job.payload->size());
     auto it = in_flight_by_handler_.find(t->job.handler->id);
     if (it != in_flight_by_handler_.end() && --it->second == 0) {
       in_flight_by_handler_.erase(it);

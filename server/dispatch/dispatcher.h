@@ -10,6 +10,10 @@
 // transfers that may run now (its timeouts count time spent queued inside it).
 // Each finished attempt becomes an AttemptOutcome for the OutcomeSink.
 //
+// What it holds is bounded (jobs, jobs per handler, payload bytes): Submit
+// refuses what does not fit, and the caller hands those deliveries back to
+// PostgreSQL, where they wait until there is room (Scheduler::Requeue).
+//
 // The loop is event-driven (curl's socket API): it waits in epoll for the
 // sockets curl asks it to watch, an eventfd that Submit and Stop signal, and
 // curl's timer (connect and transfer timeouts), then lets curl act on just
@@ -54,6 +58,10 @@ class OutcomeSink {
     (void)delivery_id;
     return false;
   }
+  // Outcomes recorded and not yet written: they count against the
+  // dispatcher's bound on what it holds, so a slow database cannot make
+  // recorded outcomes pile up without limit.
+  virtual size_t Backlog() const { return 0; }
 };
 
 // "scheme://host:port" of a URL as written (the part before the path,
@@ -66,6 +74,13 @@ class Dispatcher {
     int max_in_flight = 256;
     int max_per_handler = 32;
     int max_per_host = 64;
+    // Most jobs held (waiting or in flight, plus the sink's backlog of
+    // outcomes not yet written), in all and per handler, and most payload
+    // bytes they hold (a job that alone is larger is taken when nothing else
+    // is held).
+    int max_queued = 1024;
+    int max_queued_per_handler = 256;
+    int64_t max_queued_bytes = int64_t{64} << 20;
     absl::Duration connect_timeout = absl::Seconds(5);
     std::string user_agent = "rio";
   };
@@ -75,11 +90,18 @@ class Dispatcher {
 
   void Start();
 
-  // Queues jobs; they start as soon as limits allow.
-  void Submit(std::vector<DeliveryJob> jobs);
+  // Queues the jobs that fit under the max_queued* bounds; they start as
+  // soon as the in-flight limits allow. Returns the others (a job already
+  // held is neither queued twice nor returned).
+  [[nodiscard]] std::vector<DeliveryJob> Submit(std::vector<DeliveryJob> jobs);
 
-  // How many more jobs could start now without queueing.
+  // How many more jobs could start now without queueing (0 while the held
+  // payload bytes are at their bound).
   int Room() const;
+
+  // Handlers holding max_queued_per_handler jobs: Submit refuses more of
+  // theirs, so they are not worth claiming.
+  std::vector<std::string> FullHandlers() const;
 
   // Whether the delivery is waiting or in flight here.
   bool Holds(const std::string& delivery_id) const;
@@ -138,6 +160,8 @@ class Dispatcher {
   // Delivery ids of every job waiting or in flight.
   absl::flat_hash_set<std::string> held_ ABSL_GUARDED_BY(mu_);
   int waiting_count_ ABSL_GUARDED_BY(mu_) = 0;
+  // Payload bytes of the jobs waiting or in flight.
+  int64_t held_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time stop_deadline_ ABSL_GUARDED_BY(mu_);
   std::vector<DeliveryJob> unfinished_ ABSL_GUARDED_BY(mu_);

@@ -82,6 +82,18 @@ std::vector<DeliveryJob> Jobs(
 
 RetryPolicy Policy() { return RetryPolicy({absl::Seconds(5)}); }
 
+// Submits jobs that must all fit.
+void SubmitAll(Dispatcher& dispatcher, std::vector<DeliveryJob> jobs) {
+  EXPECT_TRUE(dispatcher.Submit(std::move(jobs)).empty());
+}
+
+// Delivery ids of `jobs`, in order.
+std::vector<std::string> Ids(const std::vector<DeliveryJob>& jobs) {
+  std::vector<std::string> ids;
+  for (const DeliveryJob& job : jobs) ids.push_back(job.delivery_id);
+  return ids;
+}
+
 // A receiver's handler that reads the request and never answers.
 ReceiverReply NeverAnswer(const ReceivedRequest&, int) {
   ReceiverReply reply;
@@ -103,8 +115,8 @@ TEST(Dispatcher, DeliversEveryJobWithItsOwnRequest) {
   auto with_header = Handler("a", receiver.Url("/a"), {{"X-Custom", "v1"}});
   auto without = Handler("b", receiver.Url("/b"));
   constexpr int kEach = 100;
-  dispatcher.Submit(Jobs(with_header, kEach, "a"));
-  dispatcher.Submit(Jobs(without, kEach, "b"));
+  SubmitAll(dispatcher, Jobs(with_header, kEach, "a"));
+  SubmitAll(dispatcher, Jobs(without, kEach, "b"));
 
   ASSERT_TRUE(sink.WaitFor(2 * kEach));
   for (const AttemptOutcome& o : sink.Outcomes()) {
@@ -141,8 +153,8 @@ TEST(Dispatcher, AReceiverThatNeverAnswersTimesOut) {
   RecordingSink sink;
   Dispatcher dispatcher(Dispatcher::Options(), Policy(), &sink);
   dispatcher.Start();
-  dispatcher.Submit(
-      Jobs(Handler("h", receiver.Url(), {}, /*timeout_ms=*/300), 1, "t"));
+  SubmitAll(dispatcher,
+            Jobs(Handler("h", receiver.Url(), {}, /*timeout_ms=*/300), 1, "t"));
 
   ASSERT_TRUE(sink.WaitFor(1));
   const AttemptOutcome o = sink.Outcomes()[0];
@@ -169,7 +181,7 @@ TEST(Dispatcher, StopReturnsQueuedAndAbortedJobsAfterTheGrace) {
   options.max_per_handler = 2;
   Dispatcher dispatcher(options, Policy(), &sink);
   dispatcher.Start();
-  dispatcher.Submit(Jobs(Handler("h", receiver.Url()), 5, "s"));
+  SubmitAll(dispatcher, Jobs(Handler("h", receiver.Url()), 5, "s"));
 
   ASSERT_TRUE(receiver.WaitForCount(2));
   EXPECT_EQ(dispatcher.InFlight(), 2);
@@ -201,7 +213,8 @@ TEST(Dispatcher, HandlersOnOneHostShareItsCap) {
   Dispatcher dispatcher(options, Policy(), &sink);
   dispatcher.Start();
   for (const char* name : {"x", "y", "z"}) {
-    dispatcher.Submit(
+    SubmitAll(
+        dispatcher,
         Jobs(Handler(name, receiver.Url(absl::StrCat("/", name))), 4, name));
   }
 
@@ -210,6 +223,58 @@ TEST(Dispatcher, HandlersOnOneHostShareItsCap) {
   EXPECT_EQ(dispatcher.Room(), 0);
   EXPECT_EQ(dispatcher.Stop(absl::ZeroDuration()).size(), 12u);
   EXPECT_EQ(receiver.Count(), 3u);
+}
+
+// What the dispatcher holds is bounded: jobs beyond max_queued, beyond a
+// handler's max_queued_per_handler or beyond max_queued_bytes of payload are
+// handed back, and a full handler is named so that none of its deliveries
+// are claimed.
+TEST(Dispatcher, SubmitHandsBackWhatDoesNotFit) {
+  Receiver receiver(NeverAnswer);
+  ASSERT_TRUE(receiver.Start().ok());
+  RecordingSink sink;
+  Dispatcher::Options options;
+  options.max_in_flight = 4;
+  options.max_per_handler = 2;
+  options.max_queued = 6;
+  options.max_queued_per_handler = 4;
+  Dispatcher dispatcher(options, Policy(), &sink);
+  dispatcher.Start();
+
+  std::vector<DeliveryJob> refused =
+      dispatcher.Submit(Jobs(Handler("a", receiver.Url("/a")), 5, "a"));
+  EXPECT_EQ(Ids(refused), std::vector<std::string>{"a-d4"});
+  EXPECT_EQ(dispatcher.FullHandlers(), std::vector<std::string>{"a"});
+  // Submitting what is held already neither queues nor refuses it.
+  EXPECT_TRUE(dispatcher.Submit(Jobs(Handler("a", receiver.Url("/a")), 1, "a"))
+                  .empty());
+  refused = dispatcher.Submit(Jobs(Handler("b", receiver.Url("/b")), 3, "b"));
+  EXPECT_EQ(Ids(refused), std::vector<std::string>{"b-d2"});
+  EXPECT_FALSE(dispatcher.Holds("b-d2"));
+  EXPECT_TRUE(dispatcher.Holds("b-d1"));
+  ASSERT_TRUE(receiver.WaitForCount(4));
+  EXPECT_EQ(dispatcher.Room(), 0);
+  EXPECT_EQ(dispatcher.Stop(absl::ZeroDuration()).size(), 6u);
+}
+
+TEST(Dispatcher, PayloadBytesAreBounded) {
+  Receiver receiver(NeverAnswer);
+  ASSERT_TRUE(receiver.Start().ok());
+  RecordingSink sink;
+  Dispatcher::Options options;
+  options.max_queued_bytes = 23;  // each payload of Jobs() is 7 bytes
+  Dispatcher dispatcher(options, Policy(), &sink);
+  dispatcher.Start();
+  std::vector<DeliveryJob> refused =
+      dispatcher.Submit(Jobs(Handler("h", receiver.Url()), 4, "s"));
+  EXPECT_EQ(Ids(refused), (std::vector<std::string>{"s-d3"}));
+  EXPECT_EQ(dispatcher.Room(), options.max_in_flight - 3);
+  // One more brings the bytes to the bound: no room, whatever the count.
+  std::vector<DeliveryJob> big = Jobs(Handler("h", receiver.Url()), 1, "big");
+  big[0].payload = std::make_shared<const std::string>("{}");
+  EXPECT_TRUE(dispatcher.Submit(std::move(big)).empty());
+  EXPECT_EQ(dispatcher.Room(), 0);
+  EXPECT_EQ(dispatcher.Stop(absl::ZeroDuration()).size(), 4u);
 }
 
 TEST(Dispatcher, OriginIsSchemeHostAndPort) {
@@ -233,7 +298,7 @@ TEST(Dispatcher, StopLetsATransferInFlightFinish) {
   RecordingSink sink;
   Dispatcher dispatcher(Dispatcher::Options(), Policy(), &sink);
   dispatcher.Start();
-  dispatcher.Submit(Jobs(Handler("h", receiver.Url()), 1, "g"));
+  SubmitAll(dispatcher, Jobs(Handler("h", receiver.Url()), 1, "g"));
   ASSERT_TRUE(receiver.WaitForCount(1));
 
   const absl::Time start = absl::Now();

@@ -33,14 +33,14 @@ class MetricsSink : public OutcomeSink {
   bool Holds(const std::string& delivery_id) const override {
     return next_->Holds(delivery_id);
   }
+  size_t Backlog() const override { return next_->Backlog(); }
 
  private:
   enum Outcome { kSucceeded, kRetry, kFailed, kCancelled, kOutcomes };
 
   OutcomeSink* const next_;
   std::array<util::Counter*, kOutcomes> attempts_{};
-  static constexpr int kErrorClasses =
-      static_cast<int>(ErrorClass::kLast) + 1;
+  static constexpr int kErrorClasses = static_cast<int>(ErrorClass::kLast) + 1;
   // By ErrorClass; [kNone] is unused.
   std::array<util::Counter*, kErrorClasses> errors_{};
   // By Outcome; [kRetry] is unused.

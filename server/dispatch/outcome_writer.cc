@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/util/status_macros.h"
+#include "server/util/utf8.h"
 
 namespace rio::dispatch {
 namespace {
@@ -52,6 +53,11 @@ void OutcomeWriter::Record(AttemptOutcome outcome) {
 bool OutcomeWriter::Holds(const std::string& delivery_id) const {
   absl::MutexLock lock(&mu_);
   return unwritten_.contains(delivery_id);
+}
+
+size_t OutcomeWriter::Backlog() const {
+  absl::MutexLock lock(&mu_);
+  return unwritten_.size();
 }
 
 void OutcomeWriter::Stop(absl::Duration deadline) {
@@ -132,30 +138,12 @@ void OutcomeWriter::Loop() {
       }
     }
     if (conn != nullptr && conn->ok()) status = Write(*conn, batch);
-    if (!status.ok() && !absl::IsUnavailable(status) && batch.size() > 1) {
-      // A row the database refuses must not hold up the others: write them
-      // one by one and drop the refused ones (their deliveries are sent again
-      // once the lease lapses, so nothing is lost).
-      std::vector<AttemptOutcome> kept;
-      for (AttemptOutcome& o : batch) {
-        std::vector<AttemptOutcome> one;
-        one.push_back(std::move(o));
-        absl::Status single = Write(*conn, one);
-        if (absl::IsUnavailable(single)) {
-          kept.push_back(std::move(one.front()));
-          continue;
-        }
-        if (!single.ok()) {
-          std::fprintf(stderr,
-                       "rio-server: dropped the outcome of delivery %s: %s\n",
-                       one.front().delivery_id.c_str(),
-                       std::string(single.message()).c_str());
-        }
-        Forget(one);  // written or dropped
-      }
-      status = kept.empty() ? absl::OkStatus()
-                            : absl::UnavailableError("database unavailable");
-      batch = std::move(kept);
+    if (!status.ok() && !absl::IsUnavailable(status)) {
+      // The database refused a row: find it, so that it cannot hold up the
+      // others or be retried forever.
+      batch = WriteOneByOne(*conn, std::move(batch));
+      status = batch.empty() ? absl::OkStatus()
+                             : absl::UnavailableError("database unavailable");
     }
     if (status.ok()) {
       if (earliest != absl::InfiniteFuture() && on_retry_scheduled_) {
@@ -173,6 +161,55 @@ void OutcomeWriter::Loop() {
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(2));
   }
+}
+
+std::vector<AttemptOutcome> OutcomeWriter::WriteOneByOne(
+    store::PgConnection& conn, std::vector<AttemptOutcome> batch) {
+  std::vector<AttemptOutcome> kept;
+  for (AttemptOutcome& o : batch) {
+    std::vector<AttemptOutcome> one;
+    one.push_back(std::move(o));
+    absl::Status status = Write(conn, one);
+    if (!status.ok() && !absl::IsUnavailable(status)) {
+      std::fprintf(stderr,
+                   "rio-server: the database refused the outcome of delivery "
+                   "%s (%s); recording it without the receiver's reply\n",
+                   one.front().delivery_id.c_str(),
+                   std::string(status.message()).c_str());
+      const std::string original = one.front().delivery_id;
+      one.front() = Quarantined(std::move(one.front()), status);
+      status = Write(conn, one);
+      if (!status.ok() && !absl::IsUnavailable(status)) {
+        // Nothing of it can be written: its lease lapses and it is sent
+        // again, as after a crash.
+        std::fprintf(stderr,
+                     "rio-server: dropped the outcome of delivery %s: %s\n",
+                     original.c_str(), std::string(status.message()).c_str());
+        status = absl::OkStatus();
+      }
+    }
+    if (absl::IsUnavailable(status)) {
+      kept.push_back(std::move(one.front()));
+      continue;
+    }
+    if (on_written_) on_written_(one);
+    Forget(one);  // written, or dropped
+  }
+  return kept;
+}
+
+AttemptOutcome Quarantined(AttemptOutcome o, const absl::Status& refusal) {
+  o.request_headers.clear();
+  o.response_headers.clear();
+  o.response_body.clear();
+  // The delivery moves on as its policy decided; only the attempt's record
+  // says what happened to it.
+  o.decision.error_class = ErrorClass::kInternalError;
+  o.error_message =
+      absl::StrCat("the attempt could not be recorded as made (",
+                   refusal.message(), "); the receiver's reply was not kept");
+  util::MakeStorableText(&o.error_message);
+  return o;
 }
 
 void OutcomeWriter::Forget(const std::vector<AttemptOutcome>& batch) {
@@ -213,9 +250,12 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
     d_status.Add(DeliveryStatus(o));
     d_attempts.Add(int64_t{o.attempted ? o.attempt : o.attempt - 1});
     // Only a retry has a next attempt; a finished delivery keeps its time.
-    d_next.Add(absl::ToUnixMicros(o.decision.verdict == Verdict::kRetry
-                                      ? o.decision.next_attempt_time
-                                      : o.start_time));
+    // Kept within what a timestamp column holds whatever the policy says.
+    d_next.Add(absl::ToUnixMicros(
+        o.decision.verdict == Verdict::kRetry
+            ? std::min(o.decision.next_attempt_time,
+                       o.start_time + kMaxRetryDelay + absl::Hours(24))
+            : o.start_time));
     if (o.attempted) {
       d_code.Add(int64_t{o.status_code});
       d_class.Add(error_class);

@@ -6,9 +6,11 @@
 // moderate rates do not cost PostgreSQL a transaction per call.
 //
 // Outcomes are never dropped: when the database is unavailable the batch is
-// kept and retried. If the process dies first, the deliveries are still
-// leased to it and are sent again once its heartbeat goes stale
-// (at-least-once).
+// kept and retried. A row the database refuses for what is in it is found by
+// writing the batch one by one, and recorded without the receiver's reply
+// (Quarantined), so no outcome can block the others or be retried forever. If
+// the process dies first, the deliveries are still leased to it and are sent
+// again once its heartbeat goes stale (at-least-once).
 //
 // Thread-safety: Record from any thread; Start/Stop from one.
 #ifndef RIO_SERVER_DISPATCH_OUTCOME_WRITER_H_
@@ -36,6 +38,12 @@ struct HealthPolicy {
   absl::Duration span = absl::Hours(24);
 };
 
+// `o` as it is recorded when the database refused its row (its receiver's
+// bytes, say): the attempt keeps its number, times and status code, gets
+// ErrorClass::kInternalError and a message saying why, and loses the reply;
+// the delivery moves on as o.decision says.
+AttemptOutcome Quarantined(AttemptOutcome o, const absl::Status& refusal);
+
 class OutcomeWriter : public OutcomeSink {
  public:
   // `on_retry_scheduled(t)` is called after a commit that scheduled a retry
@@ -51,12 +59,18 @@ class OutcomeWriter : public OutcomeSink {
   void Start();
   void Record(AttemptOutcome outcome) override;
   bool Holds(const std::string& delivery_id) const override;
+  size_t Backlog() const override;
   // Writes everything recorded so far (retrying for up to `deadline`) and
   // joins the thread.
   void Stop(absl::Duration deadline);
 
  private:
   void Loop();
+  // Writes each outcome of `batch` in a transaction of its own; one the
+  // database refuses is written again as Quarantined(). Returns the outcomes
+  // that could not be written because the database is unavailable.
+  std::vector<AttemptOutcome> WriteOneByOne(store::PgConnection& conn,
+                                            std::vector<AttemptOutcome> batch);
   // The outcomes of `batch` are written (or dropped): not held any more.
   void Forget(const std::vector<AttemptOutcome>& batch);
   absl::Status Write(store::PgConnection& conn,

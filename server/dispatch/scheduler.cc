@@ -12,6 +12,13 @@
 #include "server/util/status_macros.h"
 
 namespace rio::dispatch {
+namespace {
+
+// Most refused deliveries waiting to be handed back; beyond it their leases
+// simply lapse.
+constexpr size_t kMaxRequeued = 100000;
+
+}  // namespace
 
 Scheduler::Scheduler(Options options, std::string database_url,
                      store::Catalog* catalog, Dispatcher* dispatcher,
@@ -31,7 +38,17 @@ absl::Status Scheduler::Start() {
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return absl::InternalError("eventfd failed");
   RIO_ASSIGN_OR_RETURN(conn_, store::PgConnection::Connect(url_));
+  RIO_RETURN_IF_ERROR(LockInstanceId(*conn_));
   RIO_RETURN_IF_ERROR(Heartbeat(*conn_));
+  // Leases of an earlier process with this id (killed, or stopped without
+  // releasing): nobody is sending those deliveries now.
+  RIO_RETURN_IF_ERROR(
+      conn_
+          ->Exec("UPDATE deliveries SET next_attempt_time = now(), "
+                 "update_time = now() WHERE lease_owner = $1 AND status = "
+                 "'PENDING' AND next_attempt_time > now()",
+                 {options_.instance_id})
+          .status());
   RIO_RETURN_IF_ERROR(conn_->Exec("LISTEN rio_due").status());
   thread_ = std::thread(&Scheduler::Loop, this);
   return absl::OkStatus();
@@ -56,6 +73,44 @@ void Scheduler::PokeRecoveries() {
   (void)!write(wake_fd_, &one, sizeof(one));
 }
 
+void Scheduler::Requeue(std::vector<DeliveryJob> jobs) {
+  if (jobs.empty()) return;
+  {
+    absl::MutexLock lock(&mu_);
+    // Ids only: a bounded cost however long the database is away.
+    for (DeliveryJob& job : jobs) {
+      if (requeue_.size() >= kMaxRequeued) break;  // their leases lapse
+      requeue_.push_back(std::move(job.delivery_id));
+    }
+  }
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+absl::Status Scheduler::WriteRequeued(store::PgConnection& conn) {
+  std::vector<std::string> ids;
+  {
+    absl::MutexLock lock(&mu_);
+    ids.swap(requeue_);
+  }
+  if (ids.empty()) return absl::OkStatus();
+  store::PgArray array;
+  for (const std::string& id : ids) array.Add(id);
+  absl::Status written =
+      conn.Exec(
+              "UPDATE deliveries SET lease_owner = NULL, next_attempt_time = "
+              "now(), update_time = now() WHERE id = ANY($1::uuid[]) AND "
+              "lease_owner = $2 AND status = 'PENDING'",
+              {std::move(array).Finish(), options_.instance_id})
+          .status();
+  if (!written.ok()) {
+    absl::MutexLock lock(&mu_);
+    requeue_.insert(requeue_.end(), std::make_move_iterator(ids.begin()),
+                    std::make_move_iterator(ids.end()));
+  }
+  return written;
+}
+
 void Scheduler::Stop() {
   if (stopping_.exchange(true)) return;
   if (wake_fd_ >= 0) {
@@ -63,6 +118,26 @@ void Scheduler::Stop() {
     (void)!write(wake_fd_, &one, sizeof(one));
   }
   if (thread_.joinable()) thread_.join();
+}
+
+absl::Status Scheduler::LockInstanceId(store::PgConnection& conn) {
+  // A process killed a moment ago may hold it until PostgreSQL sees its
+  // connection close.
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  for (;;) {
+    RIO_ASSIGN_OR_RETURN(
+        store::PgResult locked,
+        conn.Exec("SELECT pg_try_advisory_lock(hashtext('rio-instance:' || "
+                  "$1))",
+                  {options_.instance_id}));
+    if (locked.GetBool(0, 0)) return absl::OkStatus();
+    if (absl::Now() >= deadline) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("another rio-server is running with --instance_id=",
+                       options_.instance_id, "; each instance needs its own"));
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
 }
 
 absl::Status Scheduler::Heartbeat(store::PgConnection& conn) {
@@ -75,12 +150,15 @@ absl::Status Scheduler::Heartbeat(store::PgConnection& conn) {
 }
 
 absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
+  store::PgArray full;
+  for (const std::string& id : dispatcher_->FullHandlers()) full.Add(id);
   RIO_ASSIGN_OR_RETURN(
       store::PgResult r,
       conn.ExecPrepared(
           "WITH due AS ("
           "  SELECT d.id FROM deliveries d"
           "  WHERE d.status = 'PENDING' AND d.next_attempt_time <= now()"
+          "    AND d.handler_id <> ALL($4::uuid[])"
           // Its own leases too: a delivery committed by this instance whose
           // hand-over to the dispatcher was lost (an error after commit)
           // would otherwise wait for as long as the instance lives.
@@ -100,7 +178,7 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
           "m.event, m.payload, d.manual",
           {options_.instance_id,
            absl::StrCat(absl::ToDoubleSeconds(options_.lease_timeout)),
-           absl::StrCat(room)}));
+           absl::StrCat(room), std::move(full).Finish()}));
   if (r.rows() == 0) return 0;
   auto snapshot = catalog_->snapshot();
   std::vector<DeliveryJob> jobs;
@@ -142,7 +220,8 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
     job.handler = handler->second;
     jobs.push_back(std::move(job));
   }
-  dispatcher_->Submit(std::move(jobs));
+  std::vector<DeliveryJob> refused = dispatcher_->Submit(std::move(jobs));
+  if (!refused.empty()) Requeue(std::move(refused));
   return r.rows();
 }
 
@@ -155,6 +234,13 @@ void Scheduler::Loop() {
     store::PgConnection& conn = *conn_;
     bool healthy = conn.ok();
     if (!healthy && conn.Reconnect().ok()) {
+      // The lock went with the old session. Another process could have
+      // taken the id meanwhile only if started by mistake with the same id.
+      if (!LockInstanceId(conn).ok()) {
+        std::fprintf(stderr,
+                     "rio-server: another process holds --instance_id=%s\n",
+                     options_.instance_id.c_str());
+      }
       healthy = conn.Exec("LISTEN rio_due").ok();
     }
     if (healthy && now >= next_heartbeat) {
@@ -168,6 +254,10 @@ void Scheduler::Loop() {
         // ones stay to set the next wake-up.
         absl::MutexLock lock(&mu_);
         if (poke_ <= now) poke_ = absl::InfiniteFuture();
+      }
+      if (absl::Status s = WriteRequeued(conn); !s.ok()) {
+        std::fprintf(stderr, "rio-server: cannot hand back deliveries: %s\n",
+                     std::string(s.message()).c_str());
       }
       int room = dispatcher_->Room();
       if (room > 0) {
@@ -224,8 +314,10 @@ absl::Status Scheduler::ReleaseAll() {
   return conn_->InTransaction([&]() -> absl::Status {
     RIO_RETURN_IF_ERROR(
         conn_
-            ->Exec("UPDATE deliveries SET lease_owner = NULL, update_time = "
-                   "now() WHERE lease_owner = $1 AND status = 'PENDING'",
+            ->Exec("UPDATE deliveries SET lease_owner = NULL, "
+                   "next_attempt_time = least(next_attempt_time, now()), "
+                   "update_time = now() WHERE lease_owner = $1 AND status = "
+                   "'PENDING'",
                    {options_.instance_id})
             .status());
     RIO_RETURN_IF_ERROR(conn_

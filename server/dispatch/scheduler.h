@@ -37,7 +37,10 @@ namespace rio::dispatch {
 class Scheduler {
  public:
   struct Options {
-    std::string instance_id;  // this process's UUID
+    // A UUID naming this instance in leases. Random per process unless the
+    // operator keeps one (--instance_id): then a restart after a crash takes
+    // its own leases back at once.
+    std::string instance_id;
     absl::Duration lease_timeout = absl::Seconds(30);
     absl::Duration poll_interval = absl::Seconds(1);
   };
@@ -46,25 +49,39 @@ class Scheduler {
             Dispatcher* dispatcher, OutcomeSink* sink);
   ~Scheduler();
 
-  // Registers the instance (first heartbeat) and starts the thread.
+  // Takes the instance id (FAILED_PRECONDITION if a live process holds it),
+  // registers the instance (first heartbeat), makes the deliveries still
+  // leased to this id by a process before it due at once, and starts the
+  // thread.
   absl::Status Start();
   // Asks for a claim round no later than `due`.
   void Poke(absl::Time due);
   // A recovery job was created: look for due batches at once.
   void PokeRecoveries();
+  // Hands `jobs`, leased to this instance but refused by the dispatcher
+  // (full), back to PostgreSQL: released and due at once, for whichever
+  // instance has room first. Done by the scheduler thread soon after; if the
+  // process dies first, their leases lapse as usual.
+  void Requeue(std::vector<DeliveryJob> jobs);
   // Stops claiming and joins the thread.
   void Stop();
 
-  // Releases this instance's leases of `jobs` (and of every pending delivery
-  // still leased to it), removes its heartbeat row, and NOTIFYs "rio_due" so
-  // other instances pick them up at once. Call after Stop().
+  // Releases every pending delivery still leased to this instance (due at
+  // once), removes its heartbeat row, and NOTIFYs "rio_due" so other
+  // instances pick them up at once. Call after Stop().
   absl::Status ReleaseAll();
 
  private:
   void Loop();
   absl::Status Heartbeat(store::PgConnection& conn);
-  // Claims up to `room` due deliveries; returns how many were claimed.
+  // Holds a session advisory lock named after the instance id on `conn`, so
+  // that two live processes never share an id (and so its leases).
+  absl::Status LockInstanceId(store::PgConnection& conn);
+  // Claims up to `room` due deliveries, none of the dispatcher's full
+  // handlers; returns how many were claimed.
   absl::StatusOr<int> Claim(store::PgConnection& conn, int room);
+  // Writes the releases Requeue asked for.
+  absl::Status WriteRequeued(store::PgConnection& conn);
 
   const Options options_;
   const std::string url_;
@@ -81,6 +98,8 @@ class Scheduler {
   // When to look for a due recovery batch next, unless poked before.
   absl::Time next_recovery_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool recovery_poked_ ABSL_GUARDED_BY(mu_) = false;
+  // Delivery ids handed to Requeue and not released yet.
+  std::vector<std::string> requeue_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rio::dispatch

@@ -96,10 +96,17 @@ Response ServeDashboardAsset(const Request& request) {
 void AddDashboardRoutes(HttpServer& server, JsonApi* api) {
   server.Route("/", ServeDashboardAsset);
   server.RoutePrefix("/assets/", ServeDashboardAsset);
-  server.RoutePrefixAsync(std::string(kJsonApiPrefix),
-                          [api](const Request& request, Responder respond) {
-                            api->Handle(request, std::move(respond));
-                          });
+  RouteOptions api_options;
+  api_options.max_body_bytes = api->options().max_body_bytes;
+  api_options.check_head = [api](const Request& head) {
+    return api->CheckHead(head);
+  };
+  server.RoutePrefixAsync(
+      std::string(kJsonApiPrefix),
+      [api](const Request& request, Responder respond) {
+        api->Handle(request, std::move(respond));
+      },
+      std::move(api_options));
 }
 
 }  // namespace rio::http

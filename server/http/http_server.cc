@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
@@ -65,11 +66,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
+// No route takes more (RouteOptions::max_body_bytes may take less).
 constexpr size_t kMaxBodyBytes = 8 * 1024 * 1024;
 constexpr size_t kReadChunkBytes = 64 * 1024;
-// Past this many open connections the listener is not polled, so further
-// clients wait in the kernel's backlog instead of exhausting descriptors.
-constexpr size_t kMaxConnections = 1024;
 
 constexpr Clock::duration kIdleTimeout = std::chrono::seconds(60);
 constexpr Clock::duration kRequestTimeout = std::chrono::seconds(30);
@@ -210,6 +209,7 @@ bool HasToken(absl::string_view value, absl::string_view token) {
 struct Route {
   Handler handler;
   AsyncHandler async_handler;
+  RouteOptions options;
 };
 
 // Exact and prefix routes. Constant while the server thread runs.
@@ -249,11 +249,12 @@ struct Completions {
 };
 
 struct Connection {
-  Connection(ScopedFd socket, uint64_t connection_id)
-      : fd(std::move(socket)), id(connection_id) {}
+  Connection(ScopedFd socket, uint64_t connection_id, uint32_t client_address)
+      : fd(std::move(socket)), id(connection_id), client(client_address) {}
 
   ScopedFd fd;
   const uint64_t id;      // Names the connection to Responders.
+  const uint32_t client;  // The peer's IPv4 address (network order).
   bool awaiting = false;  // An asynchronous handler has the request.
   Clock::time_point deadline;
   std::string in;   // Received bytes not yet consumed by a request.
@@ -281,10 +282,11 @@ constexpr int kParsed = 200;
 // The event loop. Lives on, and is only touched by, the server thread.
 class ServerLoop {
  public:
-  ServerLoop(const Router& router, int listen_fd, int wake_fd,
-             const std::atomic<bool>& stopping,
+  ServerLoop(const Router& router, const HttpServer::Options& options,
+             int listen_fd, int wake_fd, const std::atomic<bool>& stopping,
              std::shared_ptr<Completions> completions)
       : router_(router),
+        options_(options),
         listen_fd_(listen_fd),
         wake_fd_(wake_fd),
         stopping_(stopping),
@@ -306,8 +308,10 @@ class ServerLoop {
       }
       RemoveClosed();
 
-      const bool accepting =
-          connections_.size() < kMaxConnections && now >= accept_paused_until_;
+      // Past the bound the listener is not polled, so further clients wait
+      // in the kernel's backlog instead of exhausting descriptors.
+      const bool accepting = connections_.size() < options_.max_connections &&
+                             now >= accept_paused_until_;
       fds.clear();
       fds.push_back({wake_fd_, POLLIN, 0});
       // poll() skips negative descriptors.
@@ -353,7 +357,7 @@ class ServerLoop {
     for (const auto& connection : connections_) {
       next = std::min(next, connection->deadline);
     }
-    if (!accepting && connections_.size() < kMaxConnections) {
+    if (!accepting && connections_.size() < options_.max_connections) {
       next = std::min(next, accept_paused_until_);
     }
     if (next == Clock::time_point::max()) return -1;
@@ -367,16 +371,21 @@ class ServerLoop {
   void RemoveClosed() {
     connections_.erase(
         std::remove_if(connections_.begin(), connections_.end(),
-                       [](const std::unique_ptr<Connection>& connection) {
-                         return !connection->fd.valid();
+                       [this](const std::unique_ptr<Connection>& connection) {
+                         if (connection->fd.valid()) return false;
+                         auto it = per_client_.find(connection->client);
+                         if (--it->second == 0) per_client_.erase(it);
+                         return true;
                        }),
         connections_.end());
   }
 
   void AcceptAll() {
-    while (connections_.size() < kMaxConnections) {
-      const int fd =
-          accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    while (connections_.size() < options_.max_connections) {
+      sockaddr_in peer{};
+      socklen_t peer_size = sizeof(peer);
+      const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer),
+                             &peer_size, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -385,7 +394,15 @@ class ServerLoop {
         }
         return;  // EAGAIN: backlog drained.
       }
-      auto connection = std::make_unique<Connection>(ScopedFd(fd), next_id_++);
+      ScopedFd socket(fd);
+      size_t& from_client = per_client_[peer.sin_addr.s_addr];
+      if (from_client >= options_.max_connections_per_client) {
+        if (from_client == 0) per_client_.erase(peer.sin_addr.s_addr);
+        continue;  // closed at once: one client may not take every slot
+      }
+      ++from_client;
+      auto connection = std::make_unique<Connection>(
+          std::move(socket), next_id_++, peer.sin_addr.s_addr);
       connection->deadline = Clock::now() + kIdleTimeout;
       connections_.push_back(std::move(connection));
     }
@@ -448,6 +465,7 @@ class ServerLoop {
           Flush(connection);
           return;
         }
+        if (!AdmitBody(connection)) return;
       }
       const size_t needed = connection.head_bytes + connection.body_bytes;
       if (connection.in.size() < needed) {
@@ -478,6 +496,29 @@ class ServerLoop {
       connection.request = Request();
       if (!Flush(connection)) return;
     }
+  }
+
+  // Before the body of a parsed head is read: whether its route takes a
+  // body that large, and whether its head check lets it through. A refused
+  // request is answered and its connection closed (the body is never read).
+  bool AdmitBody(Connection& connection) {
+    const Route* route = router_.Find(connection.request.path);
+    if (route == nullptr) return true;  // 404 once the request is read
+    if (connection.body_bytes > route->options.max_body_bytes) {
+      QueueError(connection, 413);
+      Flush(connection);
+      return false;
+    }
+    if (!route->options.check_head) return true;
+    std::optional<Response> refusal =
+        route->options.check_head(connection.request);
+    if (!refusal.has_value()) return true;
+    connection.in.clear();
+    connection.have_head = false;
+    connection.request = Request();
+    QueueResponse(connection, std::move(*refusal), /*keep_alive=*/false);
+    Flush(connection);
+    return false;
   }
 
   Responder MakeResponder(uint64_t connection_id) {
@@ -719,6 +760,7 @@ class ServerLoop {
   }
 
   const Router& router_;
+  const HttpServer::Options& options_;
   const int listen_fd_;
   const int wake_fd_;
   const std::atomic<bool>& stopping_;
@@ -727,6 +769,8 @@ class ServerLoop {
   std::vector<std::unique_ptr<Connection>> connections_;
   uint64_t next_id_ = 1;
   Clock::time_point accept_paused_until_;
+  // Open connections by client address.
+  absl::flat_hash_map<uint32_t, size_t> per_client_;
 };
 
 struct ParsedAddress {
@@ -766,6 +810,7 @@ absl::StatusOr<ParsedAddress> ParseListenAddress(const std::string& address) {
 struct HttpServer::Impl {
   // Written before Start, read-only while the thread runs.
   Router router;
+  HttpServer::Options options;
 
   // Owned by the thread calling Start/Stop; the server thread only uses the
   // raw descriptors, which stay open until it has been joined.
@@ -777,20 +822,28 @@ struct HttpServer::Impl {
   std::atomic<bool> stopping{false};
 };
 
-HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {}
+HttpServer::HttpServer(Options options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+}
 
 HttpServer::~HttpServer() { Stop(); }
 
-void HttpServer::Route(std::string path, Handler handler) {
-  impl_->router.Add(std::move(path), {std::move(handler), nullptr});
+void HttpServer::Route(std::string path, Handler handler,
+                       RouteOptions options) {
+  impl_->router.Add(std::move(path),
+                    {std::move(handler), nullptr, std::move(options)});
 }
 
-void HttpServer::RoutePrefix(std::string prefix, Handler handler) {
-  impl_->router.AddPrefix(std::move(prefix), {std::move(handler), nullptr});
+void HttpServer::RoutePrefix(std::string prefix, Handler handler,
+                             RouteOptions options) {
+  impl_->router.AddPrefix(std::move(prefix),
+                          {std::move(handler), nullptr, std::move(options)});
 }
 
-void HttpServer::RoutePrefixAsync(std::string prefix, AsyncHandler handler) {
-  impl_->router.AddPrefix(std::move(prefix), {nullptr, std::move(handler)});
+void HttpServer::RoutePrefixAsync(std::string prefix, AsyncHandler handler,
+                                  RouteOptions options) {
+  impl_->router.AddPrefix(std::move(prefix),
+                          {nullptr, std::move(handler), std::move(options)});
 }
 
 absl::StatusOr<std::string> HttpServer::Start(const std::string& address) {
@@ -846,8 +899,8 @@ absl::StatusOr<std::string> HttpServer::Start(const std::string& address) {
   impl_->completions->wake_fd = impl_->wake_fd.get();
   Impl* impl = impl_.get();
   impl_->thread = std::thread([impl] {
-    ServerLoop(impl->router, impl->listen_fd.get(), impl->wake_fd.get(),
-               impl->stopping, impl->completions)
+    ServerLoop(impl->router, impl->options, impl->listen_fd.get(),
+               impl->wake_fd.get(), impl->stopping, impl->completions)
         .Run();
   });
   return absl::StrCat(host, ":", ntohs(bound.sin_port));

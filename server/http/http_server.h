@@ -12,9 +12,11 @@
 #define RIO_SERVER_HTTP_HTTP_SERVER_H_
 
 #include <atomic>
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -46,21 +48,42 @@ using Handler = std::function<Response(const Request&)>;
 using Responder = std::function<void(Response)>;
 using AsyncHandler = std::function<void(const Request&, Responder)>;
 
+// How a route takes its requests.
+struct RouteOptions {
+  // A larger Content-Length is answered 413 without reading the body.
+  size_t max_body_bytes = 64 * 1024;
+  // Called with the request's head (no body yet) before the body is read:
+  // a response returned is sent instead and the connection closed, so an
+  // unauthenticated client cannot make the server buffer a body.
+  std::function<std::optional<Response>(const Request& head)> check_head;
+};
+
 class HttpServer {
  public:
-  HttpServer();
+  struct Options {
+    // Open connections in all, and from one client address; past the first
+    // the listener waits, past the second a new connection is closed at
+    // once.
+    size_t max_connections = 1024;
+    size_t max_connections_per_client = 64;
+  };
+
+  HttpServer() : HttpServer(Options()) {}
+  explicit HttpServer(Options options);
   ~HttpServer();  // Stops if running.
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Exact-path route for any method. Unknown paths answer 404.
-  void Route(std::string path, Handler handler);
+  void Route(std::string path, Handler handler, RouteOptions options = {});
   // Route for every path starting with `prefix` (longest prefix wins; exact
   // routes win over prefixes).
-  void RoutePrefix(std::string prefix, Handler handler);
+  void RoutePrefix(std::string prefix, Handler handler,
+                   RouteOptions options = {});
   // Route for every path starting with `prefix`, answered asynchronously.
   // Same precedence as RoutePrefix.
-  void RoutePrefixAsync(std::string prefix, AsyncHandler handler);
+  void RoutePrefixAsync(std::string prefix, AsyncHandler handler,
+                        RouteOptions options = {});
 
   // Binds `address` ("host:port"; port 0 picks a free one) and starts serving.
   // Returns the bound "host:port", or an error naming the address.

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -24,6 +26,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 
 namespace rio::http {
@@ -116,6 +120,16 @@ Response TextResponse(std::string body) {
   return response;
 }
 
+// Polls `condition` until it holds or 10 s pass.
+bool WaitUntil(const std::function<bool()>& condition) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return false;
+}
+
 // Connects a plain blocking socket to "127.0.0.1:port"; -1 on failure.
 int ConnectRaw(const std::string& address) {
   const size_t colon = address.rfind(':');
@@ -169,6 +183,13 @@ std::string RawExchange(const std::string& address, absl::string_view request) {
   return response;
 }
 
+// Lets a test route take bodies up to the server's own cap.
+RouteOptions LargeBodies() {
+  RouteOptions options;
+  options.max_body_bytes = kMaxBody;
+  return options;
+}
+
 // A running server with a few routes, on an ephemeral loopback port.
 class ServerFixture {
  public:
@@ -178,16 +199,22 @@ class ServerFixture {
       response.headers["X-Rio-Test"] = "yes";
       return response;
     });
-    server_.Route("/echo", [](const Request& request) {
-      Response response;
-      auto it = request.headers.find("content-type");
-      if (it != request.headers.end()) response.content_type = it->second;
-      response.body = request.body;
-      return response;
-    });
-    server_.Route("/size", [](const Request& request) {
-      return TextResponse(absl::StrCat(request.body.size()));
-    });
+    server_.Route(
+        "/echo",
+        [](const Request& request) {
+          Response response;
+          auto it = request.headers.find("content-type");
+          if (it != request.headers.end()) response.content_type = it->second;
+          response.body = request.body;
+          return response;
+        },
+        LargeBodies());
+    server_.Route(
+        "/size",
+        [](const Request& request) {
+          return TextResponse(absl::StrCat(request.body.size()));
+        },
+        LargeBodies());
     server_.Route("/inspect", [this](const Request& request) {
       absl::MutexLock lock(&mu_);
       last_request_ = request;
@@ -430,6 +457,104 @@ TEST(HttpServer, OversizedBodyGets413) {
     EXPECT_EQ(reply.body, "413 Content Too Large\n") << expect;
     EXPECT_EQ(reply.headers.at("connection"), "close") << expect;
   }
+}
+
+// A route's own body cap is checked on the head: the body is never read.
+TEST(HttpServer, RouteBodyLimitAnswers413BeforeTheBody) {
+  HttpServer server;
+  RouteOptions small;
+  small.max_body_bytes = 10;
+  server.Route(
+      "/small",
+      [](const Request& request) {
+        return TextResponse(absl::StrCat(request.body.size()));
+      },
+      small);
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  EXPECT_TRUE(absl::StartsWith(
+      RawExchange(*address,
+                  "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                  "11\r\n\r\n"),
+      "HTTP/1.1 413 Content Too Large\r\n"));
+  EXPECT_TRUE(absl::EndsWith(
+      RawExchange(*address,
+                  "POST /small HTTP/1.1\r\nHost: x\r\nConnection: "
+                  "close\r\nContent-Length: 10\r\n\r\n0123456789"),
+      "\r\n\r\n10"));
+}
+
+// An unauthenticated client is answered on its head alone: the server never
+// waits for (or buffers) the 5 MB body it announced.
+TEST(HttpServer, HeadCheckAnswersBeforeTheBody) {
+  HttpServer server;
+  RouteOptions guarded = LargeBodies();
+  guarded.check_head = [](const Request& head) -> std::optional<Response> {
+    auto it = head.headers.find("authorization");
+    if (it != head.headers.end() && it->second == "Bearer yes") {
+      return std::nullopt;
+    }
+    Response refusal = TextResponse("who are you?\n");
+    refusal.status = 401;
+    return refusal;
+  };
+  server.Route(
+      "/guarded",
+      [](const Request& request) {
+        return TextResponse(absl::StrCat(request.body.size()));
+      },
+      guarded);
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const std::string refused = RawExchange(
+      *address,
+      "POST /guarded HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(refused, "HTTP/1.1 401 Unauthorized\r\n"))
+      << refused;
+  EXPECT_TRUE(absl::StrContains(refused, "Connection: close\r\n")) << refused;
+  EXPECT_TRUE(absl::EndsWith(refused, "who are you?\n")) << refused;
+  EXPECT_TRUE(absl::EndsWith(
+      RawExchange(*address,
+                  "POST /guarded HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                  "Bearer yes\r\nConnection: close\r\nContent-Length: "
+                  "3\r\n\r\nabc"),
+      "\r\n\r\n3"));
+}
+
+// One client cannot take every connection: past its share, a new connection
+// is closed at once while the ones it has keep working.
+TEST(HttpServer, ConnectionsPerClientAreCapped) {
+  HttpServer::Options options;
+  options.max_connections_per_client = 2;
+  HttpServer server(options);
+  server.Route("/healthz", [](const Request&) { return TextResponse("ok"); });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const int first = ConnectRaw(*address);
+  const int second = ConnectRaw(*address);
+  const int third = ConnectRaw(*address);
+  ASSERT_GE(first, 0);
+  ASSERT_GE(second, 0);
+  ASSERT_GE(third, 0);
+  // The third is accepted by the kernel, then closed by the server.
+  char byte;
+  EXPECT_EQ(recv(third, &byte, 1, 0), 0);
+  for (int fd : {first, second}) {
+    ASSERT_TRUE(SendAll(
+        fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    EXPECT_TRUE(absl::EndsWith(ReadUntilClosed(fd), "\r\n\r\nok"));
+  }
+  close(first);
+  close(second);
+  close(third);
+  // Their slots are free again once they are gone.
+  EXPECT_TRUE(WaitUntil([&] {
+    return absl::EndsWith(
+        RawExchange(*address,
+                    "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: "
+                    "close\r\n\r\n"),
+        "\r\n\r\nok");
+  }));
 }
 
 TEST(HttpServer, StopRefusesNewConnectionsAndIsIdempotent) {

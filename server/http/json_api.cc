@@ -250,23 +250,32 @@ JsonApi::JsonApi(std::shared_ptr<grpc::Channel> channel,
                  const api::AdminAuthenticator* admin_auth, Options options)
     : options_(options), admin_auth_(admin_auth), stub_(std::move(channel)) {}
 
+std::optional<Response> JsonApi::CheckHead(const Request& head) const {
+  auto header = head.headers.find("authorization");
+  const absl::string_view authorization =
+      header == head.headers.end() ? absl::string_view()
+                                   : absl::string_view(header->second);
+  const bool emit = absl::StartsWith(
+      head.path, absl::StrCat(kJsonApiPrefix, kServicePackage, "EmitService/"));
+  if (emit) {
+    if (authorization.empty()) {
+      return JsonApiError(grpc::StatusCode::UNAUTHENTICATED,
+                          "missing authorization header");
+    }
+  } else if (absl::Status s = admin_auth_->Check(authorization); !s.ok()) {
+    return JsonApiError(grpc::StatusCode::UNAUTHENTICATED, s.message());
+  }
+  return std::nullopt;
+}
+
 void JsonApi::Handle(const Request& request, Responder respond) {
   // Authentication first: without the token, every path is 401.
+  if (std::optional<Response> refusal = CheckHead(request)) {
+    return respond(std::move(*refusal));
+  }
   auto header = request.headers.find("authorization");
   const std::string authorization =
       header == request.headers.end() ? "" : header->second;
-  const bool emit = absl::StartsWith(
-      request.path,
-      absl::StrCat(kJsonApiPrefix, kServicePackage, "EmitService/"));
-  if (emit) {
-    if (authorization.empty()) {
-      return respond(JsonApiError(grpc::StatusCode::UNAUTHENTICATED,
-                                  "missing authorization header"));
-    }
-  } else if (absl::Status s = admin_auth_->Check(authorization); !s.ok()) {
-    return respond(
-        JsonApiError(grpc::StatusCode::UNAUTHENTICATED, s.message()));
-  }
 
   absl::StatusOr<const MethodDescriptor*> method =
       FindJsonApiMethod(request.path);

@@ -23,6 +23,7 @@
 #define RIO_SERVER_HTTP_JSON_API_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -63,6 +64,8 @@ class JsonApi {
   struct Options {
     // Every call gets this deadline (DEADLINE_EXCEEDED -> 504).
     absl::Duration deadline = absl::Seconds(10);
+    // Largest request body read (larger: 413, unread).
+    size_t max_body_bytes = 4 << 20;
   };
 
   // `channel` reaches the gRPC services (CqServer::InProcessChannel());
@@ -73,6 +76,13 @@ class JsonApi {
   // Serves one request under kJsonApiPrefix; answers through `respond`,
   // possibly before returning.
   void Handle(const Request& request, Responder respond);
+
+  // Authentication on the request's head alone (RouteOptions::check_head):
+  // the 401 answer when the admin token is missing or wrong (for emits, a
+  // missing authorization header; the emit service checks the sender's).
+  std::optional<Response> CheckHead(const Request& head) const;
+
+  const Options& options() const { return options_; }
 
  private:
   const Options options_;

@@ -21,6 +21,10 @@ std::vector<double> EmitStageBuckets() {
           0.005,  0.01,    0.025,  0.05,    0.1,   0.25,   0.5,   1};
 }
 
+// An emit is answered OK only once its commit is durable, whatever the
+// database's postgresql.conf says.
+constexpr char kSessionSettings[] = "SET synchronous_commit = on";
+
 // Where an item sits in a group: submission index, item index.
 struct ItemRef {
   size_t submission;
@@ -51,6 +55,7 @@ IngestWriter::~IngestWriter() { Stop(); }
 absl::Status IngestWriter::Start() {
   for (int i = 0; i < std::max(1, options_.writers); ++i) {
     RIO_ASSIGN_OR_RETURN(auto conn, store::PgConnection::Connect(url_));
+    RIO_RETURN_IF_ERROR(conn->ExecScript(kSessionSettings));
     conns_.push_back(std::move(conn));
   }
   for (auto& conn : conns_) {
@@ -59,9 +64,27 @@ absl::Status IngestWriter::Start() {
   return absl::OkStatus();
 }
 
-void IngestWriter::Submit(std::vector<EmitItem> items, Done done) {
+absl::Status IngestWriter::Submit(std::vector<EmitItem> items, Done done) {
+  int64_t bytes = 0;
+  for (const EmitItem& item : items) {
+    bytes += static_cast<int64_t>(item.payload->size());
+  }
+  const auto events = static_cast<int64_t>(items.size());
   absl::MutexLock lock(&mu_);
-  queue_.push_back(Submission{std::move(items), std::move(done), absl::Now()});
+  if (held_events_ > 0 && (held_events_ + events > options_.max_queued_events ||
+                           held_bytes_ + bytes > options_.max_queued_bytes)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many emits are waiting to be recorded (", held_events_,
+        " events, ", held_bytes_, " payload bytes; the limits are ",
+        options_.max_queued_events, " events (--max_ingest_queue_events) and ",
+        options_.max_queued_bytes,
+        " bytes (--max_ingest_queue_bytes)): retry later"));
+  }
+  held_events_ += events;
+  held_bytes_ += bytes;
+  queue_.push_back(
+      Submission{std::move(items), std::move(done), absl::Now(), bytes});
+  return absl::OkStatus();
 }
 
 void IngestWriter::Stop() {
@@ -101,8 +124,11 @@ void IngestWriter::Loop(store::PgConnection* conn) {
       queue_.erase(queue_.begin(), queue_.begin() + n);
     }
     const absl::Time taken = absl::Now();
+    int64_t events = 0, bytes = 0;
     for (const Submission& submission : group) {
       wait_->Observe(absl::ToDoubleSeconds(taken - submission.submitted));
+      events += static_cast<int64_t>(submission.items.size());
+      bytes += submission.bytes;
     }
     if (group.empty()) {
       // Nothing to overlap the answers with.
@@ -110,6 +136,9 @@ void IngestWriter::Loop(store::PgConnection* conn) {
       continue;
     }
     Commit(*conn, std::move(group), owed);
+    absl::MutexLock lock(&mu_);
+    held_events_ -= events;
+    held_bytes_ -= bytes;
   }
 }
 
@@ -120,7 +149,10 @@ void IngestWriter::Commit(store::PgConnection& conn,
   };
   std::vector<std::vector<EmitResult>> results;
   std::vector<dispatch::DeliveryJob> jobs;
-  if (!conn.ok()) (void)conn.Reconnect();
+  if (!conn.ok() && conn.Reconnect().ok()) {
+    // A failure here fails the statements below, which say so.
+    (void)conn.ExecScript(kSessionSettings);
+  }
   // Per submission: an error after the first statement committed (settling
   // idempotency conflicts), which must not undo what was committed.
   std::vector<absl::Status> unsettled(group.size());

@@ -66,6 +66,11 @@ class IngestWriter {
     size_t max_group_items = 5000;
     // Writer threads, each committing its own groups.
     int writers = 1;
+    // Most events, and payload bytes, submitted and not yet committed:
+    // beyond them Submit refuses (RESOURCE_EXHAUSTED), so a flood of emits
+    // faster than PostgreSQL commits cannot grow memory without bound.
+    int64_t max_queued_events = 20000;
+    int64_t max_queued_bytes = int64_t{64} << 20;
     // Where rio_emit_wait_seconds and rio_emit_commit_seconds go (none:
     // not exported).
     util::MetricsRegistry* metrics = nullptr;
@@ -76,8 +81,10 @@ class IngestWriter {
 
   absl::Status Start();
   // Records `items` atomically and calls `done` (from the writer thread).
-  // REQUIRES: Stop() not called.
-  void Submit(std::vector<EmitItem> items, Done done);
+  // RESOURCE_EXHAUSTED, naming the bound and its flag, when they would take
+  // the queue beyond max_queued_events or max_queued_bytes (unless it is
+  // empty); `done` is not called then. REQUIRES: Stop() not called.
+  [[nodiscard]] absl::Status Submit(std::vector<EmitItem> items, Done done);
   // Commits everything submitted so far, then joins the thread.
   void Stop();
 
@@ -86,6 +93,7 @@ class IngestWriter {
     std::vector<EmitItem> items;
     Done done;
     absl::Time submitted;
+    int64_t bytes = 0;  // payload bytes of the items
   };
 
   // Calls owed to submissions committed earlier, run by the writer thread.
@@ -122,6 +130,10 @@ class IngestWriter {
 
   absl::Mutex mu_;
   std::vector<Submission> queue_ ABSL_GUARDED_BY(mu_);
+  // Events and payload bytes submitted and not yet committed (queued, or
+  // in a group being written).
+  int64_t held_events_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t held_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -146,6 +146,25 @@ TEST_F(AdminTest, ReflectionListsTheServices) {
                           "rio.v1.HandlerService", "rio.v1.ProjectService"));
 }
 
+// `grpcurl describe` works for every service `grpcurl list` shows, and the
+// health check is callable through reflection alone, as the README shows it.
+TEST_F(AdminTest, ReflectionDescribesEveryListedService) {
+  testkit::ReflectionClient reflection(server_->Channel());
+  auto services = reflection.ListServices();
+  ASSERT_TRUE(services.ok()) << services.status();
+  for (const std::string& service : *services) {
+    auto methods = reflection.DescribeService(service);
+    ASSERT_TRUE(methods.ok()) << service << ": " << methods.status();
+    EXPECT_FALSE(methods->empty()) << service;
+  }
+  EXPECT_THAT(*reflection.DescribeService("grpc.health.v1.Health"),
+              ElementsAre("Check", "Watch"));
+  auto check = reflection.Call("grpc.health.v1.Health/Check", "{}", {});
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->code, grpc::StatusCode::OK) << check->message;
+  EXPECT_EQ(check->json, R"({"status":"SERVING"})");
+}
+
 // What a user does with grpcurl, JSON in and out, through reflection only.
 TEST_F(AdminTest, GrpcurlStyleCallsWork) {
   testkit::ReflectionClient cli(server_->Channel());

@@ -1122,6 +1122,68 @@ TEST_F(EmitTest, SigtermReleasesAHangingDeliveryForTheNextStart) {
       absl::StrCat("SUCCEEDED|", requests[1].Header("x-rio-attempt"))));
 }
 
+// Released deliveries are due at once, so another instance (or the next
+// start) sends them without waiting out the lease.
+TEST_F(EmitTest, SigtermMakesReleasedDeliveriesDueAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer({"--shutdown_grace=1s", "--lease_timeout=60s"}));
+  Receiver receiver([](const ReceivedRequest&, int) {
+    ReceiverReply reply;
+    reply.hang = true;
+    return reply;
+  });
+  START_RECEIVER(receiver);
+  const v1::Handler handler = rio_->CreateHandler(receiver.Url());
+  const v1::EmitResponse resp = rio_->MustEmit(auth_, JsonEvent(R"({})"));
+  ASSERT_TRUE(receiver.WaitForCount(1));
+  EXPECT_EQ(server_->Stop(), 0);
+  const std::string delivery_id =
+      DeliveryId(url_, resp.message_id(), handler.id());
+  EXPECT_EQ(Sql(url_, absl::StrCat("SELECT status || '|' || (lease_owner IS "
+                                   "NULL) || '|' || (next_attempt_time <= "
+                                   "now()) FROM deliveries WHERE id = ",
+                                   Quoted(delivery_id))),
+            "PENDING|true|true");
+}
+
+// After a kill -9, a restart with the same --instance_id sends its own
+// acknowledged deliveries at once rather than after --lease_timeout; a
+// second live process cannot take the same id.
+TEST_F(EmitTest, ARestartWithTheSameInstanceIdTakesItsLeasesBackAtOnce) {
+  const std::string id = "6f1c2a9e-1111-4222-8333-944455556666";
+  ASSERT_NO_FATAL_FAILURE(StartServer(
+      {absl::StrCat("--instance_id=", id), "--lease_timeout=120s"}));
+  Receiver receiver([](const ReceivedRequest&, int index) {
+    ReceiverReply reply;
+    reply.hang = index == 0;
+    return reply;
+  });
+  START_RECEIVER(receiver);
+  const v1::Handler handler = rio_->CreateHandler(receiver.Url());
+  const v1::EmitResponse resp = rio_->MustEmit(auth_, JsonEvent(R"({})"));
+  ASSERT_TRUE(receiver.WaitForCount(1));
+
+  ServerProcess twin(ServerOptions(
+      url_, {absl::StrCat("--instance_id=", id), "--lease_timeout=120s"}));
+  EXPECT_FALSE(twin.Start().ok());
+  EXPECT_EQ(twin.WaitExit(seconds(30)), 1);
+  EXPECT_THAT(twin.Log(),
+              HasSubstr(absl::StrCat(
+                  "another rio-server is running with --instance_id=", id,
+                  "; each instance needs its own")));
+
+  server_->Kill();
+  const steady_clock::time_point restart = steady_clock::now();
+  const absl::Status restarted = server_->Start();
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  ASSERT_TRUE(receiver.WaitForCount(2, seconds(30)));
+  EXPECT_LT(steady_clock::now() - restart, seconds(30));
+  const std::string delivery_id =
+      DeliveryId(url_, resp.message_id(), handler.id());
+  EXPECT_EQ(receiver.Requests()[1].Header("x-rio-delivery"), delivery_id);
+  EXPECT_TRUE(DeliveryReaches(url_, delivery_id, "SUCCEEDED|1"));
+}
+
 // ---------------------------------------------------------------------------
 // Idempotency, events without handlers, bad input
 
@@ -1277,6 +1339,10 @@ TEST_F(EmitTest, BadInputIsRejectedAndWritesNothing) {
   no_payload.clear_body();
   v1::EmitRequest long_key = good;
   long_key.set_idempotency_key(std::string(257, 'k'));
+  v1::EmitRequest nul_key = good;
+  nul_key.set_idempotency_key(std::string("order\0-1", 8));
+  v1::EmitRequest control_key = good;
+  control_key.set_idempotency_key("order\n1");
   const char kBadEvent[] =
       "event \"comment published\" may contain only letters, digits, '.', "
       "'_' and '-'";
@@ -1322,6 +1388,17 @@ TEST_F(EmitTest, BadInputIsRejectedAndWritesNothing) {
        "(--max_payload_bytes)"},
       {"long idempotency key", emit(auth_, long_key), Code::INVALID_ARGUMENT,
        "idempotency_key is longer than 256 bytes"},
+      // Once INTERNAL, after re-committing the whole group one by one.
+      {"NUL in the idempotency key", emit(auth_, nul_key),
+       Code::INVALID_ARGUMENT,
+       "idempotency_key has a control character (byte 0x00) at offset 5"},
+      {"newline in the idempotency key", emit(auth_, control_key),
+       Code::INVALID_ARGUMENT,
+       "idempotency_key has a control character (byte 0x0a) at offset 5"},
+      {"batch with a NUL in a key", batch(auth_, {good, nul_key}),
+       Code::INVALID_ARGUMENT,
+       "events[1]: idempotency_key has a control character (byte 0x00) at "
+       "offset 5"},
       {"empty batch", batch(auth_, {}), Code::INVALID_ARGUMENT,
        "events is required"},
       {"batch without credentials", batch("", {good}), Code::UNAUTHENTICATED,

@@ -315,6 +315,22 @@ absl::StatusOr<std::vector<std::string>> ReflectionClient::ListServices() {
   return std::move(answer.service_names);
 }
 
+absl::StatusOr<std::vector<std::string>> ReflectionClient::DescribeService(
+    const std::string& service_name) {
+  RIO_RETURN_IF_ERROR(
+      impl_->LoadFileContainingSymbol(service_name, /*metadata=*/{}));
+  const google::protobuf::ServiceDescriptor* service =
+      impl_->pool.FindServiceByName(service_name);
+  if (service == nullptr) {
+    return absl::NotFoundError(absl::StrCat(service_name, " is not a service"));
+  }
+  std::vector<std::string> methods;
+  for (int i = 0; i < service->method_count(); ++i) {
+    methods.push_back(service->method(i)->name());
+  }
+  return methods;
+}
+
 absl::StatusOr<ReflectionClient::Reply> ReflectionClient::Call(
     const std::string& method, const std::string& request_json,
     const std::map<std::string, std::string>& metadata) {

@@ -122,6 +122,11 @@ class ReflectionClient {
   // Fully-qualified service names, sorted.
   absl::StatusOr<std::vector<std::string>> ListServices();
 
+  // The method names of `service`, in the order its definition gives them,
+  // loaded through reflection as grpcurl's `describe` does.
+  absl::StatusOr<std::vector<std::string>> DescribeService(
+      const std::string& service);
+
   struct Reply {
     grpc::StatusCode code = grpc::StatusCode::OK;
     std::string message;  // grpc error message
