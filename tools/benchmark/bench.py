@@ -80,6 +80,9 @@ PROFILES = {
 # (drain_fo1, latency_1000, ceiling_rate_100, ...).
 SCENARIOS = ["ceiling", "drain", "ingest", "latency", "isolation", "backlog",
              "kill"]
+# Run only when named in --only (minutes each, and not part of the report).
+ON_REQUEST = ["flood"]
+FLOOD_SECONDS = 60
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -786,6 +789,66 @@ class Bench:
         say(f"backlog (receiver down {down} s at {rate} events/s) run {run}", **m)
         self.record("backlog", m)
 
+    def scenario_flood(self, run):
+        """1 MiB payloads, as fast as the load generator can, for
+        FLOOD_SECONDS into one handler that never answers; then the handler
+        answers again. Every acknowledged event must arrive; what counts is
+        rio-server's peak RSS with default flags, and that emits were either
+        accepted or refused with RESOURCE_EXHAUSTED."""
+        self.db_counter += 1
+        db = f"bench_{self.db_counter}_flood"
+        url = self.pg.fresh_database(db)
+        receiver = Receiver(self, self.args.receiver_threads)
+        server = None
+        sends_path = os.path.join(self.work, "sends-flood.txt")
+        try:
+            # Short retries, so the deliveries that timed out against the
+            # silent handler come back soon after it answers.
+            server = Server(self, url, os.path.join(self.work, "rio-server-flood.log"),
+                            ["--retry_schedule=" + ",".join(["1s"] * 30)])
+            load = self.finish_load(self.run_load(
+                server, [receiver.url("/hang/0")],
+                ["--mode=unary", "--concurrency=64", "--payload_bytes=1048576",
+                 "--count=1000000000", f"--duration={FLOOD_SECONDS}",
+                 "--handler_timeout_ms=5000"],
+                sends_path, FLOOD_SECONDS + 120))
+            rss_flood = server.peak_rss_mb()
+            answering = time.time()
+            # The handler answers again (an operator pointing it elsewhere).
+            self.pg.psql("UPDATE handlers SET url = replace(url, '/hang/0', '/h/0')",
+                         db=db)
+            records = self.wait_for_deliveries(receiver, load["ok_events"], 600,
+                                               "flood")
+            first, dups = self.first_arrivals(records, lambda p: p.startswith("/h/"))
+            delivered = {w for (w, _p) in first}
+            sends = self.read_sends(sends_path)
+            lost = sum(1 for mid in sends if mid not in delivered)
+            errors = dict(load["errors"])
+            m = dict(seconds=FLOOD_SECONDS, sent=load["sent_events"],
+                     accepted=load["ok_events"],
+                     resource_exhausted=errors.pop("RESOURCE_EXHAUSTED", 0),
+                     other_errors=errors, delivered=len(delivered), lost=lost,
+                     duplicates=dups, rss_flood_mb=rss_flood,
+                     peak_rss_mb=server.peak_rss_mb(),
+                     drain_s=round(max((t for t in first.values()), default=0) / 1e9
+                                   - answering, 1) if first else None)
+            if lost:
+                self.failures.append(f"flood: {lost} acknowledged events lost")
+            say(f"flood (1 MiB payloads, silent handler, {FLOOD_SECONDS} s) run {run}",
+                **{k: v for k, v in m.items() if not isinstance(v, dict)})
+            if errors:
+                log(f"  other emit errors: {errors}")
+            self.record("flood", m)
+        except Exception:
+            if server is not None:
+                log(f"  rio-server log tail:\n{server.tail()}")
+            raise
+        finally:
+            if server is not None:
+                server.stop()
+            receiver.stop()
+            self.pg.drop_database(db)
+
     def scenario_kill(self, run):
         """The drain at full speed (fan-out 1), rio-server killed with SIGKILL
         once a third of the deliveries arrived, then started again on the
@@ -904,7 +967,7 @@ class Bench:
 
     def run(self):
         only = set(self.args.only.split(",")) if self.args.only else set(SCENARIOS)
-        unknown = only - set(SCENARIOS)
+        unknown = only - set(SCENARIOS) - set(ON_REQUEST)
         if unknown:
             sys.exit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
         self.collect_meta()
@@ -915,7 +978,7 @@ class Bench:
             f"{self.results['meta']['postgresql']} "
             f"{self.results['meta']['pg_settings']}")
         for run in range(1, self.profile["runs"] + 1):
-            for name in SCENARIOS:
+            for name in SCENARIOS + ON_REQUEST:
                 if name not in only:
                     continue
                 log(f"== {name} (run {run} of {self.profile['runs']})")

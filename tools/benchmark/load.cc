@@ -11,6 +11,7 @@
 // Prints one JSON object on stdout: what was sent and acknowledged, the
 // acknowledgement rate, ack latency percentiles, how far pacing fell behind
 // (so a slow generator shows), and this process's CPU time.
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -48,6 +49,9 @@ ABSL_FLAG(bool, idempotency_keys, true,
 ABSL_FLAG(std::string, payload,
           R"({"ip":"127.0.0.1","content":"I am a spammer","n":12345})",
           "payload_json of every event");
+ABSL_FLAG(int64_t, payload_bytes, 0,
+          "When set: every payload is {\"pad\":\"xx...\"} of this many bytes "
+          "instead of --payload");
 ABSL_FLAG(bool, versions, false, "Print {\"grpc_version\": ...} and exit");
 ABSL_FLAG(std::string, sends, "",
           "Write '<message_id> <send_ns> <ack_ns>' per acknowledged message");
@@ -155,7 +159,13 @@ int Main(int argc, char** argv) {
   const int64_t count = absl::GetFlag(FLAGS_count);
   const double duration = absl::GetFlag(FLAGS_duration);
   const bool keys = absl::GetFlag(FLAGS_idempotency_keys);
-  const std::string payload = absl::GetFlag(FLAGS_payload);
+  std::string payload = absl::GetFlag(FLAGS_payload);
+  if (const int64_t bytes = absl::GetFlag(FLAGS_payload_bytes); bytes > 0) {
+    constexpr int64_t kFrame = sizeof("{\"pad\":\"\"}") - 1;
+    payload = absl::StrCat(
+        "{\"pad\":\"",
+        std::string(std::max<int64_t>(0, bytes - kFrame), 'x'), "\"}");
+  }
   const std::string project = absl::GetFlag(FLAGS_project);
   const std::string event = absl::GetFlag(FLAGS_event);
 
