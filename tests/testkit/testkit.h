@@ -94,6 +94,9 @@ class ServerProcess {
   // returns exit code as in Stop(), or -1 on timeout.
   int WaitExit(std::chrono::milliseconds timeout);
 
+  // The child's process id while it runs (from Start() until it is reaped);
+  // -1 otherwise. E.g. to read /proc/<pid>/status.
+  pid_t pid() const { return pid_; }
   std::string grpc_address() const { return grpc_address_; }
   std::string http_address() const { return http_address_; }
   const std::string& admin_token() const { return admin_token_; }
