@@ -41,6 +41,7 @@ import socket
 import struct
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -550,13 +551,32 @@ class Chaos:
               "event",
               "SELECT count(*) FROM chaos_acked k WHERE (SELECT count(*) FROM "
               "deliveries d WHERE d.message_id = k.id) <> CASE k.event WHEN "
-              f"'{MAIN_EVENT}' THEN 2 ELSE {2 + len(HOSTILE)} END")
+              f"'{MAIN_EVENT}' THEN 2 ELSE {2 + len(self.hostile)} END")
         return c
+
+    def recording_lag(self):
+        """How long after a call to a healthy handler began its outcome was
+        written (deliveries.update_time - the last attempt's start_time), by
+        percentile, over the whole run and in 10 s steps."""
+        q = ("SELECT {} FROM deliveries d JOIN chaos_handlers h ON h.id = d.handler_id "
+             "JOIN attempts a ON a.delivery_id = d.id AND a.number = d.attempts "
+             "WHERE h.healthy AND d.status = 'SUCCEEDED' {}")
+        lag = "extract(epoch from d.update_time - a.start_time)"
+        p50, p99, mx = self.sql_rows(q.format(
+            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {lag}), "
+            f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {lag}), max({lag})", ""))[0]
+        t0 = self.t0
+        steps = self.sql_rows(q.format(
+            f"floor((extract(epoch from a.start_time) - {t0}) / 10) * 10 AS s, count(*), "
+            f"max({lag})", "GROUP BY 1 ORDER BY 1"))
+        return dict(p50_s=round(float(p50), 3), p99_s=round(float(p99), 3),
+                    max_s=round(float(mx), 3),
+                    steps=[(int(float(s)), int(n), round(float(m), 2)) for s, n, m in steps])
 
     def hostile_table(self):
         """{name: {"status": {...}, "attempts": {error_class: n}}}"""
         out = collections.OrderedDict((n, {"status": {}, "attempts": {}})
-                                      for n in HOSTILE)
+                                      for n in self.hostile)
         for name, status, n in self.sql_rows(
                 "SELECT h.name, d.status, count(*) FROM deliveries d JOIN "
                 "chaos_handlers h ON h.id = d.handler_id WHERE NOT h.healthy "
@@ -602,7 +622,8 @@ class Chaos:
         self.url = url
         self.sampler = RssSampler()
         self.receiver = Receiver(self, 1)
-        self.hostile = collections.OrderedDict((n, HostileReceiver(n)) for n in HOSTILE)
+        self.hostile = collections.OrderedDict((n, HostileReceiver(n)) for n in HOSTILE
+                                               if n in self.args.hostile.split(","))
         grpc_port = free_port()
         self.instance_id = None
         flags = [f"--listen=127.0.0.1:{grpc_port}", f"--retry_schedule={RETRY_SCHEDULE}"]
@@ -626,8 +647,8 @@ class Chaos:
             self.start_server(1)
             dsn = self.setup()
             self.load = Load(dsn, p["rate"], p["hostile_rate"], p["duration"])
-            log(f"load: {MAIN_EVENT} at {p['rate']}/s and {HOSTILE_EVENT} at "
-                f"{p['hostile_rate']}/s for {p['duration']} s")
+            log(f"load: {MAIN_EVENT} at {p['rate']:g}/s and {HOSTILE_EVENT} at "
+                f"{p['hostile_rate']:g}/s for {p['duration']:g} s")
             self.t0 = time.time()
             self.sampler.t0 = self.t0
             self.load.start()
@@ -654,8 +675,10 @@ class Chaos:
             self.load_acked()
             checks = self.checks()
             hostile = self.hostile_table()
+            lag = self.recording_lag()
             result = self.reduce(records, checks, hostile, settled, waited, alive)
             result["pending_at_end"] = left
+            result["recording_lag"] = lag
         finally:
             for server in self.servers:
                 server.stop()
@@ -761,6 +784,9 @@ def summary_table(r):
          f"{r['sent_more_than_once']:,} ({r['repeated_after_kill']:,} of them calls first "
          "made by the killed process)"),
         ("deliveries not in a correct state", ok(r["wrong_state"])),
+        ("outcome recorded after the call began (healthy handlers)",
+         f"p50 {r['recording_lag']['p50_s']} s, p99 {r['recording_lag']['p99_s']} s, "
+         f"max {r['recording_lag']['max_s']} s"),
         ("emit errors seen by the load (each retried with the same key)",
          fmt_counts(r["emit_errors"])),
         ("emits never acknowledged", fmt_counts(r["emit_given_up"])),
@@ -779,6 +805,8 @@ def text_table(r):
         ("lost", f"{r['lost']:,}"),
         ("sent more than once", f"{r['sent_more_than_once']:,}"),
         ("wrong state", f"{r['wrong_state']:,}"),
+        ("recording lag", "p50 {p50_s} s, p99 {p99_s} s, max {max_s} s".format(
+            **r["recording_lag"])),
         ("emit errors", fmt_counts(r["emit_errors"])),
         ("never acknowledged", fmt_counts(r["emit_given_up"])),
         ("peak RSS", f"{r['peak_rss_mb']} MB (VmHWM {r['vmhwm_mb']} MB)"),
@@ -834,7 +862,7 @@ def markdown(r, command):
       "SIGKILL and starts it again with the same flags. The load retries every failed emit with "
       "the same idempotency key until it is acknowledged, as a sender should. Every event goes "
       "to two healthy handlers (`rio-bench-receiver`, which records each arrival with its "
-      "`webhook-id`); a second, slower event also goes to six hostile handlers, small "
+      "`webhook-id`); a second, slower event also goes to hostile handlers, small "
       "raw-socket servers in the tool. Once every delivery has settled, the tool compares the "
       "acknowledged message ids with the arrivals and checks the delivery records in PostgreSQL "
       "directly. It fails (exit status 1) when an acknowledged event is lost or a delivery is in "
@@ -864,13 +892,13 @@ def markdown(r, command):
     else:
         w(f"No delivery was pending any more {r['settle_wait_s']} s after the load ended.\n")
     w("## The run\n")
-    w(f"- Load: `{MAIN_EVENT}` at {r['rate']} events/s and `{HOSTILE_EVENT}` at "
-      f"{r['hostile_rate']} events/s for {r['duration_s']} s, unary `Emit` calls through "
+    w(f"- Load: `{MAIN_EVENT}` at {r['rate']:g} events/s and `{HOSTILE_EVENT}` at "
+      f"{r['hostile_rate']:g} events/s for {r['duration_s']:g} s, unary `Emit` calls through "
       "`rio_client.aio.AsyncClient` with the SDK's own retries off: the tool retries a failed "
       f"emit itself (same idempotency key, 0.1 s backoff doubling to 1 s, for up to {GIVE_UP_S} s) "
       "so that it can count each error.")
     w(f"- Handlers: `{MAIN_EVENT}` → the 2 healthy handlers; `{HOSTILE_EVENT}` → the same 2 "
-      f"healthy handlers and the 6 hostile ones. Every handler: JSON, timeout "
+      f"healthy handlers and the {len(r['hostile'])} hostile ones. Every handler: JSON, timeout "
       f"{HANDLER_TIMEOUT_MS // 1000} s. The hostile handlers have an event of their own "
       "because Rio gives one handler at most `--max_per_handler` (32) calls at once: one that "
       "hangs for its whole 2 s timeout gets 16 attempts a second, so at the main rate its "
@@ -903,13 +931,21 @@ def markdown(r, command):
         w("")
         w("First message of each code: " + "; ".join(
             f"{k}: `{v}`" for k, v in r["emit_first_error"].items()) + "\n")
+    w("How long after a call to a healthy handler began its outcome was written to PostgreSQL "
+      "(`deliveries.update_time` − the attempt's `start_time`), by the 10 s of the run in which "
+      "the call began: a call whose outcome is not written yet is sent again after a kill.\n")
+    steps = r["recording_lag"]["steps"]
+    w("| calls begun at (s) | " + " | ".join(str(s) for s, _n, _m in steps) + " |")
+    w("|---|" + "---:|" * len(steps))
+    w("| max lag (s) | " + " | ".join(str(m) for _s, _n, m in steps) + " |")
+    w("")
     w("## Hostile handlers\n")
     w("Deliveries by final status, and attempts (rows of `attempts`) by `error_class` (`ok N` = "
       "no error, HTTP status N); requests = what the handler received.\n")
     w("| handler | behaviour | should end | deliveries | attempts | requests |")
     w("|---|---|---|---|---|---:|")
     for name, h in r["hostile"].items():
-        w(f"| {name} | {HOSTILE[name][0]} | {HOSTILE[name][2]} | {fmt_counts(h['status'])} | "
+        w(f"| `{name}` | {HOSTILE[name][0]} | {HOSTILE[name][2]} | {fmt_counts(h['status'])} | "
           f"{fmt_counts(h['attempts'])} | {h['requests']:,} |")
     w("")
     w("## Checks on the delivery records\n")
@@ -929,18 +965,36 @@ def markdown(r, command):
         for n, line in r["server_log"]:
             w(f"{n:>7}  {line}")
         w("```\n")
-    return "\n".join(out)
+    return "\n".join(wrap(out))
+
+
+def wrap(blocks, width=115):
+    """Folds long paragraphs and list items (not tables, headings or code)."""
+    out, code = [], False
+    for block in blocks:
+        if block.startswith("```"):
+            code = not code or "\n" in block
+            out.append(block)
+        elif code or block.startswith(("|", "#")) or len(block) <= width:
+            out.append(block)
+        else:
+            tail = "\n" if block.endswith("\n") else ""
+            indent = "  " if block.startswith("- ") else ""
+            out.append(textwrap.fill(block.strip("\n"), width, subsequent_indent=indent,
+                                     break_long_words=False, break_on_hyphens=False)
+                       + tail)
+    return out
 
 
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build", required=True, help="Release build directory")
-    ap.add_argument("--pg-port", type=int, required=True)
-    ap.add_argument("--pg-dir", required=True, help="the cluster's directory (data/ inside)")
-    ap.add_argument("--pg-bindir", required=True, help="where pg_ctl is")
-    ap.add_argument("--work", required=True, help="scratch directory")
+    ap.add_argument("--build", help="Release build directory")
+    ap.add_argument("--pg-port", type=int)
+    ap.add_argument("--pg-dir", help="the cluster's directory (data/ inside)")
+    ap.add_argument("--pg-bindir", help="where pg_ctl is")
+    ap.add_argument("--work", help="scratch directory")
     ap.add_argument("--profile", choices=sorted(PROFILES), default="full")
     ap.add_argument("--duration", type=float, help="seconds of load")
     ap.add_argument("--rate", type=float, help=f"{MAIN_EVENT} events per second")
@@ -949,15 +1003,27 @@ def main():
     ap.add_argument("--lease-timeout", default="",
                     help="rio-server --lease_timeout (default: the server's own in a "
                     "full run, 5s in a smoke run)")
+    ap.add_argument("--hostile", default=",".join(HOSTILE),
+                    help="the hostile handlers to register, of: " + ",".join(HOSTILE))
     ap.add_argument("--out", default="", help="write the report here (Markdown)")
     ap.add_argument("--command", default="tools/chaos", help="the command, for the report")
     ap.add_argument("--rio-version", default="")
     ap.add_argument("--keep", action="store_true", help="keep the arrivals file")
+    ap.add_argument("--render", metavar="RESULTS_JSON",
+                    help="only write the report (--out) of an earlier run's results.json")
     args = ap.parse_args()
-    chaos = Chaos(args)
-    r = chaos.run()
-    with open(os.path.join(args.work, "results.json"), "w") as f:
-        json.dump(r, f, indent=1)
+    if args.render:
+        with open(args.render) as f:
+            r = json.load(f)
+    else:
+        missing = [a for a in ("build", "pg_port", "pg_dir", "pg_bindir", "work")
+                   if not getattr(args, a)]
+        if missing:
+            ap.error("missing --" + ", --".join(m.replace("_", "-") for m in missing))
+        chaos = Chaos(args)
+        r = chaos.run()
+        with open(os.path.join(args.work, "results.json"), "w") as f:
+            json.dump(r, f, indent=1)
     if "acknowledged" not in r:
         log("the run did not finish")
         sys.exit(1)
