@@ -836,8 +836,10 @@ def observations(r):
     for name, h in r["hostile"].items():
         rows = sum(h["attempts"].values())
         if h["requests"] > rows + 2 * MAX_ATTEMPTS:
-            out.append(f"`{name}` received {h['requests']:,} requests but only {rows:,} "
-                       "attempts were recorded: outcomes of calls that were made are missing.")
+            out.append(f"`{name}` received {h['requests']:,} requests for {rows:,} recorded "
+                       f"attempts: {h['requests'] - rows:,} calls left no attempt row (calls of "
+                       "the killed process whose outcome it had not written yet, made again "
+                       "after the kill, or outcomes that were never written).")
         if h["status"].get("PENDING"):
             out.append(f"`{name}`: {h['status']['PENDING']:,} deliveries still PENDING at the "
                        "end.")
@@ -963,6 +965,7 @@ def markdown(r, command):
         w("rio-server's log lines about errors (most frequent first, with their count):\n")
         w("```")
         for n, line in r["server_log"]:
+            line = line if len(line) <= 150 else line[:149] + "…"
             w(f"{n:>7}  {line}")
         w("```\n")
     return "\n".join(wrap(out))
@@ -973,7 +976,8 @@ def wrap(blocks, width=115):
     out, code = [], False
     for block in blocks:
         if block.startswith("```"):
-            code = not code or "\n" in block
+            if "\n" not in block.strip("\n"):  # opens or closes a block
+                code = not code
             out.append(block)
         elif code or block.startswith(("|", "#")) or len(block) <= width:
             out.append(block)
