@@ -870,7 +870,8 @@ def markdown(r, command):
       "directly. It fails (exit status 1) when an acknowledged event is lost or a delivery is in "
       "a wrong state.\n")
     w("```sh\ntools/chaos                  # the run below (3 min of load, ~5 min in all)\n"
-      "tools/chaos --smoke          # ~40 s: short load, one PostgreSQL restart, one kill\n"
+      "tools/chaos --smoke          # short load, one PostgreSQL restart, one kill (~40 s; longer "
+      "while deliveries are stuck)\n"
       "tools/chaos --duration 600 --rate 500 --hostile-rate 3\n```\n")
     w(f"This run: `{command}` on {r['date']}, Rio {r['rio_version']}, {r['cores']} cores "
       f"(shared with other work), PostgreSQL {r['postgresql']} "
@@ -911,9 +912,9 @@ def markdown(r, command):
          "leases back at once." if r["instance_id_flag"] else
          f"this build has no `--instance_id` flag, so after the kill the new process takes the "
          f"killed one's leases over only once they lapse ({r['lease_timeout_s']:g} s)."))
-    w(f"- Emits: {r['emit_retried_events']:,} events needed more than one try; "
-      f"{r['emit_duplicate_acks']:,} acknowledgements were duplicates (a retry of an emit that "
-      f"had been recorded, answered with the first message id); the slowest acknowledgement "
+    w(f"- Emits: {r['emit_retried_events']:,} events needed more than one try; acknowledgements "
+      f"that were duplicates (a retry of an emit that had been recorded, answered with the first "
+      f"message id): {r['emit_duplicate_acks']:,}; the slowest acknowledgement "
       f"took {r['emit_max_ack_s']} s from the first try; the load fell at most "
       f"{r['load_max_lag_s']} s behind its pace.")
     w(f"- Arrivals at the healthy handlers of message ids the load never saw acknowledged: "
