@@ -48,7 +48,7 @@ class OutcomeWriterTest : public ::testing::Test {
                 "id, 'order-paid', '{}', 'checkout' FROM projects; "
                 "INSERT INTO deliveries (id, message_id, handler_id, "
                 "lease_owner, next_attempt_time) SELECT "
-                "'cccccccc-0000-4000-8000-' || lpad(i::text, 12, '0'), "
+                "('cccccccc-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, "
                 "'bbbbbbbb-0000-4000-8000-000000000001', '",
                 kHandler,
                 "', 'dddddddd-0000-4000-8000-000000000001', now() + "

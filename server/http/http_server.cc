@@ -397,7 +397,6 @@ class ServerLoop {
       ScopedFd socket(fd);
       size_t& from_client = per_client_[peer.sin_addr.s_addr];
       if (from_client >= options_.max_connections_per_client) {
-        if (from_client == 0) per_client_.erase(peer.sin_addr.s_addr);
         continue;  // closed at once: one client may not take every slot
       }
       ++from_client;
@@ -503,13 +502,17 @@ class ServerLoop {
   // request is answered and its connection closed (the body is never read).
   bool AdmitBody(Connection& connection) {
     const Route* route = router_.Find(connection.request.path);
-    if (route == nullptr) return true;  // 404 once the request is read
-    if (connection.body_bytes > route->options.max_body_bytes) {
+    // An unknown path (404 once the request is read) takes what a route
+    // takes by default.
+    const size_t max_body_bytes = route != nullptr
+                                      ? route->options.max_body_bytes
+                                      : RouteOptions().max_body_bytes;
+    if (connection.body_bytes > max_body_bytes) {
       QueueError(connection, 413);
       Flush(connection);
       return false;
     }
-    if (!route->options.check_head) return true;
+    if (route == nullptr || !route->options.check_head) return true;
     std::optional<Response> refusal =
         route->options.check_head(connection.request);
     if (!refusal.has_value()) return true;

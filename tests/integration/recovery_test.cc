@@ -5,6 +5,7 @@
 // and the live tail.
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -570,6 +571,44 @@ TEST_F(RecoveryTest, TailStreamsAttemptsAsTheyFinish) {
   s = open_stream->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(s.error_message(), "the server is shutting down");
+}
+
+// Open tails are bounded: one more than --max_tail_streams is refused with a
+// message naming the flag; once a tail closes, a new one is taken.
+TEST_F(RecoveryTest, TailStreamsAreCapped) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--max_tail_streams=1"}));
+  v1::TailDeliveriesRequest req;
+  req.set_project(kProject);
+  auto open = [&](grpc::ClientContext& ctx) {
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kToken));
+    return deliveries_->TailDeliveries(&ctx, req);
+  };
+  auto first_ctx = std::make_unique<grpc::ClientContext>();
+  auto first = open(*first_ctx);
+  first->WaitForInitialMetadata();
+
+  grpc::ClientContext second_ctx;
+  auto second = open(second_ctx);
+  v1::TailDeliveriesResponse none;
+  EXPECT_FALSE(second->Read(&none));
+  grpc::Status s = second->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(s.error_message(),
+            "the limit of 1 open tail streams (--max_tail_streams) is reached");
+
+  first_ctx->TryCancel();
+  EXPECT_FALSE(first->Read(&none));
+  // The server notices the cancelled stream when the next one subscribes.
+  EXPECT_TRUE(testkit::WaitFor([&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(500));
+    auto third = open(ctx);
+    third->WaitForInitialMetadata();
+    v1::TailDeliveriesResponse ignored;
+    third->Read(&ignored);  // ends at the deadline when subscribed
+    return third->Finish().error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+  }));
 }
 
 }  // namespace
