@@ -172,6 +172,10 @@ INSTANTIATE_TEST_SUITE_P(
             Msg("rio://app:***@h/has space",
                 std::string("names project 'has space'") + kNameRule)},
         MalformedCase{
+            "rio://app:s3cr3t@s3cr3t@h/has space",
+            Msg("rio://app:***@h/has space",
+                std::string("names project 'has space'") + kNameRule)},
+        MalformedCase{
             "rio://app:s3cr3t@h/p?timeout=1",
             Msg("rio://app:***@h/p?timeout=1",
                 std::string("may not have a query or fragment") + kExpected)},

@@ -26,7 +26,9 @@ _FORM = "rio://SENDER:TOKEN@HOST:PORT/PROJECT"
 
 def _redact(text: str) -> str:
     """`text` with the token of a DSN-looking string replaced by ***."""
-    return re.sub(r"((?:^|://)[^:/@]*:)[^@/]*@", r"\1***@", text)
+    # The token runs to the last '@' before any '/', as the userinfo does
+    # when parsed, so that a token with an '@' in it is hidden whole.
+    return re.sub(r"((?:^|://)[^:/@]*:)[^/]*@", r"\1***@", text)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class DSNTest < Minitest::Test
     'rio://app:s3cr3t@h' => 'names no project',
     'rio://app:s3cr3t@h//' => 'names no project',
     'rio://app:s3cr3t@h/has space' => 'names project "has space"',
+    'rio://app:s3cr3t@s3cr3t@h/has space' => 'names project "has space"',
     'rio://app:s3cr3t@h/p?timeout=1' => 'query or fragment',
     'rio://app:s3cr3t@h/p#x' => 'query or fragment',
     'rio://bad name:s3cr3t@h/p' => 'sender name "bad name"',

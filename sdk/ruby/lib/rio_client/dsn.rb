@@ -89,9 +89,11 @@ module RioClient
       port
     end
 
-    # +text+ with the token of a DSN-looking string replaced by ***.
+    # +text+ with the token of a DSN-looking string replaced by ***. The
+    # token runs to the last '@' before any '/', as the userinfo does when
+    # parsed, so that a token with an '@' in it is hidden whole.
     def self.redact(text)
-      text.sub(%r{((?:\A|://)[^:/@]*:)[^@/]*@}, '\1***@')
+      text.sub(%r{((?:\A|://)[^:/@]*:)[^/]*@}, '\1***@')
     end
 
     def self.unescape(text)
