@@ -11,6 +11,7 @@
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/util/crypto.h"
+#include "server/util/utf8.h"
 #include "server/util/validation.h"
 
 namespace rio::api {
@@ -18,13 +19,11 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
-constexpr char kReplacementCharacter[] = "\xEF\xBF\xBD";  // U+FFFD
-
 // Version prefix of page tokens, so their format can change later.
 constexpr char kPageTokenVersion[] = "p1";
 
 std::string Text(const store::PgResult& r, int row, int column) {
-  return ToValidUtf8(r.Get(row, column));
+  return util::ToValidUtf8(r.Get(row, column));
 }
 
 // First 8 bytes of SHA-256 of `list`, in hex: stable across instances and
@@ -88,7 +87,7 @@ void FillAttempt(const store::PgResult& r, int row, int first_column,
   AppendStoredHeaders(r.Get(row, c + 11), out->mutable_request_headers());
   AppendStoredHeaders(r.Get(row, c + 12), out->mutable_response_headers());
   out->set_response_body(
-      ToValidUtf8(absl::HexStringToBytes(r.Get(row, c + 13))));
+      util::ToValidUtf8(absl::HexStringToBytes(r.Get(row, c + 13))));
   out->set_error_class(Text(r, row, c + 14));
   out->set_error_message(Text(r, row, c + 15));
 }
@@ -118,7 +117,7 @@ void AppendStoredHeaders(absl::string_view block,
       // obs-fold (RFC 9112 5.2): the previous value goes on.
       absl::string_view more = absl::StripAsciiWhitespace(line);
       if (last != nullptr && !more.empty()) {
-        absl::StrAppend(last->mutable_value(), " ", ToValidUtf8(more));
+        absl::StrAppend(last->mutable_value(), " ", util::ToValidUtf8(more));
       }
       continue;
     }
@@ -128,68 +127,10 @@ void AppendStoredHeaders(absl::string_view block,
     absl::string_view name = absl::StripAsciiWhitespace(line.substr(0, colon));
     if (name.empty()) continue;
     last = out->Add();
-    last->set_name(ToValidUtf8(name));
+    last->set_name(util::ToValidUtf8(name));
     last->set_value(
-        ToValidUtf8(absl::StripAsciiWhitespace(line.substr(colon + 1))));
+        util::ToValidUtf8(absl::StripAsciiWhitespace(line.substr(colon + 1))));
   }
-}
-
-std::string ToValidUtf8(absl::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size());
-  const size_t n = bytes.size();
-  size_t i = 0;
-  while (i < n) {
-    const auto c = static_cast<unsigned char>(bytes[i]);
-    if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-      ++i;
-      continue;
-    }
-    // Length of the sequence `c` starts and the allowed range of its second
-    // byte (narrower after E0, ED, F0 and F4: no overlongs, surrogates or
-    // code points beyond U+10FFFF), per Unicode's table of well-formed
-    // UTF-8.
-    size_t length = 0;
-    unsigned char low = 0x80, high = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      length = 2;
-    } else if (c == 0xE0) {
-      length = 3;
-      low = 0xA0;
-    } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-      length = 3;
-    } else if (c == 0xED) {
-      length = 3;
-      high = 0x9F;
-    } else if (c == 0xF0) {
-      length = 4;
-      low = 0x90;
-    } else if (c >= 0xF1 && c <= 0xF3) {
-      length = 4;
-    } else if (c == 0xF4) {
-      length = 4;
-      high = 0x8F;
-    }
-    size_t end = i + 1;  // past the longest well-formed prefix
-    if (length > 0 && end < n) {
-      const auto second = static_cast<unsigned char>(bytes[end]);
-      if (second >= low && second <= high) {
-        ++end;
-        while (end < i + length && end < n &&
-               (static_cast<unsigned char>(bytes[end]) & 0xC0) == 0x80) {
-          ++end;
-        }
-      }
-    }
-    if (length > 0 && end == i + length) {
-      out.append(bytes.data() + i, length);
-    } else {
-      out.append(kReplacementCharacter);
-    }
-    i = end;
-  }
-  return out;
 }
 
 std::string EncodePageToken(const PageCursor& cursor, absl::string_view list) {

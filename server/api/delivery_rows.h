@@ -91,11 +91,6 @@ v1::Delivery::Status ParseDeliveryStatus(absl::string_view stored);
 void AppendStoredHeaders(absl::string_view block,
                          google::protobuf::RepeatedPtrField<v1::Header>* out);
 
-// `bytes` as valid UTF-8: every maximal ill-formed subsequence (in the
-// sense of Unicode's "U+FFFD substitution of maximal subparts") becomes
-// U+FFFD; valid input is returned unchanged.
-std::string ToValidUtf8(absl::string_view bytes);
-
 // Where a newest-first list stopped: the last item returned.
 struct PageCursor {
   int64_t create_time_micros = 0;

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/api/delivery_rows.h"
+#include "server/util/utf8.h"
 #include "server/util/validation.h"
 
 namespace rio::api {
@@ -57,7 +58,7 @@ v1::TailDeliveriesResponse ToResponse(const dispatch::AttemptOutcome& o,
   a->set_status_code(o.status_code);
   AppendStoredHeaders(o.request_headers, a->mutable_request_headers());
   AppendStoredHeaders(o.response_headers, a->mutable_response_headers());
-  a->set_response_body(ToValidUtf8(o.response_body));
+  a->set_response_body(util::ToValidUtf8(o.response_body));
   a->set_error_class(error_class);
   a->set_error_message(o.error_message.empty() ? o.decision.reason
                                                : o.error_message);

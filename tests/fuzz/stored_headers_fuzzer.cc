@@ -1,6 +1,6 @@
 // What receivers send back, as the delivery API shows it
 // (server/api/delivery_rows.h): stored header blocks split into headers, and
-// response bytes made valid UTF-8 for proto3 strings.
+// response bytes made valid UTF-8 for proto3 strings (server/util/utf8.h).
 //
 // Invariants: ToValidUtf8 always returns valid UTF-8 and leaves valid UTF-8
 // unchanged; every header has a non-empty trimmed name, a value without line
@@ -12,12 +12,13 @@
 
 #include "absl/strings/ascii.h"
 #include "server/api/delivery_rows.h"
+#include "server/util/utf8.h"
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
 
-  const std::string valid = rio::api::ToValidUtf8(bytes);
+  const std::string valid = rio::util::ToValidUtf8(bytes);
   FUZZ_CHECK(rio::fuzz::IsValidUtf8(valid));
   if (rio::fuzz::IsValidUtf8(bytes)) FUZZ_CHECK(valid == bytes);
   // Each ill-formed byte becomes at most one 3-byte U+FFFD.
