@@ -18,6 +18,7 @@
 #include "rio/v1/handler.pb.h"
 #include "rio/v1/project.pb.h"
 #include "server/http/dashboard.h"
+#include "server/util/utf8.h"
 
 namespace rio::http {
 namespace {
@@ -27,10 +28,11 @@ using google::protobuf::MethodDescriptor;
 
 constexpr absl::string_view kServicePackage = "rio.v1.";
 
-// JSON string literal of `text` (quotes included).
+// JSON string literal of `text` (quotes included). JSON text is UTF-8, so
+// ill-formed sequences (a path or value echoed in a message) become U+FFFD.
 std::string JsonQuote(absl::string_view text) {
   std::string out = "\"";
-  for (const char c : text) {
+  for (const char c : util::ToValidUtf8(text)) {
     const auto byte = static_cast<unsigned char>(c);
     switch (c) {
       case '"':
