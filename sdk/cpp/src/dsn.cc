@@ -36,15 +36,13 @@ bool IsName(absl::string_view text) {
 
 // Replaces a DSN-looking token (at the start, or after "://") with ***.
 std::string Redact(absl::string_view text) {
-  // At `start`: [^:/@]* ':' [^/]* '@' -> keep through ':', then "***@". The
-  // token runs to the last '@' before any '/', as userinfo does when parsed,
-  // so that a token with an '@' in it is hidden whole.
+  // At `start`: [^:/]* ':' [^/]* '@' -> keep through ':', then "***@". As
+  // when the DSN is parsed, the sender runs to the first ':' and the token
+  // to the last '@' before any '/', so that a token is hidden whole even
+  // when it or the sender has an '@' in it.
   auto redact_at = [&](size_t start, std::string* out) -> size_t {
     size_t i = start;
-    while (i < text.size() && text[i] != ':' && text[i] != '/' &&
-           text[i] != '@') {
-      ++i;
-    }
+    while (i < text.size() && text[i] != ':' && text[i] != '/') ++i;
     if (i >= text.size() || text[i] != ':') return absl::string_view::npos;
     const absl::string_view rest = text.substr(i + 1);
     const size_t j = rest.substr(0, rest.find('/')).rfind('@');

@@ -188,6 +188,10 @@ INSTANTIATE_TEST_SUITE_P(
             Msg("rio://bad name:***@h/p",
                 std::string("has sender name 'bad name'") + kNameRule)},
         MalformedCase{
+            "rio://me@corp:s3cr3t@h/p",
+            Msg("rio://me@corp:***@h/p",
+                std::string("has sender name 'me@corp'") + kNameRule)},
+        MalformedCase{
             "rio://app:s3cr3t@[::1/p",
             Msg("rio://app:***@[::1/p", "is not a URL: Invalid IPv6 URL")},
         MalformedCase{"rio://app:s3cr3t@[::g]/p",
