@@ -1,9 +1,9 @@
 // rio.v1.ProjectService: projects and their senders.
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/empty.pb.h"
 #include "rio/v1/project.grpc.pb.h"
 #include "server/api/admin.h"
+#include "server/api/project_page_token.h"
 #include "server/store/catalog_store.h"
 #include "server/util/crypto.h"
 #include "server/util/status_macros.h"
@@ -17,18 +17,6 @@ using Service = v1::ProjectService::AsyncService;
 
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 1000;
-
-// Page tokens are the hex of the last slug returned: opaque to callers,
-// trivially checked.
-absl::StatusOr<std::string> DecodePageToken(const std::string& token) {
-  if (token.empty()) return std::string();
-  if (token.size() % 2 != 0 ||
-      token.find_first_not_of("0123456789abcdef") != std::string::npos) {
-    return absl::InvalidArgumentError(
-        "page_token is not a token returned by ListProjects");
-  }
-  return absl::HexStringToBytes(token);
-}
 
 }  // namespace
 
@@ -74,7 +62,7 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
           status = absl::InvalidArgumentError(absl::StrCat(
               "page_size must not be negative (got ", req.page_size(), ")"));
         }
-        absl::StatusOr<std::string> after = DecodePageToken(req.page_token());
+        absl::StatusOr<std::string> after = DecodeProjectPageToken(req.page_token());
         if (status.ok()) status = after.status();
         if (!status.ok()) return reply(status);
         int limit = req.page_size() == 0
@@ -87,7 +75,7 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
                             auto page, store::ListProjects(conn, after, limit));
                         if (!page.next_page_token().empty()) {
                           page.set_next_page_token(
-                              absl::BytesToHexString(page.next_page_token()));
+                              EncodeProjectPageToken(page.next_page_token()));
                         }
                         return page;
                       });

@@ -274,10 +274,113 @@ struct Connection {
   bool sent_continue = false;
 };
 
-// Outcome of parsing a request head: 0 = incomplete, 200 = parsed, anything
-// else is the error status to answer with.
+// Outcomes of ParseRequestHead other than an error status.
 constexpr int kIncomplete = 0;
 constexpr int kParsed = 200;
+
+}  // namespace
+
+int ParseRequestHead(absl::string_view in, RequestHead* head) {
+  // RFC 9112 2.2: ignore empty lines before a request line. They count
+  // towards the head size, so a stream of them still hits the cap.
+  size_t start = 0;
+  while (absl::StartsWith(in.substr(start), "\r\n")) start += 2;
+
+  const size_t end = in.find("\r\n\r\n", start);
+  if (end == absl::string_view::npos) {
+    return in.size() > kMaxHeaderBytes ? 431 : kIncomplete;
+  }
+  const size_t head_bytes = end + 4;
+  if (head_bytes > kMaxHeaderBytes) return 431;
+
+  std::vector<absl::string_view> lines =
+      absl::StrSplit(in.substr(start, end - start), "\r\n");
+  std::vector<absl::string_view> request_line = absl::StrSplit(lines[0], ' ');
+  if (request_line.size() != 3) return 400;
+  const absl::string_view method = request_line[0];
+  const absl::string_view target = request_line[1];
+  const absl::string_view version = request_line[2];
+  if (!IsToken(method) || !IsOriginFormTarget(target)) return 400;
+  if (version != "HTTP/1.1" && version != "HTTP/1.0") {
+    const bool well_formed =
+        version.size() == 8 && absl::StartsWith(version, "HTTP/") &&
+        absl::ascii_isdigit(version[5]) && version[6] == '.' &&
+        absl::ascii_isdigit(version[7]);
+    return well_formed ? 505 : 400;
+  }
+
+  Request request;
+  request.method = std::string(method);
+  const size_t question = target.find('?');
+  request.path = std::string(target.substr(0, question));
+  if (question != absl::string_view::npos) {
+    request.query = std::string(target.substr(question + 1));
+  }
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const size_t colon = lines[i].find(':');
+    if (colon == absl::string_view::npos) return 400;
+    // A name with surrounding whitespace, or a folded line, is rejected
+    // (RFC 9112 5.1, 5.2): proxies disagree on what it means.
+    const absl::string_view name = lines[i].substr(0, colon);
+    const absl::string_view value = TrimOws(lines[i].substr(colon + 1));
+    if (!IsToken(name) || !IsFieldValue(value)) return 400;
+    std::string key = absl::AsciiStrToLower(name);
+    auto [it, inserted] = request.headers.emplace(key, std::string(value));
+    if (!inserted) absl::StrAppend(&it->second, ", ", value);
+  }
+  const auto& headers = request.headers;
+
+  if (headers.count("transfer-encoding") != 0) return 411;
+  size_t body_bytes = 0;
+  if (auto it = headers.find("content-length"); it != headers.end()) {
+    // Repeated identical values are allowed (RFC 9110 8.6); they arrive
+    // here joined by commas.
+    absl::string_view first;
+    for (absl::string_view part : absl::StrSplit(it->second, ',')) {
+      part = TrimOws(part);
+      if (part.empty() ||
+          !std::all_of(part.begin(), part.end(), absl::ascii_isdigit)) {
+        return 400;
+      }
+      if (first.empty()) first = part;
+      if (part != first) return 400;
+    }
+    while (first.size() > 1 && first[0] == '0') first.remove_prefix(1);
+    uint64_t length = 0;
+    // More than 15 digits overflows nothing but is surely over the cap.
+    if (first.size() > 15 || !absl::SimpleAtoi(first, &length) ||
+        length > kMaxBodyBytes) {
+      return 413;
+    }
+    body_bytes = static_cast<size_t>(length);
+  }
+
+  const bool http10 = version == "HTTP/1.0";
+  bool keep_alive = !http10;
+  bool expect_continue = false;
+  if (auto it = headers.find("connection"); it != headers.end()) {
+    if (HasToken(it->second, "close")) {
+      keep_alive = false;
+    } else if (HasToken(it->second, "keep-alive")) {
+      keep_alive = true;
+    }
+  }
+  if (auto it = headers.find("expect"); it != headers.end()) {
+    if (!absl::EqualsIgnoreCase(it->second, "100-continue")) return 417;
+    // HTTP/1.0 clients do not understand interim responses.
+    expect_continue = !http10;
+  }
+
+  head->request = std::move(request);
+  head->head_bytes = head_bytes;
+  head->body_bytes = body_bytes;
+  head->http10 = http10;
+  head->keep_alive = keep_alive;
+  head->expect_continue = expect_continue;
+  return kParsed;
+}
+
+namespace {
 
 // The event loop. Lives on, and is only touched by, the server thread.
 class ServerLoop {
@@ -564,100 +667,15 @@ class ServerLoop {
 
   // Parses the head at the start of `in` into `connection.request`.
   int ParseHead(Connection& connection) {
-    const std::string& in = connection.in;
-    // RFC 9112 2.2: ignore empty lines before a request line. They count
-    // towards the head size, so a stream of them still hits the cap.
-    size_t start = 0;
-    while (in.compare(start, 2, "\r\n") == 0) start += 2;
-
-    const size_t end = in.find("\r\n\r\n", start);
-    if (end == std::string::npos) {
-      return in.size() > kMaxHeaderBytes ? 431 : kIncomplete;
-    }
-    const size_t head_bytes = end + 4;
-    if (head_bytes > kMaxHeaderBytes) return 431;
-
-    std::vector<absl::string_view> lines = absl::StrSplit(
-        absl::string_view(in.data() + start, end - start), "\r\n");
-    std::vector<absl::string_view> request_line = absl::StrSplit(lines[0], ' ');
-    if (request_line.size() != 3) return 400;
-    const absl::string_view method = request_line[0];
-    const absl::string_view target = request_line[1];
-    const absl::string_view version = request_line[2];
-    if (!IsToken(method) || !IsOriginFormTarget(target)) return 400;
-    if (version != "HTTP/1.1" && version != "HTTP/1.0") {
-      const bool well_formed =
-          version.size() == 8 && absl::StartsWith(version, "HTTP/") &&
-          absl::ascii_isdigit(version[5]) && version[6] == '.' &&
-          absl::ascii_isdigit(version[7]);
-      return well_formed ? 505 : 400;
-    }
-
-    Request request;
-    request.method = std::string(method);
-    const size_t question = target.find('?');
-    request.path = std::string(target.substr(0, question));
-    if (question != absl::string_view::npos) {
-      request.query = std::string(target.substr(question + 1));
-    }
-    for (size_t i = 1; i < lines.size(); ++i) {
-      const size_t colon = lines[i].find(':');
-      if (colon == absl::string_view::npos) return 400;
-      // A name with surrounding whitespace, or a folded line, is rejected
-      // (RFC 9112 5.1, 5.2): proxies disagree on what it means.
-      const absl::string_view name = lines[i].substr(0, colon);
-      const absl::string_view value = TrimOws(lines[i].substr(colon + 1));
-      if (!IsToken(name) || !IsFieldValue(value)) return 400;
-      std::string key = absl::AsciiStrToLower(name);
-      auto [it, inserted] = request.headers.emplace(key, std::string(value));
-      if (!inserted) absl::StrAppend(&it->second, ", ", value);
-    }
-    const auto& headers = request.headers;
-
-    if (headers.count("transfer-encoding") != 0) return 411;
-    size_t body_bytes = 0;
-    if (auto it = headers.find("content-length"); it != headers.end()) {
-      // Repeated identical values are allowed (RFC 9110 8.6); they arrive
-      // here joined by commas.
-      absl::string_view first;
-      for (absl::string_view part : absl::StrSplit(it->second, ',')) {
-        part = TrimOws(part);
-        if (part.empty() ||
-            !std::all_of(part.begin(), part.end(), absl::ascii_isdigit)) {
-          return 400;
-        }
-        if (first.empty()) first = part;
-        if (part != first) return 400;
-      }
-      while (first.size() > 1 && first[0] == '0') first.remove_prefix(1);
-      uint64_t length = 0;
-      // More than 15 digits overflows nothing but is surely over the cap.
-      if (first.size() > 15 || !absl::SimpleAtoi(first, &length) ||
-          length > kMaxBodyBytes) {
-        return 413;
-      }
-      body_bytes = static_cast<size_t>(length);
-    }
-
-    connection.http10 = version == "HTTP/1.0";
-    connection.keep_alive = !connection.http10;
-    connection.expect_continue = false;
-    if (auto it = headers.find("connection"); it != headers.end()) {
-      if (HasToken(it->second, "close")) {
-        connection.keep_alive = false;
-      } else if (HasToken(it->second, "keep-alive")) {
-        connection.keep_alive = true;
-      }
-    }
-    if (auto it = headers.find("expect"); it != headers.end()) {
-      if (!absl::EqualsIgnoreCase(it->second, "100-continue")) return 417;
-      // HTTP/1.0 clients do not understand interim responses.
-      connection.expect_continue = !connection.http10;
-    }
-
-    connection.request = std::move(request);
-    connection.head_bytes = head_bytes;
-    connection.body_bytes = body_bytes;
+    RequestHead head;
+    const int result = ParseRequestHead(connection.in, &head);
+    if (result != kParsed) return result;
+    connection.request = std::move(head.request);
+    connection.head_bytes = head.head_bytes;
+    connection.body_bytes = head.body_bytes;
+    connection.http10 = head.http10;
+    connection.keep_alive = head.keep_alive;
+    connection.expect_continue = head.expect_continue;
     connection.have_head = true;
     connection.sent_continue = false;
     return kParsed;

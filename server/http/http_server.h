@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace rio::http {
 
@@ -39,6 +40,29 @@ struct Response {
   std::map<std::string, std::string> headers;
   std::string body;
 };
+
+// A request head and what it says about the connection.
+struct RequestHead {
+  Request request;  // Without the body.
+  // Bytes of input the head takes: blank lines before the request line and
+  // the final empty line included. The body follows.
+  size_t head_bytes = 0;
+  size_t body_bytes = 0;  // Content-Length; 0 when absent.
+  bool http10 = false;
+  // False after "Connection: close", or for HTTP/1.0 without
+  // "Connection: keep-alive".
+  bool keep_alive = true;
+  bool expect_continue = false;  // An HTTP/1.1 "Expect: 100-continue".
+};
+
+// Parses the request head at the start of `in`, as the server does with what
+// a client sends (RFC 9112; origin-form targets, HTTP/1.0 and 1.1, framed by
+// Content-Length only). Returns 0 while `in` holds no complete head yet, 200
+// with `*head` set once it does, or else the status to answer with before
+// closing: 400 malformed, 411 Transfer-Encoding, 413 a body over 8 MiB, 417
+// an Expect other than 100-continue, 431 a head over 64 KiB, 505 another HTTP
+// version. `*head` is left alone unless the result is 200. Thread-safe.
+int ParseRequestHead(absl::string_view in, RequestHead* head);
 
 using Handler = std::function<Response(const Request&)>;
 

@@ -18,6 +18,7 @@
 #include "rio/v1/handler.pb.h"
 #include "rio/v1/project.pb.h"
 #include "server/http/dashboard.h"
+#include "server/util/utf8.h"
 
 namespace rio::http {
 namespace {
@@ -27,10 +28,11 @@ using google::protobuf::MethodDescriptor;
 
 constexpr absl::string_view kServicePackage = "rio.v1.";
 
-// JSON string literal of `text` (quotes included).
+// JSON string literal of `text` (quotes included). JSON text is UTF-8, so
+// ill-formed sequences (a path or value echoed in a message) become U+FFFD.
 std::string JsonQuote(absl::string_view text) {
   std::string out = "\"";
-  for (const char c : text) {
+  for (const char c : util::ToValidUtf8(text)) {
     const auto byte = static_cast<unsigned char>(c);
     switch (c) {
       case '"':
@@ -246,6 +248,27 @@ absl::StatusOr<const MethodDescriptor*> FindJsonApiMethod(
   return method;
 }
 
+absl::StatusOr<std::string> JsonApiRequestBytes(const MethodDescriptor& method,
+                                                absl::string_view body) {
+  const Message* prototype =
+      google::protobuf::MessageFactory::generated_factory()->GetPrototype(
+          method.input_type());
+  std::unique_ptr<Message> message(prototype->New());
+  body = absl::StripAsciiWhitespace(body);
+  google::protobuf::util::JsonParseOptions parse_options;
+  if (auto s = google::protobuf::util::JsonStringToMessage(
+          std::string(body.empty() ? "{}" : body), message.get(),
+          parse_options);
+      !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the body is not a ", method.input_type()->full_name(),
+                     " in JSON: ", s.message().as_string()));
+  }
+  std::string bytes;
+  message->SerializeToString(&bytes);
+  return bytes;
+}
+
 JsonApi::JsonApi(std::shared_ptr<grpc::Channel> channel,
                  const api::AdminAuthenticator* admin_auth, Options options)
     : options_(options), admin_auth_(admin_auth), stub_(std::move(channel)) {}
@@ -302,30 +325,19 @@ void JsonApi::Handle(const Request& request, Responder respond) {
     return respond(std::move(response));
   }
 
-  const Message* prototype =
-      google::protobuf::MessageFactory::generated_factory()->GetPrototype(
-          (*method)->input_type());
-  std::unique_ptr<Message> message(prototype->New());
-  const absl::string_view body = absl::StripAsciiWhitespace(request.body);
-  google::protobuf::util::JsonParseOptions parse_options;
-  if (auto s = google::protobuf::util::JsonStringToMessage(
-          std::string(body.empty() ? "{}" : body), message.get(),
-          parse_options);
-      !s.ok()) {
-    return respond(JsonApiError(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("the body is not a ", (*method)->input_type()->full_name(),
-                     " in JSON: ", s.message().as_string())));
+  absl::StatusOr<std::string> bytes =
+      JsonApiRequestBytes(**method, request.body);
+  if (!bytes.ok()) {
+    return respond(JsonApiError(grpc::StatusCode::INVALID_ARGUMENT,
+                                bytes.status().message()));
   }
-  std::string bytes;
-  message->SerializeToString(&bytes);
 
   auto call = std::make_shared<ApiCall>();
   call->method = *method;
   call->method_path = absl::StrCat("/", (*method)->service()->full_name(), "/",
                                    (*method)->name());
   call->respond = std::move(respond);
-  grpc::Slice slice(bytes);
+  grpc::Slice slice(*bytes);
   call->request = grpc::ByteBuffer(&slice, 1);
   call->context.set_deadline(
       absl::ToChronoTime(absl::Now() + options_.deadline));

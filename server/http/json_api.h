@@ -59,6 +59,12 @@ Response JsonApiError(grpc::StatusCode code, absl::string_view message);
 absl::StatusOr<const google::protobuf::MethodDescriptor*> FindJsonApiMethod(
     absl::string_view path);
 
+// The request of `method` that `body` holds in proto3 JSON (empty or all
+// whitespace: the empty request), serialized as gRPC sends it.
+// INVALID_ARGUMENT "the body is not a <type> in JSON: <why>" otherwise.
+absl::StatusOr<std::string> JsonApiRequestBytes(
+    const google::protobuf::MethodDescriptor& method, absl::string_view body);
+
 class JsonApi {
  public:
   struct Options {

@@ -104,6 +104,23 @@ TEST(HttpStatusForGrpcCode, MapsEveryCode) {
   EXPECT_EQ(HttpStatusForGrpcCode(StatusCode::UNAUTHENTICATED), 401);
 }
 
+TEST(JsonApiError, BodyIsJsonWithTheMessageEscaped) {
+  const Response response =
+      JsonApiError(grpc::StatusCode::NOT_FOUND, "no \"x\"\n\x01");
+  EXPECT_EQ(response.status, 404);
+  EXPECT_EQ(response.body,
+            "{\"code\":\"NOT_FOUND\",\"message\":\"no \\\"x\\\"\\n\\u0001\"}");
+}
+
+TEST(JsonApiError, IllFormedUtf8InTheMessageBecomesReplacementCharacters) {
+  // JSON text is UTF-8; a byte echoed from a request must not break it.
+  const Response response =
+      JsonApiError(grpc::StatusCode::NOT_FOUND, "no API method at /\xff\xc3");
+  EXPECT_EQ(response.body,
+            "{\"code\":\"NOT_FOUND\",\"message\":\"no API method at "
+            "/\xEF\xBF\xBD\xEF\xBF\xBD\"}");
+}
+
 TEST(FindJsonApiMethod, FindsUnaryRioMethods) {
   auto method =
       FindJsonApiMethod("/api/v1/rio.v1.DeliveryService/ListDeliveries");

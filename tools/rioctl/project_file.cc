@@ -2,13 +2,16 @@
 
 #include <cstdlib>
 #include <set>
+#include <sstream>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/util/validation.h"
 #include "tools/rioctl/args.h"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace rio::rioctl {
@@ -50,6 +53,66 @@ const char* KindOf(const YAML::Node& node) {
     default:
       return "nothing";
   }
+}
+
+// Where the documents of a YAML stream start, and where their root nodes
+// are, up to the second document. yaml-cpp 0.7's LoadAll cannot be used to
+// count them: on a stream its parser stops consuming (one starting with ',',
+// jbeder/yaml-cpp#1040) it adds empty documents forever, growing until the
+// process dies. Here that shows as a document starting where the previous
+// one did.
+class DocumentMarks : public YAML::EventHandler {
+ public:
+  struct Document {
+    YAML::Mark start;
+    YAML::Mark root = YAML::Mark::null_mark();
+  };
+
+  // Throws YAML::Exception on malformed YAML, as YAML::LoadAll does.
+  static std::vector<Document> Of(absl::string_view text) {
+    std::istringstream in{std::string(text)};
+    YAML::Parser parser(in);
+    DocumentMarks marks;
+    while (marks.documents_.size() < 2 && parser.HandleNextDocument(marks)) {
+    }
+    return std::move(marks.documents_);
+  }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    documents_.push_back({mark});
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&,
+                       YAML::anchor_t, YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  // The first node of a document is its root.
+  void Node(const YAML::Mark& mark) {
+    if (!documents_.empty() && documents_.back().root.is_null()) {
+      documents_.back().root = mark;
+    }
+  }
+
+  std::vector<Document> documents_;
+};
+
+FileLocation LocationOf(const YAML::Mark& mark) {
+  if (mark.is_null()) return {1, 1};
+  return {mark.line + 1, mark.column + 1};
 }
 
 class Parser {
@@ -428,23 +491,28 @@ absl::StatusOr<ProjectFile> ParseProjectFile(absl::string_view path,
     return absl::InvalidArgumentError(
         absl::StrCat(path, ":", at.line, ":", at.column, ": ", message));
   };
-  std::vector<YAML::Node> documents;
+  std::vector<DocumentMarks::Document> documents;
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(std::string(text));
+    documents = DocumentMarks::Of(text);
+    if (documents.size() > 1 &&
+        documents[1].start.pos == documents[0].start.pos) {
+      return error(LocationOf(documents[1].start),
+                   "invalid YAML: unexpected text");
+    }
+    if (documents.empty()) {
+      return error({1, 1}, "the file is empty; it needs at least `project:`");
+    }
+    if (documents.size() > 1) {
+      return error(LocationOf(documents[1].root),
+                   "one project per file (this is a second YAML document)");
+    }
+    root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
-    FileLocation at{1, 1};
-    if (!e.mark.is_null()) at = {e.mark.line + 1, e.mark.column + 1};
-    return error(at, absl::StrCat("invalid YAML: ", e.msg));
-  }
-  if (documents.empty()) {
-    return error({1, 1}, "the file is empty; it needs at least `project:`");
-  }
-  if (documents.size() > 1) {
-    return error(LocationOf(documents[1]),
-                 "one project per file (this is a second YAML document)");
+    return error(LocationOf(e.mark), absl::StrCat("invalid YAML: ", e.msg));
   }
   try {
-    return Parser(std::string(path), variables).Parse(documents[0]);
+    return Parser(std::string(path), variables).Parse(root);
   } catch (const FileError& e) {
     return error(e.location, e.message);
   } catch (const YAML::Exception& e) {

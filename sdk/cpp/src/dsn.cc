@@ -36,19 +36,19 @@ bool IsName(absl::string_view text) {
 
 // Replaces a DSN-looking token (at the start, or after "://") with ***.
 std::string Redact(absl::string_view text) {
-  // At `start`: [^:/@]* ':' [^@/]* '@' -> keep through ':', then "***@".
+  // At `start`: [^:/]* ':' [^/]* '@' -> keep through ':', then "***@". As
+  // when the DSN is parsed, the sender runs to the first ':' and the token
+  // to the last '@' before any '/', so that a token is hidden whole even
+  // when it or the sender has an '@' in it.
   auto redact_at = [&](size_t start, std::string* out) -> size_t {
     size_t i = start;
-    while (i < text.size() && text[i] != ':' && text[i] != '/' &&
-           text[i] != '@') {
-      ++i;
-    }
+    while (i < text.size() && text[i] != ':' && text[i] != '/') ++i;
     if (i >= text.size() || text[i] != ':') return absl::string_view::npos;
-    size_t j = i + 1;
-    while (j < text.size() && text[j] != '@' && text[j] != '/') ++j;
-    if (j >= text.size() || text[j] != '@') return absl::string_view::npos;
+    const absl::string_view rest = text.substr(i + 1);
+    const size_t j = rest.substr(0, rest.find('/')).rfind('@');
+    if (j == absl::string_view::npos) return absl::string_view::npos;
     absl::StrAppend(out, text.substr(start, i + 1 - start), "***@");
-    return j + 1;
+    return i + 1 + j + 1;
   };
   std::string out;
   size_t done = 0;  // text[0, done) is in `out`.

@@ -172,6 +172,10 @@ INSTANTIATE_TEST_SUITE_P(
             Msg("rio://app:***@h/has space",
                 std::string("names project 'has space'") + kNameRule)},
         MalformedCase{
+            "rio://app:s3cr3t@s3cr3t@h/has space",
+            Msg("rio://app:***@h/has space",
+                std::string("names project 'has space'") + kNameRule)},
+        MalformedCase{
             "rio://app:s3cr3t@h/p?timeout=1",
             Msg("rio://app:***@h/p?timeout=1",
                 std::string("may not have a query or fragment") + kExpected)},
@@ -183,6 +187,10 @@ INSTANTIATE_TEST_SUITE_P(
             "rio://bad name:s3cr3t@h/p",
             Msg("rio://bad name:***@h/p",
                 std::string("has sender name 'bad name'") + kNameRule)},
+        MalformedCase{
+            "rio://me@corp:s3cr3t@h/p",
+            Msg("rio://me@corp:***@h/p",
+                std::string("has sender name 'me@corp'") + kNameRule)},
         MalformedCase{
             "rio://app:s3cr3t@[::1/p",
             Msg("rio://app:***@[::1/p", "is not a URL: Invalid IPv6 URL")},

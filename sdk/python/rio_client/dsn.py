@@ -26,7 +26,10 @@ _FORM = "rio://SENDER:TOKEN@HOST:PORT/PROJECT"
 
 def _redact(text: str) -> str:
     """`text` with the token of a DSN-looking string replaced by ***."""
-    return re.sub(r"((?:^|://)[^:/@]*:)[^@/]*@", r"\1***@", text)
+    # As when the DSN is parsed, the sender runs to the first ':' and the
+    # token to the last '@' before any '/', so that a token is hidden whole
+    # even when it or the sender has an '@' in it.
+    return re.sub(r"((?:^|://)[^:/]*:)[^/]*@", r"\1***@", text)
 
 
 @dataclass(frozen=True)

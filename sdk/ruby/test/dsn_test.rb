@@ -35,9 +35,11 @@ class DSNTest < Minitest::Test
     'rio://app:s3cr3t@h' => 'names no project',
     'rio://app:s3cr3t@h//' => 'names no project',
     'rio://app:s3cr3t@h/has space' => 'names project "has space"',
+    'rio://app:s3cr3t@s3cr3t@h/has space' => 'names project "has space"',
     'rio://app:s3cr3t@h/p?timeout=1' => 'query or fragment',
     'rio://app:s3cr3t@h/p#x' => 'query or fragment',
     'rio://bad name:s3cr3t@h/p' => 'sender name "bad name"',
+    'rio://me@corp:s3cr3t@h/p' => 'sender name "me@corp"',
     'rio://app:s3cr3t@[::1/p' => 'malformed host'
   }.freeze
 

@@ -89,9 +89,12 @@ module RioClient
       port
     end
 
-    # +text+ with the token of a DSN-looking string replaced by ***.
+    # +text+ with the token of a DSN-looking string replaced by ***. As when
+    # the DSN is parsed, the sender runs to the first ':' and the token to
+    # the last '@' before any '/', so that a token is hidden whole even when
+    # it or the sender has an '@' in it.
     def self.redact(text)
-      text.sub(%r{((?:\A|://)[^:/@]*:)[^@/]*@}, '\1***@')
+      text.sub(%r{((?:\A|://)[^:/]*:)[^/]*@}, '\1***@')
     end
 
     def self.unescape(text)
