@@ -1,5 +1,6 @@
 // rio-server: parses flags, wires the parts together, waits for SIGINT or
 // SIGTERM, and shuts down in order.
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -77,6 +78,8 @@ ABSL_FLAG(int, max_queued_per_handler, 256,
           "slow or dead receiver cannot fill the dispatcher");
 ABSL_FLAG(int64_t, max_queued_bytes, int64_t{64} << 20,
           "Most payload bytes held by deliveries in memory for sending");
+ABSL_FLAG(int64_t, max_queued_bytes_per_handler, int64_t{16} << 20,
+          "Most payload bytes held in memory for sending to one handler");
 ABSL_FLAG(int64_t, max_ingest_queue_events, 20000,
           "Most events received and not yet committed; beyond it emits get "
           "RESOURCE_EXHAUSTED");
@@ -160,6 +163,7 @@ constexpr const char* kEnvFlags[] = {"listen",
                                      "max_queued_deliveries",
                                      "max_queued_per_handler",
                                      "max_queued_bytes",
+                                     "max_queued_bytes_per_handler",
                                      "max_ingest_queue_events",
                                      "max_ingest_queue_bytes",
                                      "grpc_memory_bytes",
@@ -214,6 +218,11 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   ApplyEnvironment();
   absl::ParseCommandLine(argc, argv);
+  // Payloads of up to a MiB come and go at the emit rate. Served by mmap,
+  // each is given back to the kernel when freed; left to glibc's default,
+  // which raises this threshold after the first such free, they are carved
+  // from arenas whose fragments stay resident.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
   // Signals are taken by sigwait in main; every thread started from here on
   // inherits the mask.
@@ -357,6 +366,8 @@ int main(int argc, char** argv) {
       std::max(1, absl::GetFlag(FLAGS_max_queued_per_handler));
   dispatch_options.max_queued_bytes =
       std::max<int64_t>(1, absl::GetFlag(FLAGS_max_queued_bytes));
+  dispatch_options.max_queued_bytes_per_handler =
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_max_queued_bytes_per_handler));
   dispatch_options.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
   dispatch_options.user_agent = "rio/" RIO_VERSION;
   // Outcomes are counted on their way to the writer.

@@ -252,21 +252,27 @@ std::vector<DeliveryJob> Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
     for (DeliveryJob& job : jobs) {
       if (held_.contains(job.delivery_id)) continue;  // claimed again, say
       const int64_t bytes = static_cast<int64_t>(job.payload->size());
-      std::deque<DeliveryJob>& queue = waiting_[job.handler->id];
-      const auto in_flight = in_flight_by_handler_.find(job.handler->id);
-      const int of_handler =
-          static_cast<int>(queue.size()) +
-          (in_flight == in_flight_by_handler_.end() ? 0 : in_flight->second);
+      HandlerLoad& load = held_by_handler_[job.handler->id];
+      // A job larger than a bound alone is taken when nothing else is held.
       if (stopping_ ||
           in_flight_ + waiting_count_ + backlog >= options_.max_queued ||
-          of_handler >= options_.max_queued_per_handler ||
+          load.jobs >= options_.max_queued_per_handler ||
+          (load.bytes + bytes > options_.max_queued_bytes_per_handler &&
+           load.jobs > 0) ||
           (held_bytes_ + bytes > options_.max_queued_bytes && !held_.empty())) {
-        if (queue.empty()) waiting_.erase(job.handler->id);
+        if (load.jobs == 0) held_by_handler_.erase(job.handler->id);
         refused.push_back(std::move(job));
         continue;
       }
+      ++load.jobs;
+      load.bytes += bytes;
       held_.insert(job.delivery_id);
       held_bytes_ += bytes;
+      mean_payload_bytes_ =
+          mean_payload_bytes_ == 0
+              ? bytes
+              : mean_payload_bytes_ + (bytes - mean_payload_bytes_) / 16;
+      std::deque<DeliveryJob>& queue = waiting_[job.handler->id];
       if (queue.empty()) ready_handlers_.push_back(job.handler->id);
       queue.push_back(std::move(job));
       ++waiting_count_;
@@ -279,14 +285,11 @@ std::vector<DeliveryJob> Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
 std::vector<std::string> Dispatcher::FullHandlers() const {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> full;
-  // A handler's jobs in flight are capped far below its queue bound, so a
-  // full handler always has jobs waiting.
-  for (const auto& [id, queue] : waiting_) {
-    const auto in_flight = in_flight_by_handler_.find(id);
-    const int held =
-        static_cast<int>(queue.size()) +
-        (in_flight == in_flight_by_handler_.end() ? 0 : in_flight->second);
-    if (held >= options_.max_queued_per_handler) full.push_back(id);
+  for (const auto& [id, load] : held_by_handler_) {
+    if (load.jobs >= options_.max_queued_per_handler ||
+        load.bytes >= options_.max_queued_bytes_per_handler) {
+      full.push_back(id);
+    }
   }
   return full;
 }
@@ -302,8 +305,14 @@ int Dispatcher::Room() const {
   absl::MutexLock lock(&mu_);
   if (stopping_ || held_bytes_ >= options_.max_queued_bytes) return 0;
   const int held = in_flight_ + waiting_count_;
-  return std::max(0, std::min(options_.max_in_flight - held,
-                              options_.max_queued - held - backlog));
+  // Claimed deliveries bring their payloads: claim no more than the bytes
+  // left can take, judging by the payloads seen lately.
+  const int64_t by_bytes = (options_.max_queued_bytes - held_bytes_) /
+                           std::max<int64_t>(1, mean_payload_bytes_);
+  return static_cast<int>(std::max<int64_t>(
+      0, std::min<int64_t>({options_.max_in_flight - held,
+                            options_.max_queued - held - backlog,
+                            std::max<int64_t>(by_bytes, held == 0 ? 1 : 0)})));
 }
 
 std::vector<DeliveryJob> Dispatcher::Stop(absl::Duration grace) {
@@ -324,6 +333,7 @@ std::vector<DeliveryJob> Dispatcher::Stop(absl::Duration grace) {
   waiting_count_ = 0;
   held_.clear();
   held_bytes_ = 0;
+  held_by_handler_.clear();
   return std::move(unfinished_);
 }
 
@@ -680,7 +690,13 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
     absl::MutexLock lock(&mu_);
     --in_flight_;
     held_.erase(t->job.delivery_id);
-    held_bytes_ -= static_cast<int64_t>(t->job.payload->size());
+    const int64_t bytes = static_cast<int64_t>(t->job.payload->size());
+    held_bytes_ -= bytes;
+    auto load = held_by_handler_.find(t->job.handler->id);
+    if (load != held_by_handler_.end()) {
+      load->second.bytes -= bytes;
+      if (--load->second.jobs == 0) held_by_handler_.erase(load);
+    }
     auto it = in_flight_by_handler_.find(t->job.handler->id);
     if (it != in_flight_by_handler_.end() && --it->second == 0) {
       in_flight_by_handler_.erase(it);

@@ -81,6 +81,7 @@ class Dispatcher {
     int max_queued = 1024;
     int max_queued_per_handler = 256;
     int64_t max_queued_bytes = int64_t{64} << 20;
+    int64_t max_queued_bytes_per_handler = int64_t{16} << 20;
     absl::Duration connect_timeout = absl::Seconds(5);
     std::string user_agent = "rio";
   };
@@ -99,8 +100,9 @@ class Dispatcher {
   // payload bytes are at their bound).
   int Room() const;
 
-  // Handlers holding max_queued_per_handler jobs: Submit refuses more of
-  // theirs, so they are not worth claiming.
+  // Handlers holding max_queued_per_handler jobs or
+  // max_queued_bytes_per_handler bytes: Submit refuses more of theirs, so
+  // they are not worth claiming.
   std::vector<std::string> FullHandlers() const;
 
   // Whether the delivery is waiting or in flight here.
@@ -160,8 +162,16 @@ class Dispatcher {
   // Delivery ids of every job waiting or in flight.
   absl::flat_hash_set<std::string> held_ ABSL_GUARDED_BY(mu_);
   int waiting_count_ ABSL_GUARDED_BY(mu_) = 0;
-  // Payload bytes of the jobs waiting or in flight.
+  // Payload bytes of the jobs waiting or in flight, in all and per handler.
   int64_t held_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  struct HandlerLoad {
+    int jobs = 0;
+    int64_t bytes = 0;
+  };
+  absl::flat_hash_map<std::string, HandlerLoad> held_by_handler_
+      ABSL_GUARDED_BY(mu_);
+  // A moving mean of the payload sizes submitted, to size claims in bytes.
+  int64_t mean_payload_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time stop_deadline_ ABSL_GUARDED_BY(mu_);
   std::vector<DeliveryJob> unfinished_ ABSL_GUARDED_BY(mu_);

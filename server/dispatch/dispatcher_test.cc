@@ -268,12 +268,31 @@ TEST(Dispatcher, PayloadBytesAreBounded) {
   std::vector<DeliveryJob> refused =
       dispatcher.Submit(Jobs(Handler("h", receiver.Url()), 4, "s"));
   EXPECT_EQ(Ids(refused), (std::vector<std::string>{"s-d3"}));
-  EXPECT_EQ(dispatcher.Room(), options.max_in_flight - 3);
-  // One more brings the bytes to the bound: no room, whatever the count.
-  std::vector<DeliveryJob> big = Jobs(Handler("h", receiver.Url()), 1, "big");
-  big[0].payload = std::make_shared<const std::string>("{}");
-  EXPECT_TRUE(dispatcher.Submit(std::move(big)).empty());
+  // The 2 bytes left hold no payload of the size seen: nothing to claim.
   EXPECT_EQ(dispatcher.Room(), 0);
+  // A smaller payload still fits.
+  std::vector<DeliveryJob> small = Jobs(Handler("h", receiver.Url()), 1, "sm");
+  small[0].payload = std::make_shared<const std::string>("{}");
+  EXPECT_TRUE(dispatcher.Submit(std::move(small)).empty());
+  EXPECT_EQ(dispatcher.Room(), 0);
+  EXPECT_EQ(dispatcher.Stop(absl::ZeroDuration()).size(), 4u);
+}
+
+// One handler cannot take all the bytes: past its own bound it is full.
+TEST(Dispatcher, PayloadBytesPerHandlerAreBounded) {
+  Receiver receiver(NeverAnswer);
+  ASSERT_TRUE(receiver.Start().ok());
+  RecordingSink sink;
+  Dispatcher::Options options;
+  options.max_queued_bytes = 1000;
+  options.max_queued_bytes_per_handler = 14;  // two payloads of Jobs()
+  Dispatcher dispatcher(options, Policy(), &sink);
+  dispatcher.Start();
+  EXPECT_EQ(Ids(dispatcher.Submit(Jobs(Handler("a", receiver.Url()), 3, "a"))),
+            std::vector<std::string>{"a-d2"});
+  EXPECT_EQ(dispatcher.FullHandlers(), std::vector<std::string>{"a"});
+  EXPECT_TRUE(dispatcher.Submit(Jobs(Handler("b", receiver.Url("/b")), 2, "b"))
+                  .empty());
   EXPECT_EQ(dispatcher.Stop(absl::ZeroDuration()).size(), 4u);
 }
 
