@@ -113,10 +113,14 @@ void IngestWriter::Loop(store::PgConnection* conn) {
         if (queue_.empty()) return;  // stopping, and everything is written
       }
       size_t items = 0;
+      int64_t bytes = 0;
       size_t n = 0;
-      while (n < queue_.size() && (n == 0 || items + queue_[n].items.size() <=
-                                                 options_.max_group_items)) {
+      while (n < queue_.size() &&
+             (n == 0 ||
+              (items + queue_[n].items.size() <= options_.max_group_items &&
+               bytes + queue_[n].bytes <= options_.max_group_bytes))) {
         items += queue_[n].items.size();
+        bytes += queue_[n].bytes;
         ++n;
       }
       group.assign(std::make_move_iterator(queue_.begin()),

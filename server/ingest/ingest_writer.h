@@ -64,6 +64,10 @@ class IngestWriter {
     absl::Duration idempotency_window = absl::Hours(24 * 7);
     // Most items in one transaction.
     size_t max_group_items = 5000;
+    // Most payload bytes in one transaction (a larger submission goes
+    // alone): each statement's parameters, and libpq's send buffer, which
+    // keeps its largest size, are a few times this.
+    int64_t max_group_bytes = int64_t{8} << 20;
     // Writer threads, each committing its own groups.
     int writers = 1;
     // Most events, and payload bytes, submitted and not yet committed:
