@@ -237,7 +237,8 @@ void RunServerThatReports(const std::string& report) {
 
 TEST_F(ServerProcessTest, FailsTheTestWhenTheLogHasASanitizerReport) {
   EXPECT_NONFATAL_FAILURE(
-      RunServerThatReports("==42==ERROR: AddressSanitizer: heap-use-after-free"),
+      RunServerThatReports(
+          "==42==ERROR: AddressSanitizer: heap-use-after-free"),
       "sanitizer report (\"ERROR: AddressSanitizer\")");
   EXPECT_NONFATAL_FAILURE(
       RunServerThatReports("server/x.cc:1:2: runtime error: signed integer "
