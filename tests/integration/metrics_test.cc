@@ -763,7 +763,8 @@ class RetentionTest : public MetricsTest {
   // event to a receiver that is down (retried in an hour), waits until they
   // are settled, then dates those messages two hours back; emits 3 "recent"
   // events; adds three recoveries (one finished two hours ago, one running
-  // since then, one finished now).
+  // since then, one finished now). The running one's next batch is a day
+  // away: the server would otherwise run it, find nothing and finish it.
   void MakeHistory() {
     START_RECEIVER(ok_);
     Receiver down;
@@ -801,9 +802,10 @@ class RetentionTest : public MetricsTest {
         kSettle));
     Sql(url_,
         "INSERT INTO recoveries (id, project_id, since, until, "
-        "rate_per_second, state, matched, create_time, finish_time) SELECT "
-        "v.id::uuid, p.id, now(), now(), 1, v.state, 0, now() - interval "
-        "'3 hours', v.finish FROM projects p, (VALUES "
+        "rate_per_second, state, matched, create_time, finish_time, "
+        "next_batch_time) SELECT v.id::uuid, p.id, now(), now(), 1, v.state, "
+        "0, now() - interval '3 hours', v.finish, now() + interval '1 day' "
+        "FROM projects p, (VALUES "
         "('00000000-0000-0000-0000-00000000000a', 'DONE', now() - interval "
         "'2 hours'), ('00000000-0000-0000-0000-00000000000b', 'RUNNING', "
         "NULL), ('00000000-0000-0000-0000-00000000000c', 'CANCELLED', now())) "

@@ -499,6 +499,12 @@ namespace {
 
 constexpr char kReadyPrefix[] = "rio-server: ready ";
 constexpr char kGeneratedTokenPrefix[] = "rio-server: generated admin token ";
+// What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer print
+// when a sanitized rio-server (tools/test's build-asan/) finds a bug. The
+// report goes to the server's log; its exit code may never be seen, since
+// most tests kill the server.
+constexpr absl::string_view kSanitizerReportMarkers[] = {
+    "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"};
 
 // Complete lines only: the server may be half-way through writing one.
 std::vector<absl::string_view> CompleteLines(absl::string_view text) {
@@ -558,8 +564,15 @@ ServerProcess::ServerProcess(Options options)
 
 ServerProcess::~ServerProcess() {
   Kill();
+  std::string log = Log();
+  for (absl::string_view marker : kSanitizerReportMarkers) {
+    if (absl::StrContains(log, marker)) {
+      ADD_FAILURE() << "rio-server's log has a sanitizer report (\"" << marker
+                    << "\")";
+      break;
+    }
+  }
   if (::testing::Test::HasFailure() && !log_path_.empty()) {
-    std::string log = Log();
     if (!log.empty() && log.back() != '\n') log.push_back('\n');
     std::fprintf(stderr,
                  "---- rio-server log (%s) ----\n%s---- end of rio-server log "

@@ -65,7 +65,8 @@ class PgCluster {
 };
 
 // A rio-server child process. Its stderr (and stdout) go to a log file that is
-// printed on destruction if the test failed.
+// printed on destruction if the test failed. Destruction fails the test when
+// the log holds a sanitizer report (a sanitized build's server).
 class ServerProcess {
  public:
   struct Options {

@@ -19,6 +19,7 @@
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "rio/v1/project.grpc.pb.h"
 
@@ -131,8 +132,8 @@ TEST(PgCluster, CreateDatabaseRejectsPrefixThatNeedsQuoting) {
 
 // ---------------------------------------------------------------------------
 // ServerProcess, against a shell script that follows rio-server's start-up
-// protocol. It generates a token when given no --admin_token, and fails when
-// RIO_FAKE_FAIL is set.
+// protocol. It generates a token when given no --admin_token, fails when
+// RIO_FAKE_FAIL is set, and prints RIO_FAKE_REPORT to stderr.
 constexpr char kFakeServerScript[] = R"sh(#!/bin/sh
 echo "args: $*"
 echo "env: RIO_FAKE_ENV=$RIO_FAKE_ENV"
@@ -145,6 +146,7 @@ case " $* " in
   *) echo "rio-server: generated admin token generated-42 (a hint)" >&2 ;;
 esac
 trap 'echo "rio-server: stopping" >&2; exit 0' TERM
+if [ -n "$RIO_FAKE_REPORT" ]; then echo "$RIO_FAKE_REPORT" >&2; fi
 echo "rio-server: ready grpc=127.0.0.1:50001 http=127.0.0.1:50002" >&2
 while :; do sleep 0.05; done
 )sh";
@@ -222,6 +224,26 @@ TEST_F(ServerProcessTest, StartFailsWithLogWhenServerExits) {
   EXPECT_THAT(started.message(),
               HasSubstr("rio-server: cannot open the database"));
   EXPECT_EQ(server.WaitExit(std::chrono::seconds(1)), 3);
+}
+
+// Starts the fake server, which writes `report` to its log, and destroys it.
+void RunServerThatReports(const std::string& report) {
+  ServerProcess::Options options;
+  options.database_url = "postgresql://db/x";
+  options.env = {{"RIO_FAKE_REPORT", report}};
+  ServerProcess server(options);
+  EXPECT_TRUE(server.Start().ok());
+}
+
+TEST_F(ServerProcessTest, FailsTheTestWhenTheLogHasASanitizerReport) {
+  EXPECT_NONFATAL_FAILURE(
+      RunServerThatReports(
+          "==42==ERROR: AddressSanitizer: heap-use-after-free"),
+      "sanitizer report (\"ERROR: AddressSanitizer\")");
+  EXPECT_NONFATAL_FAILURE(
+      RunServerThatReports("server/x.cc:1:2: runtime error: signed integer "
+                           "overflow"),
+      "sanitizer report (\"runtime error:\")");
 }
 
 TEST_F(ServerProcessTest, StartFailsWhenBinaryIsMissing) {
