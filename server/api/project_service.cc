@@ -62,7 +62,8 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
           status = absl::InvalidArgumentError(absl::StrCat(
               "page_size must not be negative (got ", req.page_size(), ")"));
         }
-        absl::StatusOr<std::string> after = DecodeProjectPageToken(req.page_token());
+        absl::StatusOr<std::string> after =
+            DecodeProjectPageToken(req.page_token());
         if (status.ok()) status = after.status();
         if (!status.ok()) return reply(status);
         int limit = req.page_size() == 0

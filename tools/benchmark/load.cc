@@ -163,8 +163,8 @@ int Main(int argc, char** argv) {
   if (const int64_t bytes = absl::GetFlag(FLAGS_payload_bytes); bytes > 0) {
     constexpr int64_t kFrame = sizeof("{\"pad\":\"\"}") - 1;
     payload = absl::StrCat(
-        "{\"pad\":\"",
-        std::string(std::max<int64_t>(0, bytes - kFrame), 'x'), "\"}");
+        "{\"pad\":\"", std::string(std::max<int64_t>(0, bytes - kFrame), 'x'),
+        "\"}");
   }
   const std::string project = absl::GetFlag(FLAGS_project);
   const std::string event = absl::GetFlag(FLAGS_event);
