@@ -146,11 +146,13 @@ void OutcomeWriter::Loop() {
                              : absl::UnavailableError("database unavailable");
     }
     if (status.ok()) {
+      // Not held any more before anyone hears of it: a claim that finds
+      // these deliveries now must take them.
+      Forget(batch);
       if (earliest != absl::InfiniteFuture() && on_retry_scheduled_) {
         on_retry_scheduled_(earliest);
       }
       if (on_written_) on_written_(batch);
-      Forget(batch);
       batch.clear();
       backoff = absl::Milliseconds(50);
       continue;
@@ -192,8 +194,8 @@ std::vector<AttemptOutcome> OutcomeWriter::WriteOneByOne(
       kept.push_back(std::move(one.front()));
       continue;
     }
-    if (on_written_) on_written_(one);
     Forget(one);  // written, or dropped
+    if (on_written_) on_written_(one);
   }
   return kept;
 }

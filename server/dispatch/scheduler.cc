@@ -182,12 +182,19 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
   if (r.rows() == 0) return 0;
   auto snapshot = catalog_->snapshot();
   std::vector<DeliveryJob> jobs;
+  store::PgArray awaiting_outcome;
+  bool any_awaiting = false;
   for (int i = 0; i < r.rows(); ++i) {
     DeliveryJob job;
     job.delivery_id = std::string(r.Get(i, 0));
     // Still on its way: waiting or in flight here, or its outcome is not
     // written yet.
-    if (dispatcher_->Holds(job.delivery_id) || sink_->Holds(job.delivery_id)) {
+    if (dispatcher_->Holds(job.delivery_id)) continue;
+    if (sink_->Holds(job.delivery_id)) {
+      // Its outcome, once written, says when it is due; were it written a
+      // moment ago, the claim just moved that to the lease's end.
+      awaiting_outcome.Add(job.delivery_id);
+      any_awaiting = true;
       continue;
     }
     job.message_id = std::string(r.Get(i, 1));
@@ -222,6 +229,13 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
   }
   std::vector<DeliveryJob> refused = dispatcher_->Submit(std::move(jobs));
   if (!refused.empty()) Requeue(std::move(refused));
+  if (!any_awaiting) return r.rows();
+  RIO_RETURN_IF_ERROR(
+      conn.Exec("UPDATE deliveries SET next_attempt_time = now() + interval "
+                "'1 second' WHERE id = ANY($1::uuid[]) AND lease_owner = $2 "
+                "AND status = 'PENDING'",
+                {std::move(awaiting_outcome).Finish(), options_.instance_id})
+          .status());
   return r.rows();
 }
 
