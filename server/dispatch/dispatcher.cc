@@ -245,12 +245,12 @@ void Dispatcher::Wake() {
 
 std::vector<DeliveryJob> Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
   std::vector<DeliveryJob> refused;
-  const int backlog = static_cast<int>(
-      std::min<size_t>(sink_->Backlog(), static_cast<size_t>(INT_MAX / 2)));
+  const int backlog = SinkBacklog();
   {
     absl::MutexLock lock(&mu_);
     for (DeliveryJob& job : jobs) {
-      if (held_.contains(job.delivery_id)) continue;  // claimed again, say
+      // Already here (claimed again after a long wait): not twice.
+      if (!held_.insert(job.delivery_id).second) continue;
       const int64_t bytes = static_cast<int64_t>(job.payload->size());
       HandlerLoad& load = held_by_handler_[job.handler->id];
       // A job larger than a bound alone is taken when nothing else is held.
@@ -259,14 +259,15 @@ std::vector<DeliveryJob> Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
           load.jobs >= options_.max_queued_per_handler ||
           (load.bytes + bytes > options_.max_queued_bytes_per_handler &&
            load.jobs > 0) ||
-          (held_bytes_ + bytes > options_.max_queued_bytes && !held_.empty())) {
+          (held_bytes_ + bytes > options_.max_queued_bytes &&
+           held_.size() > 1)) {
         if (load.jobs == 0) held_by_handler_.erase(job.handler->id);
+        held_.erase(job.delivery_id);
         refused.push_back(std::move(job));
         continue;
       }
       ++load.jobs;
       load.bytes += bytes;
-      held_.insert(job.delivery_id);
       held_bytes_ += bytes;
       mean_payload_bytes_ =
           mean_payload_bytes_ == 0
@@ -294,14 +295,18 @@ std::vector<std::string> Dispatcher::FullHandlers() const {
   return full;
 }
 
+int Dispatcher::SinkBacklog() const {
+  return static_cast<int>(
+      std::min<size_t>(sink_->Backlog(), static_cast<size_t>(INT_MAX / 2)));
+}
+
 bool Dispatcher::Holds(const std::string& delivery_id) const {
   absl::MutexLock lock(&mu_);
   return held_.contains(delivery_id);
 }
 
 int Dispatcher::Room() const {
-  const int backlog = static_cast<int>(
-      std::min<size_t>(sink_->Backlog(), static_cast<size_t>(INT_MAX / 2)));
+  const int backlog = SinkBacklog();
   absl::MutexLock lock(&mu_);
   if (stopping_ || held_bytes_ >= options_.max_queued_bytes) return 0;
   const int held = in_flight_ + waiting_count_;

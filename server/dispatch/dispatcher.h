@@ -131,6 +131,9 @@ class Dispatcher {
   static int OnTimer(CURLM* multi, long timeout_ms, void* self);
 
   void Loop();
+  // The sink's backlog of unwritten outcomes (it counts against
+  // max_queued). Takes the sink's lock: call without mu_ held.
+  int SinkBacklog() const;
   // Wakes the loop from any thread.
   void Wake();
   // Lets curl act on its timer, if due by `now`.
