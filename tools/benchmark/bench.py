@@ -882,8 +882,19 @@ class Bench:
             second = Server(self, url, os.path.join(self.work, "rio-server-kill-2.log"),
                             flags)
             servers.append(second)
-            records = self.wait_for_deliveries(receiver, len(acked), p["kill_limit_s"],
-                                               "kill")
+            # Emits whose reply the kill lost were recorded and are delivered
+            # too, so reaching len(acked) distinct arrivals does not mean every
+            # acknowledged one arrived: wait for those still missing.
+            deadline = time.time() + p["kill_limit_s"]
+            expected = len(acked)
+            while True:
+                records = self.wait_for_deliveries(
+                    receiver, expected, max(0.0, deadline - time.time()), "kill")
+                seen = {wid for _t, wid, _p in records}
+                missing = sum(1 for wid in acked if wid not in seen)
+                if missing == 0 or time.time() >= deadline:
+                    break
+                expected = len(seen) + missing
             arrived = {}
             dups = 0
             for t, wid, _p in records:
