@@ -7,7 +7,9 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -24,6 +26,7 @@
 #include "server/api/emit_service.h"
 #include "server/api/tail.h"
 #include "server/dispatch/dispatcher.h"
+#include "server/dispatch/egress_guard.h"
 #include "server/dispatch/metrics_sink.h"
 #include "server/dispatch/outcome_writer.h"
 #include "server/dispatch/retry_policy.h"
@@ -40,6 +43,7 @@
 #include "server/store/retention.h"
 #include "server/util/crypto.h"
 #include "server/util/metrics.h"
+#include "server/util/status_macros.h"
 #include "server/util/validation.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -108,6 +112,33 @@ ABSL_FLAG(std::string, instance_id, "",
           "leases back at once; two live processes may not share one");
 ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5),
           "TCP/TLS connect timeout of a webhook call");
+ABSL_FLAG(std::string, egress, "private",
+          "Which addresses webhook calls may connect to: private refuses "
+          "this host (loopback), link-local and cloud metadata addresses, "
+          "multicast, broadcast and reserved ranges; public also refuses "
+          "the private ranges (RFC 1918, CGNAT, fc00::/7)");
+ABSL_FLAG(std::string, egress_allow, "",
+          "CIDRs webhook calls may connect to whatever --egress says "
+          "(comma-separated, e.g. 127.0.0.1/32,10.1.0.0/16)");
+ABSL_FLAG(std::string, egress_deny, "",
+          "CIDRs webhook calls may never connect to (comma-separated); the "
+          "longest prefix among --egress_allow and --egress_deny wins, a "
+          "tie goes to deny");
+ABSL_FLAG(bool, egress_refuse_host_addresses, true,
+          "Also refuse the addresses of this host's own network interfaces");
+ABSL_FLAG(std::string, egress_proxy, "",
+          "An HTTP proxy (http://host:port) that every webhook call tunnels "
+          "through with CONNECT; the proxy then decides which destinations "
+          "are reachable");
+ABSL_FLAG(std::vector<std::string>, egress_resolve, {},
+          "HOST:PORT:ADDRESS entries (comma-separated) pinning names for "
+          "webhook calls, like curl --resolve; the egress policy applies to "
+          "the pinned addresses");
+ABSL_FLAG(bool, https_only, false,
+          "Refuse http:// handler URLs (only https:// receivers)");
+ABSL_FLAG(std::string, ca_file, "",
+          "A PEM file of root certificates trusted for https:// receivers "
+          "besides the system's");
 ABSL_FLAG(int64_t, max_payload_bytes, 1 << 20,
           "Largest accepted event payload, in bytes");
 ABSL_FLAG(absl::Duration, idempotency_window, absl::Hours(24 * 7),
@@ -151,6 +182,14 @@ constexpr const char* kEnvFlags[] = {"listen",
                                      "max_per_handler",
                                      "max_per_host",
                                      "connect_timeout",
+                                     "egress",
+                                     "egress_allow",
+                                     "egress_deny",
+                                     "egress_refuse_host_addresses",
+                                     "egress_proxy",
+                                     "egress_resolve",
+                                     "https_only",
+                                     "ca_file",
                                      "max_payload_bytes",
                                      "idempotency_window",
                                      "ingest_writers",
@@ -191,6 +230,23 @@ void ApplyEnvironment() {
 [[noreturn]] void Fail(int code, const std::string& message) {
   std::fprintf(stderr, "rio-server: %s\n", message.c_str());
   std::exit(code);
+}
+
+absl::StatusOr<std::unique_ptr<rio::dispatch::EgressGuard>>
+EgressGuardFromFlags() {
+  rio::dispatch::EgressGuard::Options options;
+  RIO_ASSIGN_OR_RETURN(options.policy, rio::dispatch::EgressGuard::ParsePolicy(
+                                           absl::GetFlag(FLAGS_egress)));
+  RIO_ASSIGN_OR_RETURN(options.allow,
+                       rio::dispatch::ParseIpNetworks(
+                           "egress_allow", absl::GetFlag(FLAGS_egress_allow)));
+  RIO_ASSIGN_OR_RETURN(options.deny,
+                       rio::dispatch::ParseIpNetworks(
+                           "egress_deny", absl::GetFlag(FLAGS_egress_deny)));
+  options.refuse_host_addresses =
+      absl::GetFlag(FLAGS_egress_refuse_host_addresses);
+  options.https_only = absl::GetFlag(FLAGS_https_only);
+  return std::make_unique<rio::dispatch::EgressGuard>(std::move(options));
 }
 
 // The address to put in DSNs: the bound one, with a wildcard host replaced
@@ -369,6 +425,22 @@ int main(int argc, char** argv) {
   dispatch_options.max_queued_bytes_per_handler =
       std::max<int64_t>(1, absl::GetFlag(FLAGS_max_queued_bytes_per_handler));
   dispatch_options.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
+  auto egress = EgressGuardFromFlags();
+  if (!egress.ok()) Fail(2, std::string(egress.status().message()));
+  dispatch_options.egress = egress->get();
+  dispatch_options.proxy = absl::GetFlag(FLAGS_egress_proxy);
+  dispatch_options.resolve = absl::GetFlag(FLAGS_egress_resolve);
+  dispatch_options.ca_file = absl::GetFlag(FLAGS_ca_file);
+  if (auto s = rio::dispatch::CheckWebhookCallFlags(dispatch_options);
+      !s.ok()) {
+    Fail(2, std::string(s.message()));
+  }
+  std::string egress_line = (*egress)->Describe();
+  if (!dispatch_options.proxy.empty()) {
+    absl::StrAppend(&egress_line,
+                    " through --egress_proxy=", dispatch_options.proxy);
+  }
+  std::fprintf(stderr, "rio-server: webhook calls: %s\n", egress_line.c_str());
   dispatch_options.user_agent = "rio/" RIO_VERSION;
   // Outcomes are counted on their way to the writer.
   rio::dispatch::MetricsSink counted_outcomes(metrics, &outcomes);
@@ -449,7 +521,7 @@ int main(int argc, char** argv) {
 
   rio::api::PublicAddress public_address;
   rio::api::AdminDeps deps{database->get(), &catalog, &admin_auth,
-                           &public_address};
+                           &public_address, egress->get()};
   public_address.Set(AdvertisedAddress(options.listen));
   auto projects = rio::api::RegisterProjectService(server, deps);
   auto handlers = rio::api::RegisterHandlerService(server, deps);

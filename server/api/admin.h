@@ -13,6 +13,7 @@
 #include "rio/v1/delivery.grpc.pb.h"
 #include "server/api/auth.h"
 #include "server/api/cq_server.h"
+#include "server/dispatch/egress_guard.h"
 #include "server/dispatch/scheduler.h"
 #include "server/store/catalog.h"
 #include "server/store/database.h"
@@ -42,6 +43,9 @@ struct AdminDeps {
   store::Catalog* catalog;
   const AdminAuthenticator* auth;
   const PublicAddress* public_address;
+  // Checks handler URLs when they are saved (literal addresses, localhost,
+  // --https_only); null checks nothing more than their form.
+  const dispatch::EgressGuard* egress = nullptr;
 };
 
 // Runs `work(conn)` on a database worker and answers with its result. For

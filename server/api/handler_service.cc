@@ -75,10 +75,18 @@ std::map<std::string, std::string> HeaderMap(
   return {headers.begin(), headers.end()};
 }
 
-absl::Status ValidateCreate(const v1::CreateHandlerRequest& req) {
+// The URL's form, then whether this server may call it.
+absl::Status ValidateUrl(const AdminDeps& deps, absl::string_view url) {
+  RIO_RETURN_IF_ERROR(util::ValidateWebhookUrl("url", url));
+  if (deps.egress == nullptr) return absl::OkStatus();
+  return deps.egress->CheckUrl("url", url);
+}
+
+absl::Status ValidateCreate(const AdminDeps& deps,
+                            const v1::CreateHandlerRequest& req) {
   RIO_RETURN_IF_ERROR(util::ValidateName("project", req.project()));
   RIO_RETURN_IF_ERROR(util::ValidateName("event", req.event()));
-  RIO_RETURN_IF_ERROR(util::ValidateWebhookUrl("url", req.url()));
+  RIO_RETURN_IF_ERROR(ValidateUrl(deps, req.url()));
   RIO_RETURN_IF_ERROR(ValidateMethod(req.method()));
   RIO_RETURN_IF_ERROR(ValidateContentType(req.content_type()));
   if (req.timeout_ms() != 0) {
@@ -88,14 +96,13 @@ absl::Status ValidateCreate(const v1::CreateHandlerRequest& req) {
   return util::ValidateHeaders("headers", HeaderMap(req.headers()));
 }
 
-absl::Status ValidateUpdate(const v1::UpdateHandlerRequest& req) {
+absl::Status ValidateUpdate(const AdminDeps& deps,
+                            const v1::UpdateHandlerRequest& req) {
   RIO_RETURN_IF_ERROR(ValidateHandlerId(req.id()));
   if (req.has_event()) {
     RIO_RETURN_IF_ERROR(util::ValidateName("event", req.event()));
   }
-  if (req.has_url()) {
-    RIO_RETURN_IF_ERROR(util::ValidateWebhookUrl("url", req.url()));
-  }
+  if (req.has_url()) RIO_RETURN_IF_ERROR(ValidateUrl(deps, req.url()));
   if (req.has_method()) RIO_RETURN_IF_ERROR(ValidateMethod(req.method()));
   if (req.has_content_type()) {
     RIO_RETURN_IF_ERROR(ValidateContentType(req.content_type()));
@@ -123,7 +130,7 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
       [deps](grpc::ServerContext& ctx, const v1::CreateHandlerRequest& req,
              Reply<v1::Handler> reply) {
         absl::Status status = deps.auth->Check(ctx);
-        if (status.ok()) status = ValidateCreate(req);
+        if (status.ok()) status = ValidateCreate(deps, req);
         v1::Handler handler;
         handler.set_method(req.method() == v1::Handler::METHOD_UNSPECIFIED
                                ? v1::Handler::POST
@@ -197,7 +204,7 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
       [deps](grpc::ServerContext& ctx, const v1::UpdateHandlerRequest& req,
              Reply<v1::Handler> reply) {
         absl::Status status = deps.auth->Check(ctx);
-        if (status.ok()) status = ValidateUpdate(req);
+        if (status.ok()) status = ValidateUpdate(deps, req);
         if (!status.ok()) return reply(status);
         RunOnDatabase(
             deps, std::move(reply), /*writes=*/true,

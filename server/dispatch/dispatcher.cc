@@ -1,7 +1,11 @@
 #include "server/dispatch/dispatcher.h"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,7 +17,9 @@
 #include <random>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/dispatch/request.h"
@@ -63,6 +69,54 @@ int CurlEvents(uint32_t epoll_events) {
 
 }  // namespace
 
+absl::Status CheckWebhookCallFlags(const Dispatcher::Options& options) {
+  for (const std::string& entry : options.resolve) {
+    // HOST:PORT:ADDRESS, the address bracketed or not when IPv6.
+    const std::vector<absl::string_view> parts =
+        absl::StrSplit(entry, absl::MaxSplits(':', 2));
+    int port = 0;
+    absl::string_view address = parts.size() == 3 ? parts[2] : "";
+    if (absl::StartsWith(address, "[") && absl::EndsWith(address, "]")) {
+      address = address.substr(1, address.size() - 2);
+    }
+    IpAddress ip;
+    if (parts.size() != 3 || parts[0].empty() ||
+        !absl::SimpleAtoi(parts[1], &port) || port < 1 || port > 65535 ||
+        !ParseIpAddress(address, &ip)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--egress_resolve entry \"", absl::CHexEscape(entry),
+                       "\" is not HOST:PORT:ADDRESS (like "
+                       "hooks.internal:443:10.0.0.7)"));
+    }
+  }
+  if (!options.proxy.empty() &&
+      !absl::StartsWithIgnoreCase(options.proxy, "http://") &&
+      !absl::StartsWithIgnoreCase(options.proxy, "https://")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--egress_proxy \"", absl::CHexEscape(options.proxy),
+                     "\" is not an http:// or https:// URL"));
+  }
+  if (!options.ca_file.empty()) {
+    FILE* file = std::fopen(options.ca_file.c_str(), "r");
+    if (file == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--ca_file ", options.ca_file, ": ", std::strerror(errno)));
+    }
+    int certificates = 0;
+    while (X509* cert = PEM_read_X509(file, nullptr, nullptr, nullptr)) {
+      X509_free(cert);
+      ++certificates;
+    }
+    std::fclose(file);
+    ERR_clear_error();  // the end of the file reads as an error
+    if (certificates == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--ca_file ", options.ca_file, " holds no PEM certificate"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::string_view OriginOf(absl::string_view url) {
   size_t scheme_end = url.find("://");
   if (scheme_end == absl::string_view::npos) return url;
@@ -105,6 +159,10 @@ struct Dispatcher::Transfer {
   enum class Stop { kNo, kBodyKept, kRefused };
   Stop stop = Stop::kNo;
   const char* refusal = "";
+  // Why the destination was refused (egress guard or --https_only); the
+  // transfer then fails without connecting.
+  std::string refused_destination;
+  const EgressGuard* egress = nullptr;
 
   void AddHeader(absl::string_view name, absl::string_view value,
                  bool secret = false) {
@@ -154,6 +212,7 @@ struct Dispatcher::Transfer {
     status_lines = 0;
     stop = Stop::kNo;
     refusal = "";
+    refused_destination.clear();
   }
 
   static size_t OnBody(char* data, size_t size, size_t n, void* self) {
@@ -221,6 +280,33 @@ Dispatcher::Dispatcher(Options options, RetryPolicy policy, OutcomeSink* sink)
   // where their timeouts run. Concurrency is bounded per handler instead.
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
                     static_cast<long>(options_.max_in_flight));
+  for (const std::string& entry : options_.resolve) {
+    resolve_ = curl_slist_append(resolve_, entry.c_str());
+    if (resolve_ == nullptr) DieBecause("out of memory");
+  }
+  if (!options_.ca_file.empty()) {
+    // The extra roots are CURLOPT_CAINFO; the system's stay trusted through
+    // their hashed directory (CURLOPT_CAPATH), and curl keeps caching the
+    // parsed store.
+    const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
+    ca_path_ = curl->capath != nullptr ? curl->capath : "/etc/ssl/certs";
+  }
+}
+
+curl_socket_t Dispatcher::OnOpenSocket(void* transfer, curlsocktype purpose,
+                                       curl_sockaddr* address) {
+  auto* t = static_cast<Transfer*>(transfer);
+  if (purpose == CURLSOCKTYPE_IPCXN && t->egress != nullptr) {
+    std::string refusal = t->egress->CheckAddress(&address->addr);
+    if (!refusal.empty()) {
+      // Curl tries the name's other addresses, if any; the last refusal
+      // is reported if none connects.
+      t->refused_destination = std::move(refusal);
+      return CURL_SOCKET_BAD;
+    }
+  }
+  return socket(address->family, address->socktype | SOCK_CLOEXEC,
+                address->protocol);
 }
 
 Dispatcher::~Dispatcher() {
@@ -231,6 +317,7 @@ Dispatcher::~Dispatcher() {
   // Closes the pooled connections; their sockets leave the epoll set through
   // OnSocket, so epoll_fd_ stays open until after this.
   curl_multi_cleanup(multi_);
+  curl_slist_free_all(resolve_);
   close(wake_fd_);
   close(epoll_fd_);
 }
@@ -578,12 +665,37 @@ void Dispatcher::StartTransfer(DeliveryJob job) {
   }
   t->AddCurlOnlyLine("Expect:");
 
-  // Webhooks go straight to their receivers; this also spares curl a
-  // look at the proxy environment variables on every call.
-  curl_easy_setopt(easy, CURLOPT_PROXY, "");
+  if (options_.proxy.empty()) {
+    // Webhooks go straight to their receivers; this also spares curl a
+    // look at the proxy environment variables on every call.
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");
+    t->egress = options_.egress;
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION,
+                     &Dispatcher::OnOpenSocket);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t);
+  } else {
+    // Every call is a CONNECT tunnel, so the proxy sees the destination
+    // (and decides) also for http:// URLs.
+    curl_easy_setopt(easy, CURLOPT_PROXY, options_.proxy.c_str());
+    curl_easy_setopt(easy, CURLOPT_HTTPPROXYTUNNEL, 1L);
+  }
+  if (resolve_ != nullptr) curl_easy_setopt(easy, CURLOPT_RESOLVE, resolve_);
+  if (!options_.ca_file.empty()) {
+    curl_easy_setopt(easy, CURLOPT_CAINFO, options_.ca_file.c_str());
+    curl_easy_setopt(easy, CURLOPT_CAPATH, ca_path_.c_str());
+  }
   curl_easy_setopt(easy, CURLOPT_URL, url);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
-  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (options_.egress != nullptr && options_.egress->https_only() &&
+      !absl::StartsWithIgnoreCase(h.url, "https://")) {
+    // Saved before --https_only was given: curl refuses the scheme.
+    t->refused_destination =
+        "the URL is http://; this server calls only https:// URLs "
+        "(--https_only)";
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https");
+  } else {
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  }
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(h.timeout_ms));
@@ -632,7 +744,10 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   AttemptResult result;
-  if (code == CURLE_WRITE_ERROR && t->stop == Transfer::Stop::kBodyKept) {
+  if (code != CURLE_OK && !t->refused_destination.empty()) {
+    result.destination_refused = std::move(t->refused_destination);
+  } else if (code == CURLE_WRITE_ERROR &&
+             t->stop == Transfer::Stop::kBodyKept) {
     // Rio stopped reading a long body: the status line says how it went.
     code = CURLE_OK;
   } else if (code == CURLE_WRITE_ERROR && t->stop == Transfer::Stop::kRefused) {
@@ -660,7 +775,9 @@ void Dispatcher::FinishTransfer(CURL* easy, CURLcode code) {
   o.request_headers = std::move(t->request_headers);
   o.response_headers = std::move(t->response_headers);
   o.response_body = std::move(t->response_body);
-  if (!result.invalid_response.empty()) {
+  if (!result.destination_refused.empty()) {
+    o.error_message = result.destination_refused;
+  } else if (!result.invalid_response.empty()) {
     o.error_message = result.invalid_response;
   } else if (code != CURLE_OK) {
     o.error_message = t->error[0] != '\0' ? t->error : curl_easy_strerror(code);

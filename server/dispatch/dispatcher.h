@@ -38,9 +38,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/dispatch/egress_guard.h"
 #include "server/dispatch/job.h"
 #include "server/dispatch/retry_policy.h"
 
@@ -84,6 +86,20 @@ class Dispatcher {
     int64_t max_queued_bytes_per_handler = int64_t{16} << 20;
     absl::Duration connect_timeout = absl::Seconds(5);
     std::string user_agent = "rio";
+    // Checks every address a call connects to (and http:// under
+    // https_only); null allows everything. Not owned; outlives the
+    // dispatcher.
+    const EgressGuard* egress = nullptr;
+    // An HTTP proxy every call tunnels through with CONNECT
+    // (--egress_proxy); it then decides which destinations are reachable,
+    // so the guard checks only literal addresses in URLs when handlers are
+    // saved.
+    std::string proxy;
+    // "HOST:PORT:ADDRESS" entries pinning names (curl's --resolve), checked
+    // by the guard like resolved addresses.
+    std::vector<std::string> resolve;
+    // A PEM file of roots trusted besides the system's (--ca_file).
+    std::string ca_file;
   };
 
   Dispatcher(Options options, RetryPolicy policy, OutcomeSink* sink);
@@ -129,6 +145,10 @@ class Dispatcher {
                       void* socket_data);
   // Curl's CURLMOPT_TIMERFUNCTION: when to call it with CURL_SOCKET_TIMEOUT.
   static int OnTimer(CURLM* multi, long timeout_ms, void* self);
+  // Curl's CURLOPT_OPENSOCKETFUNCTION: the egress guard's check of the
+  // address about to be connected to, after name resolution.
+  static curl_socket_t OnOpenSocket(void* transfer, curlsocktype purpose,
+                                    curl_sockaddr* address);
 
   void Loop();
   // The sink's backlog of unwritten outcomes (it counts against
@@ -146,8 +166,10 @@ class Dispatcher {
   const RetryPolicy policy_;
   OutcomeSink* const sink_;
   CURLM* multi_ = nullptr;  // owned by the dispatcher thread once started
-  int epoll_fd_ = -1;       // curl's sockets and wake_fd_
-  int wake_fd_ = -1;        // eventfd: Submit and Stop signal the loop
+  curl_slist* resolve_ = nullptr;  // options_.resolve for CURLOPT_RESOLVE
+  std::string ca_path_;            // the system's root directory
+  int epoll_fd_ = -1;              // curl's sockets and wake_fd_
+  int wake_fd_ = -1;               // eventfd: Submit and Stop signal the loop
   std::thread thread_;
 
   mutable absl::Mutex mu_;
@@ -191,6 +213,12 @@ class Dispatcher {
   absl::Time timer_due_ = absl::InfiniteFuture();
   uint64_t timer_calls_ = 0;  // OnTimer calls so far
 };
+
+// Checks the options that come from flags, before a Dispatcher is made:
+// each of `resolve` is HOST:PORT:ADDRESS with one literal address, `proxy`
+// is an http:// or https:// URL, `ca_file` holds at least one PEM
+// certificate. INVALID_ARGUMENT naming the flag and the entry otherwise.
+absl::Status CheckWebhookCallFlags(const Dispatcher::Options& options);
 
 }  // namespace rio::dispatch
 

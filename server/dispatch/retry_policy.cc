@@ -81,6 +81,8 @@ absl::string_view ErrorClassName(ErrorClass error_class) {
       return "connection_lost";
     case ErrorClass::kInternalError:
       return "internal_error";
+    case ErrorClass::kDestinationRefused:
+      return "destination_refused";
   }
   return "";
 }
@@ -186,7 +188,10 @@ Decision RetryPolicy::Decide(const AttemptResult& result, int attempts_done,
                              absl::Time now, double rand01) const {
   ErrorClass error_class;
   std::string reason;
-  if (!result.invalid_response.empty()) {
+  if (!result.destination_refused.empty()) {
+    error_class = ErrorClass::kDestinationRefused;
+    reason = absl::StrCat("destination_refused: ", result.destination_refused);
+  } else if (!result.invalid_response.empty()) {
     error_class = ErrorClass::kInvalidResponse;
     reason = absl::StrCat("invalid_response: ", result.invalid_response);
   } else if (result.curl_code == CURLE_OK) {
@@ -216,6 +221,7 @@ Decision RetryPolicy::Decide(const AttemptResult& result, int attempts_done,
   absl::Duration wait = Delay(attempts_done, rand01);
   const bool asks_to_wait =
       result.curl_code == CURLE_OK && result.invalid_response.empty() &&
+      result.destination_refused.empty() &&
       (result.http_status == 429 || result.http_status == 503);
   if (asks_to_wait && result.retry_after.has_value()) {
     // Honour the receiver's wish, but never sooner than the schedule and

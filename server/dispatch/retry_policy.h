@@ -53,12 +53,15 @@ enum class ErrorClass {
   // The attempt was made but Rio could not record it as it was (the
   // database refused the row); recorded without the receiver's reply.
   kInternalError,
-  kLast = kInternalError,
+  // Rio refused to connect: the address is one the egress guard refuses
+  // (--egress, --egress_deny), or the URL is http:// under --https_only.
+  kDestinationRefused,
+  kLast = kDestinationRefused,
 };
 
 // "" for kNone, else "timeout", "connect", "dns", "tls", "http_status",
-// "invalid_target", "invalid_response", "connection_lost" or
-// "internal_error".
+// "invalid_target", "invalid_response", "connection_lost",
+// "internal_error" or "destination_refused".
 absl::string_view ErrorClassName(ErrorClass error_class);
 
 // kNone for CURLE_OK. Codes with no better class are kConnect: the transfer
@@ -81,6 +84,9 @@ struct AttemptResult {
   // Set when Rio itself refused the reply (ErrorClass::kInvalidResponse,
   // whatever curl_code and http_status say): why, for the reason.
   std::string invalid_response;
+  // Set when Rio refused the destination (ErrorClass::kDestinationRefused):
+  // the address or URL and the rule.
+  std::string destination_refused;
 };
 
 enum class Verdict {

@@ -103,6 +103,19 @@ TEST(RetryPolicy, AResponseRioRefusedIsAnInvalidResponse) {
             "invalid_response: the response headers exceed 64 KiB");
 }
 
+TEST(RetryPolicy, ARefusedDestinationIsRetriedOnTheSchedule) {
+  const RetryPolicy policy = DefaultPolicy();
+  AttemptResult result;
+  result.curl_code = CURLE_COULDNT_CONNECT;
+  result.destination_refused = "127.0.0.1 is loopback (127.0.0.0/8)";
+  const Decision decision = policy.Decide(result, 1, kNow, kMiddle);
+  EXPECT_EQ(decision.verdict, Verdict::kRetry);
+  EXPECT_EQ(decision.next_attempt_time, kNow + absl::Seconds(5));
+  EXPECT_EQ(decision.error_class, ErrorClass::kDestinationRefused);
+  EXPECT_EQ(decision.reason,
+            "destination_refused: 127.0.0.1 is loopback (127.0.0.0/8)");
+}
+
 TEST(ParseRetrySchedule, RejectsItemsThatAreNotPositiveDurations) {
   struct Case {
     const char* text;
@@ -136,6 +149,8 @@ TEST(ErrorClassName, NamesEveryClass) {
   EXPECT_EQ(ErrorClassName(ErrorClass::kInvalidResponse), "invalid_response");
   EXPECT_EQ(ErrorClassName(ErrorClass::kConnectionLost), "connection_lost");
   EXPECT_EQ(ErrorClassName(ErrorClass::kInternalError), "internal_error");
+  EXPECT_EQ(ErrorClassName(ErrorClass::kDestinationRefused),
+            "destination_refused");
 }
 
 TEST(ClassifyCurlError, MapsCurlCodesToClasses) {

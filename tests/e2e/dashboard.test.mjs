@@ -101,7 +101,7 @@ function startServer(databaseUrl) {
   const child = spawn(SERVER, ["--listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
     `--database_url=${databaseUrl}`, `--admin_token=${TOKEN}`,
     // One attempt: a failing call is FAILED at once, so it can be recovered.
-    "--retry_schedule=", "--shutdown_grace=2s"], { stdio: ["ignore", "pipe", "pipe"] });
+    "--retry_schedule=", "--shutdown_grace=2s", "--egress_allow=127.0.0.0/8,::1/128"], { stdio: ["ignore", "pipe", "pipe"] });
   onCleanup(() => new Promise((resolve) => {
     if (child.exitCode !== null) return resolve();
     child.once("exit", resolve);

@@ -161,23 +161,38 @@ Receiver::Receiver(ReceiverScript script) : script_(std::move(script)) {}
 
 Receiver::~Receiver() { Stop(); }
 
-absl::Status Receiver::Start() {
+absl::Status Receiver::Start(const std::string& host) {
   if (listen_fd_ >= 0) {
     return absl::FailedPreconditionError("the receiver is already started");
   }
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage address = {};
+  socklen_t length = 0;
+  const bool v6 = host.find(':') != std::string::npos;
+  if (v6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
+    in6->sin6_family = AF_INET6;
+    if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) != 1) {
+      return absl::InvalidArgumentError("not an IPv6 address: " + host);
+    }
+    length = sizeof(sockaddr_in6);
+  } else {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&address);
+    in4->sin_family = AF_INET;
+    if (inet_pton(AF_INET, host.c_str(), &in4->sin_addr) != 1) {
+      return absl::InvalidArgumentError("not an IPv4 address: " + host);
+    }
+    length = sizeof(sockaddr_in);
+  }
+  const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(ErrnoMessage("socket"));
-  sockaddr_in address = {};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
       listen(fd, SOMAXCONN) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    const std::string message = ErrnoMessage("listen on 127.0.0.1:0");
+    const std::string message = ErrnoMessage("listen on " + host + ":0");
     close(fd);
     return absl::InternalError(message);
   }
+  host_ = v6 ? "[" + host + "]" : host;
   const int wake = eventfd(0, EFD_CLOEXEC);
   if (wake < 0) {
     const std::string message = ErrnoMessage("eventfd");
@@ -186,7 +201,8 @@ absl::Status Receiver::Start() {
   }
   listen_fd_ = fd;
   wake_fd_ = wake;
-  port_ = ntohs(address.sin_port);
+  port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&address)->sin6_port
+                   : reinterpret_cast<sockaddr_in*>(&address)->sin_port);
   {
     absl::MutexLock lock(&mu_);
     stopping_ = false;
@@ -222,7 +238,7 @@ void Receiver::Stop() {
 }
 
 std::string Receiver::Url(absl::string_view path) const {
-  return absl::StrCat("http://127.0.0.1:", port_, path);
+  return absl::StrCat("http://", host_, ":", port_, path);
 }
 
 std::vector<ReceivedRequest> Receiver::Requests() const {

@@ -70,16 +70,16 @@ class Receiver {
   Receiver(const Receiver&) = delete;
   Receiver& operator=(const Receiver&) = delete;
 
-  // Binds 127.0.0.1:0 and starts accepting. Fails if already started or the
-  // socket cannot be set up.
-  absl::Status Start();
+  // Binds `host` (a literal IPv4 or IPv6 address), port 0, and starts
+  // accepting. Fails if already started or the socket cannot be set up.
+  absl::Status Start(const std::string& host = "127.0.0.1");
   // Stops accepting, shuts down every connection (including delayed and
   // hanging ones, which then get no reply) and joins all threads. Returns
   // promptly. Idempotent. Recorded requests stay readable.
   void Stop();
 
   int port() const { return port_; }
-  // "http://127.0.0.1:<port><path>".
+  // "http://<host>:<port><path>" (an IPv6 host in brackets).
   std::string Url(absl::string_view path = "/hook") const;
 
   // Every request recorded so far, in arrival order.
@@ -108,6 +108,7 @@ class Receiver {
   int listen_fd_ = -1;
   int wake_fd_ = -1;  // eventfd that tells AcceptLoop to return.
   int port_ = 0;
+  std::string host_ = "127.0.0.1";  // as written in URLs
   std::thread accept_thread_;
 
   mutable absl::Mutex mu_;

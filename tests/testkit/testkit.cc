@@ -610,6 +610,9 @@ absl::Status ServerProcess::Start() {
     argv.push_back("--admin_token");
     argv.push_back(options_.admin_token);
   }
+  if (options_.allow_loopback_receivers) {
+    argv.push_back(kAllowLoopbackReceivers);
+  }
   argv.insert(argv.end(), options_.extra_args.begin(),
               options_.extra_args.end());
   const CStringArray args(std::move(argv));

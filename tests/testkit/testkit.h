@@ -67,11 +67,19 @@ class PgCluster {
 // A rio-server child process. Its stderr (and stdout) go to a log file that is
 // printed on destruction if the test failed. Destruction fails the test when
 // the log holds a sanitizer report (a sanitized build's server).
+// What lets a rio-server call receivers on 127.0.0.1 and ::1 (the egress
+// guard refuses loopback by default).
+inline constexpr char kAllowLoopbackReceivers[] =
+    "--egress_allow=127.0.0.0/8,::1/128";
+
 class ServerProcess {
  public:
   struct Options {
     std::string database_url;
     std::string admin_token = "test-admin-token";  // empty: let it generate
+    // Test receivers listen on 127.0.0.1, which the egress guard refuses by
+    // default: this passes kAllowLoopbackReceivers before extra_args.
+    bool allow_loopback_receivers = true;
     std::vector<std::string> extra_args;
     // Extra environment variables for the child (added to the parent's).
     std::map<std::string, std::string> env;

@@ -193,7 +193,8 @@ TEST_F(ServerProcessTest, StartsWithFlagsAndEnvironmentAndReadsAddresses) {
   EXPECT_THAT(server.Log(),
               HasSubstr("args: --database_url postgresql://db/x --listen "
                         "127.0.0.1:0 --http_listen 127.0.0.1:0 --admin_token "
-                        "test-admin-token --flag value\n"));
+                        "test-admin-token --egress_allow=127.0.0.0/8,::1/128 "
+                        "--flag value\n"));
   EXPECT_THAT(server.Log(), HasSubstr("env: RIO_FAKE_ENV=hello\n"));
 
   EXPECT_EQ(server.Stop(), 0);

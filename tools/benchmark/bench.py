@@ -34,6 +34,20 @@ EVENT = "bench.event"
 # minute. The *_limit_s values bound how long a run waits for deliveries
 # after the load ends (a run cut short is reported as incomplete), which
 # keeps a full run under ~25 minutes even when Rio is slow.
+_loopback_flags = {}
+
+
+def loopback_receivers(server_binary):
+    """Flags letting rio-server call the receivers on 127.0.0.1 (the egress
+    guard refuses loopback by default); none for builds without the guard."""
+    if server_binary not in _loopback_flags:
+        out = subprocess.run([server_binary, "--helpfull"], capture_output=True, text=True)
+        _loopback_flags[server_binary] = (
+            ["--egress_allow=127.0.0.0/8,::1/128"]
+            if "--egress_allow" in out.stdout + out.stderr else [])
+    return _loopback_flags[server_binary]
+
+
 PROFILES = {
     "full": dict(
         runs=3, diagnostics=True,
@@ -269,7 +283,8 @@ class Server:
         self.proc = subprocess.Popen(
             [bench.bin("rio-server"), f"--database_url={database_url}",
              "--listen=127.0.0.1:0", "--http_listen=", f"--admin_token={ADMIN_TOKEN}",
-             "--shutdown_grace=2s", *extra_flags,
+             "--shutdown_grace=2s", *loopback_receivers(bench.bin("rio-server")),
+             *extra_flags,
              *os.environ.get("RIO_SERVER_FLAGS", "").split()],
             stdout=self.log_file, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         deadline = time.time() + 30

@@ -627,6 +627,9 @@ class Chaos:
         grpc_port = free_port()
         self.instance_id = None
         flags = [f"--listen=127.0.0.1:{grpc_port}", f"--retry_schedule={RETRY_SCHEDULE}"]
+        if server_supports(self.bin("rio-server"), "egress_allow"):
+            # The receivers run on this machine's loopback.
+            flags.append("--egress_allow=127.0.0.0/8,::1/128")
         if server_supports(self.bin("rio-server"), "instance_id"):
             self.instance_id = str(uuid.uuid4())
             flags.append(f"--instance_id={self.instance_id}")

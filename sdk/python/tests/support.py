@@ -134,7 +134,7 @@ class ServerProcess:
         self.process = subprocess.Popen(
             [binary, "--database_url", database_url, "--listen", "127.0.0.1:0",
              "--http_listen", "127.0.0.1:0", "--admin_token", ADMIN_TOKEN,
-             "--shutdown_grace", "1s"],
+             "--shutdown_grace", "1s", "--egress_allow=127.0.0.0/8,::1/128"],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         match = None

@@ -125,6 +125,7 @@ module RioTest
       @log = File.join(Dir.tmpdir, "rio-server.#{Process.pid}.#{SecureRandom.hex(4)}.log")
       @pid = Process.spawn(binary, '--database_url', database_url, '--listen', '127.0.0.1:0',
                            '--http_listen', '127.0.0.1:0', '--admin_token', ADMIN_TOKEN, '--shutdown_grace', '1s',
+                           '--egress_allow=127.0.0.0/8,::1/128',
                            in: File::NULL, out: @log, err: %i[child out])
       match = RioTest.wait_for(timeout: 30) { READY.match(log) || exited? }
       unless match.is_a?(MatchData)
