@@ -9,6 +9,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -35,12 +37,29 @@ std::string ErrnoMessage(absl::string_view what) {
   return absl::StrCat(what, ": ", std::strerror(errno));
 }
 
-// Appends what `fd` has to `*buffer`; false when the peer closed or the
+}  // namespace
+
+// One accepted connection: its socket, and its TLS session when the
+// receiver speaks HTTPS.
+struct Receiver::Peer {
+  int fd = -1;
+  SSL* ssl = nullptr;
+};
+
+namespace {
+
+// Appends what `peer` has to `*buffer`; false when the peer closed or the
 // socket failed (e.g. shut down by Stop()).
-bool ReadMore(int fd, std::string* buffer) {
+bool ReadMore(Receiver::Peer& peer, std::string* buffer) {
   char chunk[16 * 1024];
   while (true) {
-    const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+    if (peer.ssl != nullptr) {
+      const int n = SSL_read(peer.ssl, chunk, sizeof(chunk));
+      if (n <= 0) return false;
+      buffer->append(chunk, static_cast<size_t>(n));
+      return true;
+    }
+    const ssize_t n = recv(peer.fd, chunk, sizeof(chunk), 0);
     if (n > 0) {
       buffer->append(chunk, static_cast<size_t>(n));
       return true;
@@ -50,9 +69,16 @@ bool ReadMore(int fd, std::string* buffer) {
   }
 }
 
-bool WriteAll(int fd, absl::string_view data) {
+bool WriteAll(Receiver::Peer& peer, absl::string_view data) {
   while (!data.empty()) {
-    const ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (peer.ssl != nullptr) {
+      const int n =
+          SSL_write(peer.ssl, data.data(), static_cast<int>(data.size()));
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<size_t>(n));
+      continue;
+    }
+    const ssize_t n = send(peer.fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     data.remove_prefix(static_cast<size_t>(n));
@@ -62,10 +88,10 @@ bool WriteAll(int fd, absl::string_view data) {
 
 // Reads until `*buffer` holds a line ending in CRLF; returns it without the
 // CRLF and removes it from the buffer.
-bool ReadLine(int fd, std::string* buffer, std::string* line) {
+bool ReadLine(Receiver::Peer& peer, std::string* buffer, std::string* line) {
   size_t end;
   while ((end = buffer->find("\r\n")) == std::string::npos) {
-    if (buffer->size() > kMaxHeaderBytes || !ReadMore(fd, buffer)) {
+    if (buffer->size() > kMaxHeaderBytes || !ReadMore(peer, buffer)) {
       return false;
     }
   }
@@ -76,9 +102,10 @@ bool ReadLine(int fd, std::string* buffer, std::string* line) {
 
 // Moves `n` bytes from the front of `*buffer` (reading more as needed) to
 // `*out`.
-bool ReadExactly(int fd, size_t n, std::string* buffer, std::string* out) {
+bool ReadExactly(Receiver::Peer& peer, size_t n, std::string* buffer,
+                 std::string* out) {
   while (buffer->size() < n) {
-    if (!ReadMore(fd, buffer)) return false;
+    if (!ReadMore(peer, buffer)) return false;
   }
   out->append(*buffer, 0, n);
   buffer->erase(0, n);
@@ -159,11 +186,41 @@ std::string ReceivedRequest::Header(absl::string_view name) const {
 
 Receiver::Receiver(ReceiverScript script) : script_(std::move(script)) {}
 
-Receiver::~Receiver() { Stop(); }
+Receiver::~Receiver() {
+  Stop();
+  if (tls_context_ != nullptr) SSL_CTX_free(tls_context_);
+}
+
+size_t Receiver::HandshakeFailures() const {
+  absl::MutexLock lock(&mu_);
+  return handshake_failures_;
+}
 
 absl::Status Receiver::Start(const std::string& host) {
   if (listen_fd_ >= 0) {
     return absl::FailedPreconditionError("the receiver is already started");
+  }
+  if (!tls_.cert_file.empty() && tls_context_ == nullptr) {
+    tls_context_ = SSL_CTX_new(TLS_server_method());
+    if (tls_context_ == nullptr ||
+        SSL_CTX_use_certificate_chain_file(tls_context_,
+                                           tls_.cert_file.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(tls_context_, tls_.key_file.c_str(),
+                                    SSL_FILETYPE_PEM) != 1) {
+      return absl::InvalidArgumentError(
+          "cannot load the receiver's certificate " + tls_.cert_file +
+          " and key " + tls_.key_file);
+    }
+    if (!tls_.client_ca_file.empty()) {
+      if (SSL_CTX_load_verify_locations(
+              tls_context_, tls_.client_ca_file.c_str(), nullptr) != 1) {
+        return absl::InvalidArgumentError("cannot load the client CA " +
+                                          tls_.client_ca_file);
+      }
+      SSL_CTX_set_verify(tls_context_,
+                         SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                         nullptr);
+    }
   }
   sockaddr_storage address = {};
   socklen_t length = 0;
@@ -238,7 +295,8 @@ void Receiver::Stop() {
 }
 
 std::string Receiver::Url(absl::string_view path) const {
-  return absl::StrCat("http://", host_, ":", port_, path);
+  return absl::StrCat(tls_.cert_file.empty() ? "http://" : "https://", host_,
+                      ":", port_, path);
 }
 
 std::vector<ReceivedRequest> Receiver::Requests() const {
@@ -304,11 +362,31 @@ void Receiver::JoinFinishedConnections() {
 }
 
 void Receiver::Serve(int id, int fd) {
+  Peer peer;
+  peer.fd = fd;
+  std::string client_subject;
+  bool serving = true;
+  if (tls_context_ != nullptr) {
+    peer.ssl = SSL_new(tls_context_);
+    if (peer.ssl == nullptr || SSL_set_fd(peer.ssl, fd) != 1 ||
+        SSL_accept(peer.ssl) != 1) {
+      absl::MutexLock lock(&mu_);
+      ++handshake_failures_;
+      serving = false;
+    } else if (X509* cert = SSL_get_peer_certificate(peer.ssl)) {
+      char name[256] = {0};
+      X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName,
+                                name, sizeof(name));
+      client_subject = name;
+      X509_free(cert);
+    }
+  }
   std::string buffer;
-  while (true) {
+  while (serving) {
     ReceivedRequest request;
     bool keep_alive = true;
-    if (!ReadRequest(fd, &buffer, &request, &keep_alive)) break;
+    if (!ReadRequest(peer, &buffer, &request, &keep_alive)) break;
+    request.client_subject = client_subject;
     int index;
     {
       absl::MutexLock lock(&mu_);
@@ -327,8 +405,8 @@ void Receiver::Serve(int id, int fd) {
       }
       if (stopping_) break;
     }
-    if (!WriteAll(
-            fd, FormatResponse(reply, request.method == "HEAD", keep_alive)) ||
+    if (!WriteAll(peer, FormatResponse(reply, request.method == "HEAD",
+                                       keep_alive)) ||
         !keep_alive) {
       break;
     }
@@ -339,16 +417,17 @@ void Receiver::Serve(int id, int fd) {
     it->second.fd = -1;
     it->second.done = true;
   }
+  if (peer.ssl != nullptr) SSL_free(peer.ssl);
   close(fd);
 }
 
-bool Receiver::ReadRequest(int fd, std::string* buffer,
+bool Receiver::ReadRequest(Peer& peer, std::string* buffer,
                            ReceivedRequest* request, bool* keep_alive) {
   // Request line, skipping stray empty lines between requests (RFC 9112
   // section 2.2).
   std::string line;
   do {
-    if (!ReadLine(fd, buffer, &line)) return false;
+    if (!ReadLine(peer, buffer, &line)) return false;
   } while (line.empty());
   std::vector<std::string> parts = absl::StrSplit(line, ' ');
   if (parts.size() != 3 || !absl::StartsWith(parts[2], "HTTP/1.")) {
@@ -363,7 +442,7 @@ bool Receiver::ReadRequest(int fd, std::string* buffer,
 
   size_t header_bytes = 0;
   while (true) {
-    if (!ReadLine(fd, buffer, &line)) return false;
+    if (!ReadLine(peer, buffer, &line)) return false;
     if (line.empty()) break;
     header_bytes += line.size();
     if (header_bytes > kMaxHeaderBytes) return false;
@@ -381,7 +460,7 @@ bool Receiver::ReadRequest(int fd, std::string* buffer,
                        : !absl::StrContains(connection, "close");
 
   if (absl::EqualsIgnoreCase(request->Header("expect"), "100-continue") &&
-      !WriteAll(fd, "HTTP/1.1 100 Continue\r\n\r\n")) {
+      !WriteAll(peer, "HTTP/1.1 100 Continue\r\n\r\n")) {
     return false;
   }
 
@@ -389,7 +468,7 @@ bool Receiver::ReadRequest(int fd, std::string* buffer,
           absl::AsciiStrToLower(request->Header("transfer-encoding")),
           "chunked")) {
     while (true) {
-      if (!ReadLine(fd, buffer, &line)) return false;
+      if (!ReadLine(peer, buffer, &line)) return false;
       uint64_t size = 0;
       const absl::string_view hex =
           absl::StripAsciiWhitespace(absl::string_view(line).substr(
@@ -400,13 +479,13 @@ bool Receiver::ReadRequest(int fd, std::string* buffer,
       }
       if (size == 0) break;
       std::string crlf;
-      if (!ReadExactly(fd, size, buffer, &request->body) ||
-          !ReadExactly(fd, 2, buffer, &crlf) || crlf != "\r\n") {
+      if (!ReadExactly(peer, size, buffer, &request->body) ||
+          !ReadExactly(peer, 2, buffer, &crlf) || crlf != "\r\n") {
         return false;
       }
     }
     do {  // Trailers, up to the empty line.
-      if (!ReadLine(fd, buffer, &line)) return false;
+      if (!ReadLine(peer, buffer, &line)) return false;
     } while (!line.empty());
   } else {
     const std::string length_text = request->Header("content-length");
@@ -415,7 +494,7 @@ bool Receiver::ReadRequest(int fd, std::string* buffer,
         (!absl::SimpleAtoi(length_text, &length) || length > kMaxBodyBytes)) {
       return false;
     }
-    if (!ReadExactly(fd, length, buffer, &request->body)) return false;
+    if (!ReadExactly(peer, length, buffer, &request->body)) return false;
   }
   request->arrival = std::chrono::steady_clock::now();
   return true;

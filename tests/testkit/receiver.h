@@ -14,6 +14,8 @@
 #ifndef RIO_TESTS_TESTKIT_RECEIVER_H_
 #define RIO_TESTS_TESTKIT_RECEIVER_H_
 
+#include <openssl/types.h>
+
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -38,6 +40,8 @@ struct ReceivedRequest {
   // In arrival order; names lower-cased, values as sent (trimmed).
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;  // Decoded when chunked.
+  // Over HTTPS with a client certificate: its subject's common name.
+  std::string client_subject;
   // When the whole request (headers and body) had been read.
   std::chrono::steady_clock::time_point arrival;
 
@@ -61,10 +65,26 @@ struct ReceiverReply {
 using ReceiverScript =
     std::function<ReceiverReply(const ReceivedRequest& request, int index)>;
 
+// HTTPS instead of HTTP: the receiver's certificate (chain) and key, and,
+// to require client certificates, the CA that must have signed them (PEM
+// files).
+struct ReceiverTls {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;
+};
+
 class Receiver {
  public:
+  struct Peer;
+
   // With no script every request gets 200 "ok".
   explicit Receiver(ReceiverScript script = nullptr);
+  // Speaks HTTPS with `tls`.
+  Receiver(ReceiverTls tls, ReceiverScript script = nullptr)
+      : Receiver(std::move(script)) {
+    tls_ = std::move(tls);
+  }
   ~Receiver();  // Stop().
 
   Receiver(const Receiver&) = delete;
@@ -85,6 +105,8 @@ class Receiver {
   // Every request recorded so far, in arrival order.
   std::vector<ReceivedRequest> Requests() const;
   size_t Count() const;
+  // TLS handshakes that failed (e.g. a client without a certificate).
+  size_t HandshakeFailures() const;
   // Waits until at least `n` requests were recorded; false on timeout.
   bool WaitForCount(size_t n, std::chrono::milliseconds timeout =
                                   std::chrono::seconds(10)) const;
@@ -100,7 +122,7 @@ class Receiver {
   void Serve(int id, int fd);
   // Reads one request from `fd` into `*request` (leftover bytes stay in
   // `*buffer`). False when the peer closed or sent something unparsable.
-  bool ReadRequest(int fd, std::string* buffer, ReceivedRequest* request,
+  bool ReadRequest(Peer& peer, std::string* buffer, ReceivedRequest* request,
                    bool* keep_alive);
   void JoinFinishedConnections() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -108,6 +130,9 @@ class Receiver {
   int listen_fd_ = -1;
   int wake_fd_ = -1;  // eventfd that tells AcceptLoop to return.
   int port_ = 0;
+  ReceiverTls tls_;
+  SSL_CTX* tls_context_ = nullptr;  // made by Start() when tls_ is set
+  size_t handshake_failures_ ABSL_GUARDED_BY(mu_) = 0;
   std::string host_ = "127.0.0.1";  // as written in URLs
   std::thread accept_thread_;
 
