@@ -38,11 +38,15 @@ class CertificateFetcher {
     }
     grpc_ssl_pem_key_cert_pair pair{material->private_key_pem.c_str(),
                                     material->cert_chain_pem.c_str()};
+    // gRPC 1.51 insists on root certificates in a fetched config even when
+    // it asks for no client certificate (and then never uses them): the
+    // server's own chain stands in.
+    const std::string& roots = material->client_ca_pem.empty()
+                                   ? material->cert_chain_pem
+                                   : material->client_ca_pem;
     // Copies the strings; gRPC takes ownership of the config.
-    *config = grpc_ssl_server_certificate_config_create(
-        material->client_ca_pem.empty() ? nullptr
-                                        : material->client_ca_pem.c_str(),
-        &pair, 1);
+    *config =
+        grpc_ssl_server_certificate_config_create(roots.c_str(), &pair, 1);
     return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
   }
 

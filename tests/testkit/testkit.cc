@@ -549,6 +549,13 @@ std::vector<std::string> ChildEnvironment(
 
 }  // namespace
 
+absl::StatusOr<ProgramResult> RunProgram(const std::vector<std::string>& argv,
+                                         milliseconds timeout) {
+  RIO_ASSIGN_OR_RETURN(CommandResult result, RunCommand(argv, "", timeout));
+  return ProgramResult{result.exit_code, std::move(result.out),
+                       std::move(result.err)};
+}
+
 std::string ServerProcess::BinaryPath() {
   const char* from_env = getenv("RIO_SERVER_BINARY");
   if (from_env != nullptr && *from_env != '\0') return from_env;

@@ -26,6 +26,19 @@ namespace rio::testkit {
 bool WaitFor(const std::function<bool()>& condition,
              std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// What a program run by RunProgram printed, and how it ended.
+struct ProgramResult {
+  int exit_code = -1;  // WEXITSTATUS, or 128 + signal.
+  std::string out;
+  std::string err;
+};
+// Runs `argv` (argv[0] an absolute path, e.g. /usr/bin/env to set
+// variables) with stdin from /dev/null, waits for it and returns its output;
+// DEADLINE_EXCEEDED (after killing it) when it takes longer than `timeout`.
+absl::StatusOr<ProgramResult> RunProgram(
+    const std::vector<std::string>& argv,
+    std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
 // A private PostgreSQL cluster in a fresh temporary directory, listening on a
 // free 127.0.0.1 port with trust authentication. When running as root, initdb
 // and pg_ctl run as the `postgres` user. Binaries come from
