@@ -23,7 +23,8 @@ ENV_TLS_SERVER_NAME = "RIO_TLS_SERVER_NAME"
 ENV_TLS_CLIENT_CERT = "RIO_TLS_CLIENT_CERT"
 ENV_TLS_CLIENT_KEY = "RIO_TLS_CLIENT_KEY"
 
-# PEM text as bytes, or the path of a PEM file.
+# PEM text (bytes, or a str that starts with -----BEGIN), or the path of a
+# PEM file.
 Pem = Union[bytes, str, "os.PathLike[str]"]
 
 Payload = Union[Mapping[str, Any], str, bytes, None]
@@ -130,6 +131,8 @@ def _read_pem(value: Optional[Pem], argument: str, variable: str) -> Optional[by
         value, source = path, f"{variable}={path}"
     if isinstance(value, bytes):
         pem = value
+    elif isinstance(value, str) and value.lstrip().startswith("-----BEGIN "):
+        pem = value.encode("ascii")
     elif isinstance(value, (str, os.PathLike)):
         if source == argument:
             source = f"{argument}={os.fspath(value)!r}"

@@ -36,7 +36,8 @@ class Client:
         retry: the retry policy for UNAVAILABLE and DEADLINE_EXCEEDED
             (default ``Retry()``: 5 attempts; ``NO_RETRY`` disables retries).
         root_certificates: the root certificates to trust for a TLS DSN
-            (``rios://``), as PEM bytes or the path of a PEM file; default:
+            (``rios://``), as PEM text (bytes, or a str starting with
+            ``-----BEGIN``) or the path of a PEM file; default:
             the file named by ``$RIO_TLS_CA``, else the system's roots.
         tls_server_name: the name the server's certificate must carry when it
             is not the DSN's host (e.g. connecting by IP address); default:

@@ -78,8 +78,8 @@ def no_tls_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_emit_over_tls_with_the_test_ca(tls_server, certs):
     sender = tls_sender(tls_server, certs, mtls=False)
     assert sender.dsn.startswith("rios://")
-    # The CA as PEM bytes, and as a path.
-    for ca in (read(certs["ca.pem"]), certs["ca.pem"]):
+    # The CA as PEM bytes, as PEM text, and as a path.
+    for ca in (read(certs["ca.pem"]), read(certs["ca.pem"]).decode(), certs["ca.pem"]):
         with Client(sender.dsn, root_certificates=ca) as client:
             result = client.emit(EVENT, {"n": 1})
             assert (result.handlers, result.duplicate) == (0, False)
