@@ -26,6 +26,7 @@ namespace rio {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 using testkit::PgCluster;
 using testkit::ProgramResult;
@@ -379,6 +380,16 @@ TEST_F(TlsTest, SighupRotatesTheCertificateWithoutDroppingOpenChannels) {
   EXPECT_EQ(after.server_common_name, "rio-rotated");
   EXPECT_EQ(ListProjects(open_channel).code, grpc::StatusCode::OK);
   EXPECT_EQ(server->Stop(), 0);
+}
+
+TEST_F(TlsTest, WithoutTlsSighupKeepsItsDefault) {
+  ServerProcess::Options options;
+  options.database_url = database_url_;
+  ServerProcess server(options);
+  ASSERT_TRUE(server.Start().ok());
+  ASSERT_EQ(kill(server.pid(), SIGHUP), 0);
+  EXPECT_EQ(server.WaitExit(std::chrono::seconds(30)), 128 + SIGHUP);
+  EXPECT_THAT(server.Log(), Not(HasSubstr("TLS")));
 }
 
 TEST_F(TlsTest, UnusableTlsFilesStopTheStart) {
