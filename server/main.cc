@@ -1,5 +1,6 @@
 // rio-server: parses flags, wires the parts together, waits for SIGINT or
-// SIGTERM, and shuts down in order.
+// SIGTERM (reloading its TLS certificate on SIGHUP meanwhile), and shuts
+// down in order.
 #include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include "server/api/cq_server.h"
 #include "server/api/emit_service.h"
 #include "server/api/tail.h"
+#include "server/api/tls_credentials.h"
 #include "server/dispatch/dispatcher.h"
 #include "server/dispatch/egress_guard.h"
 #include "server/dispatch/metrics_sink.h"
@@ -44,6 +46,7 @@
 #include "server/util/crypto.h"
 #include "server/util/metrics.h"
 #include "server/util/status_macros.h"
+#include "server/util/tls_files.h"
 #include "server/util/validation.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -51,6 +54,14 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
 ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
           "HTTP address for the dashboard (/), its JSON API (/api/v1/), "
           "/healthz, /readyz and /metrics (empty: no HTTP server)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain (leaf first): with --tls_key, the gRPC "
+          "listener speaks TLS only; reloaded on SIGHUP");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM private key of --tls_cert (unencrypted); reloaded on SIGHUP");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates: gRPC clients must present a certificate "
+          "signed by one of them (mutual TLS); needs --tls_cert");
 ABSL_FLAG(std::string, database_url, "",
           "PostgreSQL connection URL, e.g. postgresql://rio@127.0.0.1/rio");
 ABSL_FLAG(std::string, admin_token, "",
@@ -171,6 +182,9 @@ namespace {
 // command line wins.
 constexpr const char* kEnvFlags[] = {"listen",
                                      "http_listen",
+                                     "tls_cert",
+                                     "tls_key",
+                                     "tls_client_ca",
                                      "database_url",
                                      "admin_token",
                                      "public_address",
@@ -263,6 +277,43 @@ std::string AdvertisedAddress(const std::string& bound) {
   return absl::StrCat(host, bound.substr(colon));
 }
 
+// The TLS files named by the flags, read and checked; null when TLS is off.
+// Exits with a message naming the flag and file when they are unusable.
+std::shared_ptr<rio::util::TlsFiles> OpenTlsFiles() {
+  rio::util::TlsFilePaths paths;
+  paths.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  paths.key_file = absl::GetFlag(FLAGS_tls_key);
+  paths.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  if (auto valid = rio::util::CheckTlsFilePaths(paths); !valid.ok()) {
+    Fail(2, std::string(valid.message()));
+  }
+  if (!rio::util::TlsRequested(paths)) return nullptr;
+  auto files = rio::util::TlsFiles::Open(std::move(paths));
+  if (!files.ok()) Fail(1, std::string(files.status().message()));
+  return std::shared_ptr<rio::util::TlsFiles>(*std::move(files));
+}
+
+std::string DescribeCertificate(const rio::util::TlsMaterial& material) {
+  return absl::StrCat(material.subject, ", serial ", material.serial,
+                      ", valid until ",
+                      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", material.not_after,
+                                       absl::UTCTimeZone()));
+}
+
+// SIGHUP: reads the TLS files again. New handshakes use them; connections
+// already open keep theirs. Invalid files leave the old ones in use.
+void ReloadTls(rio::util::TlsFiles& files) {
+  if (auto reloaded = files.Reload(); !reloaded.ok()) {
+    std::fprintf(stderr,
+                 "rio-server: SIGHUP: TLS files not reloaded, the previous "
+                 "certificate stays in use: %s\n",
+                 std::string(reloaded.message()).c_str());
+    return;
+  }
+  std::fprintf(stderr, "rio-server: SIGHUP: TLS certificate reloaded (%s)\n",
+               DescribeCertificate(*files.Current()).c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -289,6 +340,13 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  // With TLS, SIGHUP reloads the certificate (see ReloadTls); without, it
+  // keeps its default and ends the process.
+  const std::shared_ptr<rio::util::TlsFiles> tls_files = OpenTlsFiles();
+  if (tls_files != nullptr) {
+    signal(SIGHUP, SIG_DFL);
+    sigaddset(&signals, SIGHUP);
+  }
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -514,6 +572,9 @@ int main(int argc, char** argv) {
   options.threads = absl::GetFlag(FLAGS_grpc_threads);
   options.memory_quota_bytes = absl::GetFlag(FLAGS_grpc_memory_bytes);
   options.max_concurrent_streams = absl::GetFlag(FLAGS_grpc_max_streams);
+  if (tls_files != nullptr) {
+    options.credentials = rio::api::ReloadingTlsServerCredentials(tls_files);
+  }
   // Oversized payloads must reach the emit service, which names the limit.
   options.max_receive_message_bytes = static_cast<int>(std::min<int64_t>(
       INT32_MAX / 2, std::max<int64_t>(16 << 20, 2 * max_payload + (1 << 20))));
@@ -523,6 +584,7 @@ int main(int argc, char** argv) {
   rio::api::AdminDeps deps{database->get(), &catalog, &admin_auth,
                            &public_address, egress->get()};
   public_address.Set(AdvertisedAddress(options.listen));
+  public_address.SetTls(tls_files != nullptr);
   auto projects = rio::api::RegisterProjectService(server, deps);
   auto handlers = rio::api::RegisterHandlerService(server, deps);
   auto deliveries = rio::api::RegisterDeliveryService(server, deps);
@@ -590,6 +652,13 @@ int main(int argc, char** argv) {
     http_bound = *started;
   }
 
+  if (tls_files != nullptr) {
+    std::fprintf(stderr, "rio-server: gRPC over TLS%s with %s\n",
+                 tls_files->paths().client_ca_file.empty()
+                     ? ""
+                     : " (client certificates required)",
+                 DescribeCertificate(*tls_files->Current()).c_str());
+  }
   std::fprintf(stderr, "rio-server: ready grpc=%s http=%s\n", bound->c_str(),
                http_bound.c_str());
   if (http_bound != "-") {
@@ -598,7 +667,11 @@ int main(int argc, char** argv) {
   }
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (true) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    ReloadTls(*tls_files);
+  }
   std::fprintf(stderr, "rio-server: %s received, shutting down\n",
                signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   // Stop taking calls (emits in flight are committed and answered), then

@@ -32,10 +32,20 @@ class PublicAddress {
     absl::MutexLock lock(&mu_);
     return address_;
   }
+  // Whether senders reach the address over TLS: their DSNs say rios://.
+  void SetTls(bool tls) {
+    absl::MutexLock lock(&mu_);
+    tls_ = tls;
+  }
+  std::string DsnScheme() const {
+    absl::MutexLock lock(&mu_);
+    return tls_ ? "rios" : "rio";
+  }
 
  private:
   mutable absl::Mutex mu_;
   std::string address_ ABSL_GUARDED_BY(mu_);
+  bool tls_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 struct AdminDeps {

@@ -35,7 +35,10 @@ absl::StatusOr<std::string> CqServer::Start() {
                                options_.max_concurrent_streams);
   }
   int port = 0;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(options_.listen,
+                           options_.credentials != nullptr
+                               ? options_.credentials
+                               : grpc::InsecureServerCredentials(),
                            &port);
   builder.SetMaxReceiveMessageSize(options_.max_receive_message_bytes);
   for (grpc::Service* service : services_) builder.RegisterService(service);

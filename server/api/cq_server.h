@@ -364,6 +364,9 @@ class CqServer {
     int64_t memory_quota_bytes = 0;
     // Concurrent calls on one HTTP/2 connection. 0: gRPC's default.
     int max_concurrent_streams = 0;
+    // How the listener authenticates itself (e.g. ReloadingTlsServerCredentials
+    // in api/tls_credentials.h); null: plaintext. Kept for the server's life.
+    std::shared_ptr<grpc::ServerCredentials> credentials;
   };
 
   explicit CqServer(Options options);
@@ -422,7 +425,7 @@ class CqServer {
  private:
   void Poll(grpc::ServerCompletionQueue* cq);
 
-  const Options options_;
+  const Options options_;  // Outlives server_ (its credentials must).
   std::vector<grpc::Service*> services_;
   std::vector<std::function<void(grpc::ServerCompletionQueue*)>> armers_;
   std::vector<std::shared_ptr<void>> methods_;  // keeps Method structs alive

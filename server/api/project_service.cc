@@ -126,15 +126,17 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
         RunOnDatabase(
             deps, std::move(reply), /*writes=*/true,
             [project = req.project(), name = req.name(),
-             address = deps.public_address->Get()](store::PgConnection& conn)
+             address = deps.public_address->Get(),
+             scheme =
+                 deps.public_address->DsnScheme()](store::PgConnection& conn)
                 -> absl::StatusOr<v1::CreateSenderResponse> {
               std::string token = NewToken();
               v1::CreateSenderResponse response;
               RIO_ASSIGN_OR_RETURN(
                   *response.mutable_sender(),
                   store::CreateSender(conn, project, name, TokenHash(token)));
-              response.set_dsn(absl::StrCat("rio://", name, ":", token, "@",
-                                            address, "/", project));
+              response.set_dsn(absl::StrCat(scheme, "://", name, ":", token,
+                                            "@", address, "/", project));
               response.set_token(std::move(token));
               return response;
             });

@@ -549,6 +549,13 @@ std::vector<std::string> ChildEnvironment(
 
 }  // namespace
 
+absl::StatusOr<ProgramResult> RunProgram(const std::vector<std::string>& argv,
+                                         milliseconds timeout) {
+  RIO_ASSIGN_OR_RETURN(CommandResult result, RunCommand(argv, "", timeout));
+  return ProgramResult{result.exit_code, std::move(result.out),
+                       std::move(result.err)};
+}
+
 std::string ServerProcess::BinaryPath() {
   const char* from_env = getenv("RIO_SERVER_BINARY");
   if (from_env != nullptr && *from_env != '\0') return from_env;
@@ -606,6 +613,15 @@ absl::Status ServerProcess::Start() {
   std::vector<std::string> argv = {
       binary,        "--database_url", options_.database_url, "--listen",
       "127.0.0.1:0", "--http_listen",  "127.0.0.1:0"};
+  for (const auto& [flag, path] :
+       {std::pair<const char*, const std::string&>{"--tls_cert",
+                                                   options_.tls_cert_file},
+        {"--tls_key", options_.tls_key_file},
+        {"--tls_client_ca", options_.tls_client_ca_file}}) {
+    if (path.empty()) continue;
+    argv.push_back(flag);
+    argv.push_back(path);
+  }
   if (!options_.admin_token.empty()) {
     argv.push_back("--admin_token");
     argv.push_back(options_.admin_token);
@@ -728,7 +744,49 @@ std::string ServerProcess::Log() const {
 }
 
 std::shared_ptr<grpc::Channel> ServerProcess::Channel() const {
-  return grpc::CreateChannel(grpc_address_, grpc::InsecureChannelCredentials());
+  if (options_.channel_credentials == nullptr) {
+    return grpc::CreateChannel(grpc_address_,
+                               grpc::InsecureChannelCredentials());
+  }
+  grpc::ChannelArguments args;
+  if (!options_.channel_server_name.empty()) {
+    args.SetSslTargetNameOverride(options_.channel_server_name);
+  }
+  return grpc::CreateCustomChannel(grpc_address_, options_.channel_credentials,
+                                   args);
+}
+
+absl::StatusOr<std::unique_ptr<TestCertificates>> TestCertificates::Make() {
+  RIO_ASSIGN_OR_RETURN(std::string dir, MakeTempDir("rio-certs-"));
+  std::unique_ptr<TestCertificates> certificates(
+      new TestCertificates(std::move(dir)));
+  RIO_ASSIGN_OR_RETURN(
+      const CommandResult made,
+      RunCommand({"/bin/sh", RIO_TESTKIT_DIR "/make_test_certs.sh",
+                  certificates->dir_},
+                 "", std::chrono::seconds(60)));
+  if (made.exit_code != 0) {
+    return absl::InternalError(
+        absl::StrCat("make_test_certs.sh failed with exit code ",
+                     made.exit_code, ":\n", made.out, made.err));
+  }
+  return certificates;
+}
+
+TestCertificates::~TestCertificates() {
+  std::error_code ignored;
+  std::filesystem::remove_all(dir_, ignored);
+}
+
+std::string TestCertificates::Path(const std::string& name) const {
+  return absl::StrCat(dir_, "/", name);
+}
+
+std::string TestCertificates::Read(const std::string& name) const {
+  std::ifstream in(Path(name), std::ios::binary);
+  EXPECT_TRUE(in.good()) << "cannot read " << Path(name);
+  return std::string(std::istreambuf_iterator<char>(in),
+                     std::istreambuf_iterator<char>());
 }
 
 }  // namespace rio::testkit

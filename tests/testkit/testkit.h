@@ -26,6 +26,19 @@ namespace rio::testkit {
 bool WaitFor(const std::function<bool()>& condition,
              std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// What a program run by RunProgram printed, and how it ended.
+struct ProgramResult {
+  int exit_code = -1;  // WEXITSTATUS, or 128 + signal.
+  std::string out;
+  std::string err;
+};
+// Runs `argv` (argv[0] an absolute path, e.g. /usr/bin/env to set
+// variables) with stdin from /dev/null, waits for it and returns its output;
+// DEADLINE_EXCEEDED (after killing it) when it takes longer than `timeout`.
+absl::StatusOr<ProgramResult> RunProgram(
+    const std::vector<std::string>& argv,
+    std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
 // A private PostgreSQL cluster in a fresh temporary directory, listening on a
 // free 127.0.0.1 port with trust authentication. When running as root, initdb
 // and pg_ctl run as the `postgres` user. Binaries come from
@@ -64,6 +77,30 @@ class PgCluster {
   pid_t owner_pid_;
 };
 
+// Throwaway TLS certificates made with the openssl command by
+// tests/testkit/make_test_certs.sh (the Python and Ruby tests run the same
+// script), in a fresh temporary directory removed on destruction. Files:
+// ca.pem/.key (the test CA), server.pem/.key (CN=localhost, serial 1001,
+// for localhost, 127.0.0.1 and ::1), server2.pem/.key (CN=rio-rotated,
+// serial 1002, same names), wrong-name.pem/.key (CN and SAN
+// elsewhere.invalid), client.pem/.key (CN=rio-test-client), other-ca.pem and
+// other-client.pem/.key (a CA nothing trusts and its client certificate).
+class TestCertificates {
+ public:
+  static absl::StatusOr<std::unique_ptr<TestCertificates>> Make();
+  ~TestCertificates();
+
+  // DIR/name, e.g. Path("ca.pem").
+  std::string Path(const std::string& name) const;
+  // The contents of Path(name); fails the test when it cannot be read.
+  std::string Read(const std::string& name) const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  explicit TestCertificates(std::string dir) : dir_(std::move(dir)) {}
+  std::string dir_;
+};
+
 // A rio-server child process. Its stderr (and stdout) go to a log file that is
 // printed on destruction if the test failed. Destruction fails the test when
 // the log holds a sanitizer report (a sanitized build's server).
@@ -83,6 +120,16 @@ class ServerProcess {
     std::vector<std::string> extra_args;
     // Extra environment variables for the child (added to the parent's).
     std::map<std::string, std::string> env;
+    // TLS on the gRPC listener (--tls_cert, --tls_key) and, with a client
+    // CA, required client certificates (--tls_client_ca). Paths; empty: off.
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    std::string tls_client_ca_file;
+    // What Channel() connects with; null: plaintext.
+    std::shared_ptr<grpc::ChannelCredentials> channel_credentials;
+    // The name Channel() expects in the server's certificate, when not the
+    // host of grpc_address() (e.g. "localhost").
+    std::string channel_server_name;
   };
 
   // Path of the rio-server binary: $RIO_SERVER_BINARY or the build's.
@@ -111,6 +158,7 @@ class ServerProcess {
   const std::string& admin_token() const { return admin_token_; }
   // Everything the process wrote so far.
   std::string Log() const;
+  // A new channel to grpc_address() (with Options::channel_credentials).
   std::shared_ptr<grpc::Channel> Channel() const;
 
  private:

@@ -179,11 +179,19 @@ const std::vector<FlagDef>& GlobalFlags() {
                     kDefaultServer, ")")},
       {"token", 0, K::kValue, "TOKEN", "admin token (env RIO_ADMIN_TOKEN)"},
       {"tls", 0, K::kBool, "", "connect with TLS (env RIO_TLS=1)"},
+      {"tls-ca", 0, K::kValue, "FILE",
+       "PEM root certificates to trust for TLS (env RIO_TLS_CA; default: "
+       "the system's)"},
       {"ca-file", 0, K::kValue, "FILE",
-       "PEM root certificates for TLS (env RIO_CA_FILE; default: the "
-       "system's)"},
+       "the same as --tls-ca (env RIO_CA_FILE)"},
       {"tls-server-name", 0, K::kValue, "NAME",
-       "name the server's certificate must carry, if not the host"},
+       "name the server's certificate must carry, if not the host (env "
+       "RIO_TLS_SERVER_NAME)"},
+      {"tls-cert", 0, K::kValue, "FILE",
+       "PEM client certificate, for servers that require one (mutual TLS; "
+       "env RIO_TLS_CLIENT_CERT)"},
+      {"tls-key", 0, K::kValue, "FILE",
+       "PEM private key of --tls-cert (env RIO_TLS_CLIENT_KEY)"},
       {"request-timeout", 0, K::kValue, "DURATION",
        "deadline of each call to the server (default 10s)"},
       {"output", 'o', K::kValue, "FORMAT", "table (default), json or yaml"},
@@ -227,8 +235,20 @@ absl::Status Context::Init() {
   connection_options_.tls = args_.Has("tls")
                                 ? args_.Bool("tls")
                                 : (tls_env == "1" || tls_env == "true");
-  connection_options_.ca_file = FlagOrEnv("ca-file", "RIO_CA_FILE");
-  connection_options_.tls_server_name = args_.Get("tls-server-name");
+  connection_options_.ca_file = FlagOrEnv("tls-ca", "RIO_TLS_CA");
+  if (connection_options_.ca_file.empty()) {
+    connection_options_.ca_file = FlagOrEnv("ca-file", "RIO_CA_FILE");
+  }
+  connection_options_.tls_server_name =
+      FlagOrEnv("tls-server-name", "RIO_TLS_SERVER_NAME");
+  connection_options_.cert_file = FlagOrEnv("tls-cert", "RIO_TLS_CLIENT_CERT");
+  connection_options_.key_file = FlagOrEnv("tls-key", "RIO_TLS_CLIENT_KEY");
+  if (connection_options_.cert_file.empty() !=
+      connection_options_.key_file.empty()) {
+    return UsageError(
+        "--tls-cert and --tls-key (RIO_TLS_CLIENT_CERT, RIO_TLS_CLIENT_KEY) "
+        "go together: a client certificate needs its private key");
+  }
   if (args_.Has("request-timeout")) {
     absl::StatusOr<int64_t> ms = ParseDurationMs(args_.Get("request-timeout"));
     if (!ms.ok() || *ms <= 0) {

@@ -81,6 +81,10 @@ class Context {
   absl::Status Init();
   // The connection to the server, opened on first use.
   absl::StatusOr<Connection*> Connect();
+  // Where the server is and how to reach it (from the global flags).
+  const ConnectionOptions& connection_options() const {
+    return connection_options_;
+  }
 
   // A flag's value, or the environment variable's, or "".
   std::string FlagOrEnv(const std::string& flag, const std::string& env) const;

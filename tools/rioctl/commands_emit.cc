@@ -37,6 +37,14 @@ absl::Status Emit(Context& ctx) {
   }
   ClientOptions options;
   options.dsn = dsn;
+  // The DSN's scheme says whether to use TLS; the TLS flags say how.
+  const ConnectionOptions& connection = ctx.connection_options();
+  absl::StatusOr<TlsPem> pem = ReadTlsFiles(connection);
+  if (!pem.ok()) return pem.status();
+  options.root_certificates = pem->root_certificates;
+  options.client_certificate_chain = pem->certificate_chain;
+  options.client_private_key = pem->private_key;
+  options.tls_server_name = connection.tls_server_name;
   Client client(options);
   RIO_RETURN_IF_ERROR(client.status());
   rio::Event request(event, payload, ctx.args().Get("idempotency-key"));

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -64,26 +65,52 @@ absl::StatusOr<Target> ParseServer(const std::string& server) {
   return target;
 }
 
+absl::StatusOr<TlsPem> ReadTlsFiles(const ConnectionOptions& options) {
+  TlsPem pem;
+  for (const auto& [flag, path, out] :
+       {std::tuple<const char*, const std::string&, std::string*>{
+            "--tls-ca", options.ca_file, &pem.root_certificates},
+        {"--tls-cert", options.cert_file, &pem.certificate_chain},
+        {"--tls-key", options.key_file, &pem.private_key}}) {
+    if (path.empty()) continue;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      return absl::NotFoundError(absl::StrCat("cannot read ", flag, " ", path));
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    *out = text.str();
+  }
+  return pem;
+}
+
+bool HasTlsSettings(const ConnectionOptions& options) {
+  return !options.ca_file.empty() || !options.cert_file.empty() ||
+         !options.key_file.empty() || !options.tls_server_name.empty();
+}
+
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
     const ConnectionOptions& options) {
   absl::StatusOr<Target> target = ParseServer(options.server);
   if (!target.ok()) return target.status();
   if (options.tls) target->tls = true;
+  if (!target->tls && HasTlsSettings(options)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TLS settings (--tls-ca, --tls-cert, --tls-key, --tls-server-name or "
+        "their RIO_TLS_* variables) are given but ",
+        target->address,
+        " is reached in plaintext: use --server rios://HOST:PORT or --tls"));
+  }
   grpc::ChannelArguments args;
   args.SetUserAgentPrefix(absl::StrCat("rioctl/", RIO_VERSION));
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (target->tls) {
+    absl::StatusOr<TlsPem> pem = ReadTlsFiles(options);
+    if (!pem.ok()) return pem.status();
     grpc::SslCredentialsOptions ssl;
-    if (!options.ca_file.empty()) {
-      std::ifstream in(options.ca_file, std::ios::binary);
-      if (!in) {
-        return absl::NotFoundError(
-            absl::StrCat("cannot read --ca-file ", options.ca_file));
-      }
-      std::stringstream pem;
-      pem << in.rdbuf();
-      ssl.pem_root_certs = pem.str();
-    }
+    ssl.pem_root_certs = pem->root_certificates;
+    ssl.pem_cert_chain = pem->certificate_chain;
+    ssl.pem_private_key = pem->private_key;
     if (!options.tls_server_name.empty()) {
       args.SetSslTargetNameOverride(options.tls_server_name);
     }

@@ -37,6 +37,10 @@ struct ConnectionOptions {
   // Name to verify the server's certificate against, when it differs from
   // the host (e.g. connecting by IP address).
   std::string tls_server_name;
+  // PEM client certificate and its key, for servers that require client
+  // certificates (mutual TLS); both or neither.
+  std::string cert_file;
+  std::string key_file;
   absl::Duration timeout = absl::Seconds(10);
 };
 
@@ -49,10 +53,23 @@ struct Target {
 };
 absl::StatusOr<Target> ParseServer(const std::string& server);
 
+// The contents of the TLS files of `options` (empty where none is named).
+// NOT_FOUND naming the flag and file that cannot be read.
+struct TlsPem {
+  std::string root_certificates;
+  std::string certificate_chain;
+  std::string private_key;
+};
+absl::StatusOr<TlsPem> ReadTlsFiles(const ConnectionOptions& options);
+
+// Whether `options` set anything about TLS beyond turning it on.
+bool HasTlsSettings(const ConnectionOptions& options);
+
 class Connection {
  public:
   // Builds the channel (it connects on first use). INVALID_ARGUMENT for a
-  // bad --server, NOT_FOUND for an unreadable --ca-file.
+  // bad --server or TLS settings without TLS, NOT_FOUND for an unreadable
+  // --tls-ca, --tls-cert or --tls-key.
   static absl::StatusOr<std::unique_ptr<Connection>> Open(
       const ConnectionOptions& options);
 

@@ -1,7 +1,9 @@
 #include "rio/client.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -60,6 +62,88 @@ absl::StatusOr<std::string> ResolveDsnText(const std::string& given) {
         kDsnEnvironmentVariable));
   }
   return std::string(from_env);
+}
+
+// What the channel's TLS uses: ClientOptions' settings, each defaulting to
+// its environment variable.
+struct TlsSettings {
+  grpc::SslCredentialsOptions ssl;
+  std::string server_name;
+  bool any = false;  // Whether anything was set at all.
+};
+
+absl::StatusOr<std::string> ReadPemFromEnvironment(const char* variable) {
+  const char* path = std::getenv(variable);
+  if (path == nullptr || *path == '\0') return std::string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(variable, "=", path, ": cannot open the file"));
+  }
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  if (text.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(variable, "=", path, ": the file is empty"));
+  }
+  return text;
+}
+
+// `value`, else the PEM file named by `variable`; INVALID_ARGUMENT when the
+// result is not PEM (e.g. a path given where PEM text belongs).
+absl::StatusOr<std::string> PemSetting(const std::string& value,
+                                       const char* option,
+                                       const char* variable) {
+  std::string text = value;
+  std::string source = absl::StrCat("ClientOptions.", option);
+  if (text.empty()) {
+    RIO_CLIENT_ASSIGN_OR_RETURN(text, ReadPemFromEnvironment(variable));
+    source = absl::StrCat(
+        variable, "=",
+        std::getenv(variable) == nullptr ? "" : std::getenv(variable));
+  }
+  if (!text.empty() && text.find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, " is not PEM (no -----BEGIN line)"));
+  }
+  return text;
+}
+
+absl::StatusOr<TlsSettings> ResolveTls(const ClientOptions& options,
+                                       const Dsn& dsn) {
+  TlsSettings tls;
+  RIO_CLIENT_ASSIGN_OR_RETURN(
+      tls.ssl.pem_root_certs,
+      PemSetting(options.root_certificates, "root_certificates",
+                 kTlsCaEnvironmentVariable));
+  RIO_CLIENT_ASSIGN_OR_RETURN(
+      tls.ssl.pem_cert_chain,
+      PemSetting(options.client_certificate_chain, "client_certificate_chain",
+                 kTlsClientCertEnvironmentVariable));
+  RIO_CLIENT_ASSIGN_OR_RETURN(
+      tls.ssl.pem_private_key,
+      PemSetting(options.client_private_key, "client_private_key",
+                 kTlsClientKeyEnvironmentVariable));
+  tls.server_name = options.tls_server_name;
+  if (tls.server_name.empty()) {
+    const char* name = std::getenv(kTlsServerNameEnvironmentVariable);
+    if (name != nullptr) tls.server_name = name;
+  }
+  if (tls.ssl.pem_cert_chain.empty() != tls.ssl.pem_private_key.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate needs its private key and the reverse: set "
+        "both client_certificate_chain and client_private_key (or "
+        "RIO_TLS_CLIENT_CERT and RIO_TLS_CLIENT_KEY), or neither");
+  }
+  tls.any = !tls.ssl.pem_root_certs.empty() ||
+            !tls.ssl.pem_cert_chain.empty() || !tls.server_name.empty();
+  if (tls.any && !dsn.tls()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TLS settings (root certificates, server name or client "
+        "certificate, given or from RIO_TLS_*) need a TLS DSN, but '",
+        dsn.ToString(), "' is plaintext: use rios://"));
+  }
+  return tls;
 }
 
 EmitResult ToResult(const v1::EmitResponse& response,
@@ -131,11 +215,14 @@ absl::StatusOr<std::shared_ptr<const Client::Impl>> Client::Impl::Create(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  RIO_CLIENT_ASSIGN_OR_RETURN(const TlsSettings tls,
+                              ResolveTls(options, impl->dsn));
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (impl->dsn.tls()) {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = options.root_certificates;
-    credentials = grpc::SslCredentials(ssl);
+    credentials = grpc::SslCredentials(tls.ssl);
+    if (!tls.server_name.empty()) {
+      args.SetSslTargetNameOverride(tls.server_name);
+    }
   } else {
     credentials = grpc::InsecureChannelCredentials();
   }

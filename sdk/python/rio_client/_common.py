@@ -18,6 +18,14 @@ from .retry import DEFAULT_RETRY, Retry
 
 DEFAULT_TIMEOUT = 10.0
 ENV_DSN = "RIO_DSN"
+ENV_TLS_CA = "RIO_TLS_CA"
+ENV_TLS_SERVER_NAME = "RIO_TLS_SERVER_NAME"
+ENV_TLS_CLIENT_CERT = "RIO_TLS_CLIENT_CERT"
+ENV_TLS_CLIENT_KEY = "RIO_TLS_CLIENT_KEY"
+
+# PEM text (bytes, or a str that starts with -----BEGIN), or the path of a
+# PEM file.
+Pem = Union[bytes, str, "os.PathLike[str]"]
 
 Payload = Union[Mapping[str, Any], str, bytes, None]
 
@@ -98,8 +106,93 @@ def channel_options(extra: Sequence[Tuple[str, Any]]) -> List[Tuple[str, Any]]:
     return options
 
 
-def channel_credentials(root_certificates: Optional[bytes]) -> grpc.ChannelCredentials:
-    return grpc.ssl_channel_credentials(root_certificates=root_certificates)
+@dataclass(frozen=True)
+class TlsSettings:
+    """What a TLS channel uses; None where the default applies."""
+
+    root_certificates: Optional[bytes] = None
+    certificate_chain: Optional[bytes] = None
+    private_key: Optional[bytes] = None
+    server_name: Optional[str] = None
+
+    def any(self) -> bool:
+        return any(v is not None for v in
+                   (self.root_certificates, self.certificate_chain, self.private_key,
+                    self.server_name))
+
+
+def _read_pem(value: Optional[Pem], argument: str, variable: str) -> Optional[bytes]:
+    """``value`` (PEM bytes, or a path), else the file named by $variable."""
+    source = argument
+    if value is None:
+        path = os.environ.get(variable)
+        if not path:
+            return None
+        value, source = path, f"{variable}={path}"
+    if isinstance(value, bytes):
+        pem = value
+    elif isinstance(value, str) and value.lstrip().startswith("-----BEGIN "):
+        pem = value.encode("ascii")
+    elif isinstance(value, (str, os.PathLike)):
+        if source == argument:
+            source = f"{argument}={os.fspath(value)!r}"
+        try:
+            with open(value, "rb") as f:
+                pem = f.read()
+        except OSError as error:
+            raise ValueError(f"{source}: cannot read the file: {error.strerror}") from error
+    else:
+        raise TypeError(
+            f"{argument} must be PEM bytes or the path of a PEM file, not {type(value).__name__}"
+        )
+    if b"-----BEGIN " not in pem:
+        raise ValueError(f"{source} is not PEM (no -----BEGIN line)")
+    return pem
+
+
+def resolve_tls(
+    dsn: DSN,
+    root_certificates: Optional[Pem],
+    tls_server_name: Optional[str],
+    client_certificate: Optional[Pem],
+    client_key: Optional[Pem],
+) -> TlsSettings:
+    """The TLS settings from the arguments, each else from its RIO_TLS_*
+    variable. Raises ValueError for an unreadable or non-PEM file, a
+    certificate without its key (or the reverse), and TLS settings with a
+    plaintext DSN."""
+    settings = TlsSettings(
+        root_certificates=_read_pem(root_certificates, "root_certificates", ENV_TLS_CA),
+        certificate_chain=_read_pem(client_certificate, "client_certificate", ENV_TLS_CLIENT_CERT),
+        private_key=_read_pem(client_key, "client_key", ENV_TLS_CLIENT_KEY),
+        server_name=tls_server_name or os.environ.get(ENV_TLS_SERVER_NAME) or None,
+    )
+    if (settings.certificate_chain is None) != (settings.private_key is None):
+        raise ValueError(
+            "a client certificate needs its private key and the reverse: pass both "
+            "client_certificate and client_key (or set RIO_TLS_CLIENT_CERT and "
+            "RIO_TLS_CLIENT_KEY), or neither"
+        )
+    if settings.any() and not dsn.tls:
+        raise ValueError(
+            "TLS settings (root certificates, server name or client certificate, given or "
+            f"from RIO_TLS_*) need a TLS DSN, but '{dsn}' is plaintext: use rios://"
+        )
+    return settings
+
+
+def tls_channel_options(tls: TlsSettings) -> List[Tuple[str, Any]]:
+    if tls.server_name is None:
+        return []
+    return [("grpc.ssl_target_name_override", tls.server_name)]
+
+
+def channel_credentials(tls: TlsSettings) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(
+        root_certificates=tls.root_certificates,
+        private_key=tls.private_key,
+        certificate_chain=tls.certificate_chain,
+    )
 
 
 def encode_payload(payload: Payload, dumps: Callable[[Any], str]) -> str:

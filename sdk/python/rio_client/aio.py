@@ -39,15 +39,20 @@ class AsyncClient:
         DSN: Optional[str] = None,  # noqa: N803 - the seed's spelling
         timeout: Optional[float] = None,
         retry: Optional[Retry] = None,
-        root_certificates: Optional[bytes] = None,
+        root_certificates: Optional[_common.Pem] = None,
+        tls_server_name: Optional[str] = None,
+        client_certificate: Optional[_common.Pem] = None,
+        client_key: Optional[_common.Pem] = None,
         channel_options: Sequence[Tuple[str, Any]] = (),
         json_dumps: Optional[Callable[[Any], str]] = None,
     ) -> None:
         self._dsn = _common.resolve_dsn(dsn, DSN)
+        self._tls = _common.resolve_tls(
+            self._dsn, root_certificates, tls_server_name, client_certificate, client_key
+        )
         self._timeout, self._retry = _common.check_options(timeout, retry)
         self._dumps = json_dumps or _common.compact_json
         self._metadata = _common.auth_metadata(self._dsn)
-        self._root_certificates = root_certificates
         self._options = _common.channel_options(channel_options)
         self._sleep = asyncio.sleep
         self._channel: Optional[grpc.aio.Channel] = None
@@ -67,8 +72,8 @@ class AsyncClient:
             if self._dsn.tls:
                 self._channel = grpc.aio.secure_channel(
                     self._dsn.target,
-                    _common.channel_credentials(self._root_certificates),
-                    options=self._options,
+                    _common.channel_credentials(self._tls),
+                    options=_common.tls_channel_options(self._tls) + self._options,
                 )
             else:
                 self._channel = grpc.aio.insecure_channel(self._dsn.target, options=self._options)

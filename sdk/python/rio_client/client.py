@@ -35,7 +35,17 @@ class Client:
         timeout: seconds each attempt of a call may take (default 10).
         retry: the retry policy for UNAVAILABLE and DEADLINE_EXCEEDED
             (default ``Retry()``: 5 attempts; ``NO_RETRY`` disables retries).
-        root_certificates: PEM roots for TLS DSNs; default: the system's.
+        root_certificates: the root certificates to trust for a TLS DSN
+            (``rios://``), as PEM text (bytes, or a str starting with
+            ``-----BEGIN``) or the path of a PEM file; default:
+            the file named by ``$RIO_TLS_CA``, else the system's roots.
+        tls_server_name: the name the server's certificate must carry when it
+            is not the DSN's host (e.g. connecting by IP address); default:
+            ``$RIO_TLS_SERVER_NAME``, else the host.
+        client_certificate, client_key: this client's certificate chain and
+            private key (PEM bytes or paths), for a server that requires
+            client certificates (mutual TLS); both or neither; default: the
+            files named by ``$RIO_TLS_CLIENT_CERT`` and ``$RIO_TLS_CLIENT_KEY``.
         channel_options: extra ``(name, value)`` gRPC channel arguments.
         json_dumps: turns dict payloads into JSON text (default:
             ``json.dumps`` with compact separators).
@@ -43,6 +53,13 @@ class Client:
     Raises:
         InvalidDSN: (a ValueError) when the DSN is missing or malformed; no
             connection is attempted.
+        ValueError: TLS settings that cannot be used (an unreadable or
+            non-PEM file, a certificate without its key, any TLS setting with
+            a plaintext DSN).
+
+    A server whose certificate is not trusted or not for the expected name,
+    or that refuses the client's certificate, makes calls fail with
+    ``Unavailable``.
     """
 
     def __init__(
@@ -52,11 +69,17 @@ class Client:
         DSN: Optional[str] = None,  # noqa: N803 - the seed's spelling
         timeout: Optional[float] = None,
         retry: Optional[Retry] = None,
-        root_certificates: Optional[bytes] = None,
+        root_certificates: Optional[_common.Pem] = None,
+        tls_server_name: Optional[str] = None,
+        client_certificate: Optional[_common.Pem] = None,
+        client_key: Optional[_common.Pem] = None,
         channel_options: Sequence[Tuple[str, Any]] = (),
         json_dumps: Optional[Callable[[Any], str]] = None,
     ) -> None:
         self._dsn = _common.resolve_dsn(dsn, DSN)
+        tls = _common.resolve_tls(
+            self._dsn, root_certificates, tls_server_name, client_certificate, client_key
+        )
         self._timeout, self._retry = _common.check_options(timeout, retry)
         self._dumps = json_dumps or _common.compact_json
         self._metadata = _common.auth_metadata(self._dsn)
@@ -64,7 +87,9 @@ class Client:
         options = _common.channel_options(channel_options)
         if self._dsn.tls:
             self._channel = grpc.secure_channel(
-                self._dsn.target, _common.channel_credentials(root_certificates), options=options
+                self._dsn.target,
+                _common.channel_credentials(tls),
+                options=_common.tls_channel_options(tls) + options,
             )
         else:
             self._channel = grpc.insecure_channel(self._dsn.target, options=options)

@@ -23,7 +23,7 @@ import time
 import uuid
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import grpc
 
@@ -129,12 +129,13 @@ class PgCluster:
 class ServerProcess:
     """rio-server on 127.0.0.1:0 (gRPC and HTTP), its stderr in a log file."""
 
-    def __init__(self, binary: str, database_url: str) -> None:
+    def __init__(self, binary: str, database_url: str, extra_args: Sequence[str] = ()) -> None:
         self._log = tempfile.NamedTemporaryFile(prefix="rio-server.", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             [binary, "--database_url", database_url, "--listen", "127.0.0.1:0",
              "--http_listen", "127.0.0.1:0", "--admin_token", ADMIN_TOKEN,
-             "--shutdown_grace", "1s", "--egress_allow=127.0.0.0/8,::1/128"],
+             "--shutdown_grace", "1s", "--egress_allow=127.0.0.0/8,::1/128",
+             *extra_args],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         match = None
@@ -180,8 +181,9 @@ class Sender:
 class Admin:
     """The admin API, through the SDK's generated stubs."""
 
-    def __init__(self, address: str) -> None:
-        self.channel = grpc.insecure_channel(address)
+    def __init__(self, address: str, credentials: Optional[grpc.ChannelCredentials] = None) -> None:
+        self.channel = (grpc.secure_channel(address, credentials) if credentials
+                        else grpc.insecure_channel(address))
         self.projects = project_pb2_grpc.ProjectServiceStub(self.channel)
         self.handlers = handler_pb2_grpc.HandlerServiceStub(self.channel)
         self.metadata = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
@@ -374,6 +376,21 @@ def self_signed_certificate(directory: str) -> Tuple[bytes, bytes]:
     )
     with open(key, "rb") as k, open(cert, "rb") as c:
         return k.read(), c.read()
+
+
+TESTKIT_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
+    "tests", "testkit")
+
+
+def make_test_certificates(directory: str) -> Dict[str, str]:
+    """Throwaway certificates made by the repository's
+    tests/testkit/make_test_certs.sh (the C++ and Ruby tests use it too):
+    file name -> path, e.g. "ca.pem", "server.pem", "client.key",
+    "other-ca.pem"; the script's header lists them."""
+    subprocess.run(["/bin/sh", os.path.join(TESTKIT_DIR, "make_test_certs.sh"), directory],
+                   check=True, capture_output=True)
+    return {name: os.path.join(directory, name) for name in os.listdir(directory)}
 
 
 def parse_form(body: bytes) -> Dict[str, str]:

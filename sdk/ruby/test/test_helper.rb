@@ -121,12 +121,12 @@ module RioTest
     READY = /rio-server: ready grpc=(\S+) http=(\S+)/.freeze
     attr_reader :grpc_address, :port
 
-    def initialize(binary, database_url)
+    def initialize(binary, database_url, extra_args = [])
       @log = File.join(Dir.tmpdir, "rio-server.#{Process.pid}.#{SecureRandom.hex(4)}.log")
       @pid = Process.spawn(binary, '--database_url', database_url, '--listen', '127.0.0.1:0',
                            '--http_listen', '127.0.0.1:0', '--admin_token', ADMIN_TOKEN, '--shutdown_grace', '1s',
                            '--egress_allow=127.0.0.0/8,::1/128',
-                           in: File::NULL, out: @log, err: %i[child out])
+                           *extra_args, in: File::NULL, out: @log, err: %i[child out])
       match = RioTest.wait_for(timeout: 30) { READY.match(log) || exited? }
       unless match.is_a?(MatchData)
         stop
@@ -166,9 +166,9 @@ module RioTest
 
   # The admin API, through the SDK's generated stubs.
   class Admin
-    def initialize(address)
-      @projects = RioClient::V1::ProjectService::Stub.new(address, :this_channel_is_insecure)
-      @handlers = RioClient::V1::HandlerService::Stub.new(address, :this_channel_is_insecure)
+    def initialize(address, credentials = :this_channel_is_insecure)
+      @projects = RioClient::V1::ProjectService::Stub.new(address, credentials)
+      @handlers = RioClient::V1::HandlerService::Stub.new(address, credentials)
       @metadata = { metadata: { 'authorization' => "Bearer #{ADMIN_TOKEN}" } }
     end
 
@@ -383,12 +383,39 @@ module RioTest
       @admin ||= Admin.new(server.grpc_address)
     end
 
-    def shutdown(failed)
-      if @server
-        @server.stop
-        warn "--- rio-server log ---\n#{@server.log}" if failed
-        @server.remove_log
+    # Throwaway certificates made by the repository's
+    # tests/testkit/make_test_certs.sh (the C++ and Python tests use it too):
+    # file name => path, e.g. 'ca.pem', 'server.pem', 'client.key'.
+    def test_certificates
+      @test_certificates ||= begin
+        @certificates_dir = Dir.mktmpdir('rio-sdk-certs.')
+        script = File.expand_path('../../../tests/testkit/make_test_certs.sh', __dir__)
+        run!('/bin/sh', script, @certificates_dir)
+        Dir.children(@certificates_dir).to_h { |name| [name, File.join(@certificates_dir, name)] }
       end
+    end
+
+    # A rio-server with TLS (test_certificates' server.pem) on its own
+    # database, requiring client certificates of the test CA when +mtls+.
+    def tls_server(mtls:)
+      @tls_servers ||= {}
+      @tls_servers[mtls] ||= begin
+        certs = test_certificates
+        args = ['--tls_cert', certs['server.pem'], '--tls_key', certs['server.key']]
+        args += ['--tls_client_ca', certs['ca.pem']] if mtls
+        @tls_databases = (@tls_databases || []) << pg.create_database('rio_sdk_ruby_tls')
+        ServerProcess.new(ENV.fetch('RIO_SERVER_BINARY'), pg.url(@tls_databases.last), args)
+      end
+    end
+
+    def shutdown(failed)
+      [@server, *(@tls_servers || {}).values].compact.each do |server|
+        server.stop
+        warn "--- rio-server log ---\n#{server.log}" if failed
+        server.remove_log
+      end
+      (@tls_databases || []).each { |name| pg.drop_database(name) }
+      FileUtils.rm_rf(@certificates_dir) if @certificates_dir
       pg.drop_database(@database) if @database
       @pg&.close
     end

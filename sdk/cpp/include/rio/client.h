@@ -20,7 +20,9 @@
 // the same): UNAUTHENTICATED (wrong token), PERMISSION_DENIED (another
 // project's sender), INVALID_ARGUMENT (bad event name or payload, or a
 // malformed DSN, found before any network call), RESOURCE_EXHAUSTED (payload
-// too large), UNAVAILABLE / DEADLINE_EXCEEDED once retries are exhausted.
+// too large), UNAVAILABLE / DEADLINE_EXCEEDED once retries are exhausted
+// (also when a TLS handshake fails: an untrusted or misnamed server
+// certificate, or a client certificate the server refuses or lacks).
 // AttemptsOf() tells how many attempts a failed call made.
 #ifndef RIO_CLIENT_H_
 #define RIO_CLIENT_H_
@@ -88,10 +90,31 @@ struct ClientOptions {
   // How long each attempt of a call may take.
   absl::Duration deadline = absl::Seconds(10);
   RetryPolicy retry;
-  // PEM root certificates for TLS DSNs (rios://, https://); empty: the
-  // system's roots.
+  // TLS, for rios:// and https:// DSNs. Each setting left empty is taken
+  // from its environment variable (files named by RIO_TLS_CA,
+  // RIO_TLS_CLIENT_CERT and RIO_TLS_CLIENT_KEY; the name in
+  // RIO_TLS_SERVER_NAME). With a plaintext DSN, any TLS setting (given or
+  // from the environment) is INVALID_ARGUMENT rather than ignored.
+  //
+  // PEM root certificates to trust instead of the system's (e.g. a private
+  // CA's).
   std::string root_certificates;
+  // The name the server's certificate must carry when it is not the DSN's
+  // host (e.g. connecting by IP address or through a tunnel).
+  std::string tls_server_name;
+  // This client's certificate chain and private key (PEM), for servers that
+  // require client certificates (mutual TLS). Both or neither.
+  std::string client_certificate_chain;
+  std::string client_private_key;
 };
+
+// The environment variables ClientOptions' TLS settings default to.
+inline constexpr char kTlsCaEnvironmentVariable[] = "RIO_TLS_CA";
+inline constexpr char kTlsServerNameEnvironmentVariable[] =
+    "RIO_TLS_SERVER_NAME";
+inline constexpr char kTlsClientCertEnvironmentVariable[] =
+    "RIO_TLS_CLIENT_CERT";
+inline constexpr char kTlsClientKeyEnvironmentVariable[] = "RIO_TLS_CLIENT_KEY";
 
 // How many times the call that returned `status` was tried, retries
 // included; 0 when no call was made (e.g. a malformed DSN) or `status` did

@@ -3,6 +3,7 @@
 require 'base64'
 require 'grpc'
 require 'json'
+require 'pathname'
 require 'securerandom'
 
 require_relative 'dsn'
@@ -41,13 +42,27 @@ module RioClient
     # rios://, http://, https:// (see DSN); ENV['RIO_DSN'] when not given.
     # +timeout+: seconds each attempt may take. +retry_policy+: RetryPolicy
     # for UNAVAILABLE and DEADLINE_EXCEEDED (RetryPolicy::NONE disables
-    # retries). +root_certificates+: PEM roots for TLS DSNs (default: the
-    # system's). +channel_args+: extra gRPC channel arguments.
+    # retries). +channel_args+: extra gRPC channel arguments.
     #
-    # Raises InvalidDSN when the DSN is missing or malformed; no connection is
-    # attempted.
+    # TLS (rios:// and https:// DSNs): +root_certificates+ are the roots to
+    # trust (default: the file named by ENV['RIO_TLS_CA'], else the system's);
+    # +tls_server_name+ the name the server's certificate must carry when it
+    # is not the DSN's host (default: ENV['RIO_TLS_SERVER_NAME']);
+    # +client_certificate+ and +client_key+ this client's certificate chain
+    # and key for servers that require client certificates (mutual TLS; both
+    # or neither; default: the files named by ENV['RIO_TLS_CLIENT_CERT'] and
+    # ENV['RIO_TLS_CLIENT_KEY']). Each PEM setting is PEM text (a String) or
+    # a Pathname of a PEM file.
+    #
+    # Raises InvalidDSN when the DSN is missing or malformed, ArgumentError
+    # for TLS settings that cannot be used (an unreadable or non-PEM file, a
+    # certificate without its key, any TLS setting with a plaintext DSN); no
+    # connection is attempted. A server whose certificate is not trusted or
+    # not for the expected name, or that refuses the client's certificate,
+    # makes calls raise Unavailable.
     def initialize(positional_dsn = nil, dsn: nil, timeout: DEFAULT_TIMEOUT, retry_policy: RetryPolicy::DEFAULT,
-                   root_certificates: nil, channel_args: {})
+                   root_certificates: nil, tls_server_name: nil, client_certificate: nil, client_key: nil,
+                   channel_args: {})
       if positional_dsn && dsn && positional_dsn != dsn
         raise ArgumentError, 'Client.new got a DSN both positionally and as dsn:; pass one'
       end
@@ -59,8 +74,10 @@ module RioClient
       @timeout = timeout
       @retry_policy = retry_policy
       @metadata = { 'authorization' => "Basic #{Base64.strict_encode64("#{@dsn.sender}:#{@dsn.token}")}" }.freeze
-      @channel = GRPC::Core::Channel.new(@dsn.target, default_channel_args.merge(channel_args),
-                                         credentials(root_certificates))
+      tls = resolve_tls(root_certificates, tls_server_name, client_certificate, client_key)
+      args = default_channel_args
+      args['grpc.ssl_target_name_override'] = tls[:server_name] if tls[:server_name]
+      @channel = GRPC::Core::Channel.new(@dsn.target, args.merge(channel_args), credentials(tls))
       @stub = V1::EmitService::Stub.new(@dsn.target, nil, channel_override: @channel)
       @closed = false
       @lock = Mutex.new
@@ -152,10 +169,63 @@ module RioClient
       }
     end
 
-    def credentials(root_certificates)
+    ENV_TLS_CA = 'RIO_TLS_CA'
+    ENV_TLS_SERVER_NAME = 'RIO_TLS_SERVER_NAME'
+    ENV_TLS_CLIENT_CERT = 'RIO_TLS_CLIENT_CERT'
+    ENV_TLS_CLIENT_KEY = 'RIO_TLS_CLIENT_KEY'
+
+    # The TLS settings from the arguments, each else from its RIO_TLS_*
+    # variable: { roots:, certificate:, key:, server_name: } (nil: default).
+    def resolve_tls(root_certificates, tls_server_name, client_certificate, client_key)
+      tls = {
+        roots: read_pem(root_certificates, 'root_certificates', ENV_TLS_CA),
+        certificate: read_pem(client_certificate, 'client_certificate', ENV_TLS_CLIENT_CERT),
+        key: read_pem(client_key, 'client_key', ENV_TLS_CLIENT_KEY),
+        server_name: [tls_server_name, ENV.fetch(ENV_TLS_SERVER_NAME, nil)].find { |n| n && !n.empty? }
+      }
+      if tls[:certificate].nil? != tls[:key].nil?
+        raise ArgumentError, 'a client certificate needs its private key and the reverse: pass both ' \
+                             'client_certificate: and client_key: (or set RIO_TLS_CLIENT_CERT and ' \
+                             'RIO_TLS_CLIENT_KEY), or neither'
+      end
+      if tls.values.any? && !dsn.tls?
+        raise ArgumentError, 'TLS settings (root certificates, server name or client certificate, given or ' \
+                             "from RIO_TLS_*) need a TLS DSN, but '#{dsn}' is plaintext: use rios://"
+      end
+      tls
+    end
+
+    # +value+ (PEM text, or a Pathname), else the file named by ENV[variable].
+    def read_pem(value, argument, variable)
+      source = argument
+      if value.nil?
+        path = ENV.fetch(variable, nil)
+        return nil if path.nil? || path.empty?
+
+        value = Pathname.new(path)
+        source = "#{variable}=#{path}"
+      end
+      if value.is_a?(Pathname)
+        source = "#{argument}=#{value}" if source == argument
+        begin
+          value = File.binread(value)
+        rescue SystemCallError => e
+          raise ArgumentError, "#{source}: cannot read the file: #{e.message.sub(/ @ .*/, '')}"
+        end
+      end
+      raise ArgumentError, "#{argument} must be PEM text (a String) or a Pathname, not #{value.class}" \
+        unless value.is_a?(String)
+      unless value.include?('-----BEGIN ')
+        raise ArgumentError, "#{source} is not PEM (no -----BEGIN line; pass a Pathname for a file)"
+      end
+
+      value
+    end
+
+    def credentials(tls)
       return :this_channel_is_insecure unless dsn.tls?
 
-      root_certificates ? GRPC::Core::ChannelCredentials.new(root_certificates) : GRPC::Core::ChannelCredentials.new
+      GRPC::Core::ChannelCredentials.new(tls[:roots], tls[:key], tls[:certificate])
     end
 
     def emit_request(event, payload, idempotency_key)
