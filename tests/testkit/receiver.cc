@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -201,6 +202,9 @@ absl::Status Receiver::Start(const std::string& host) {
     return absl::FailedPreconditionError("the receiver is already started");
   }
   if (!tls_.cert_file.empty() && tls_context_ == nullptr) {
+    // OpenSSL writes with write(): a peer that hangs up mid-handshake (a
+    // client refusing the certificate) must not kill the test process.
+    signal(SIGPIPE, SIG_IGN);
     tls_context_ = SSL_CTX_new(TLS_server_method());
     if (tls_context_ == nullptr ||
         SSL_CTX_use_certificate_chain_file(tls_context_,
