@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <array>
@@ -282,6 +283,12 @@ absl::StatusOr<std::shared_ptr<TlsContext>> LoadTlsContext(
   }
   if (SSL_CTX_use_PrivateKey_file(native, key_file.c_str(), SSL_FILETYPE_PEM) !=
       1) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+      ERR_clear_error();
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the TLS private key in \"", key_file,
+          "\" does not match the certificate in \"", cert_file, "\""));
+    }
     return absl::InvalidArgumentError(
         absl::StrCat("cannot load the TLS private key from \"", key_file,
                      "\": ", OpenSslError()));
