@@ -1,5 +1,5 @@
 // rio-server: parses flags, wires the parts together, waits for SIGINT or
-// SIGTERM, and shuts down in order.
+// SIGTERM (SIGHUP reloads the TLS certificate), and shuts down in order.
 #include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
@@ -96,6 +96,11 @@ ABSL_FLAG(int, http_max_connections, 1024,
 ABSL_FLAG(int, http_max_connections_per_client, 64,
           "Most open connections to the HTTP listener from one client "
           "address; more are closed at once");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM file with the TLS certificate chain (leaf first); with "
+          "--tls_key, the HTTP listener serves HTTPS only. Re-read on SIGHUP");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM file with the private key of --tls_cert. Re-read on SIGHUP");
 ABSL_FLAG(int, max_tail_streams, 32,
           "Most TailDeliveries streams open at once");
 ABSL_FLAG(int64_t, tail_buffer_bytes, int64_t{4} << 20,
@@ -170,6 +175,8 @@ constexpr const char* kEnvFlags[] = {"listen",
                                      "grpc_max_streams",
                                      "http_max_connections",
                                      "http_max_connections_per_client",
+                                     "tls_cert",
+                                     "tls_key",
                                      "max_tail_streams",
                                      "tail_buffer_bytes",
                                      "instance_id"};
@@ -233,6 +240,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -491,6 +499,8 @@ int main(int argc, char** argv) {
       std::max(1, absl::GetFlag(FLAGS_http_max_connections)));
   http_options.max_connections_per_client = static_cast<size_t>(
       std::max(1, absl::GetFlag(FLAGS_http_max_connections_per_client)));
+  http_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  http_options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   rio::http::HttpServer http(http_options);
   std::string http_bound = "-";
   if (std::string address = absl::GetFlag(FLAGS_http_listen);
@@ -521,12 +531,20 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "rio-server: ready grpc=%s http=%s\n", bound->c_str(),
                http_bound.c_str());
   if (http_bound != "-") {
-    std::fprintf(stderr, "rio-server: dashboard http://%s/\n",
-                 http_bound.c_str());
+    std::fprintf(stderr, "rio-server: dashboard %s://%s/\n",
+                 http.tls() ? "https" : "http", http_bound.c_str());
   }
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  for (sigwait(&signals, &signal_number); signal_number == SIGHUP;
+       sigwait(&signals, &signal_number)) {
+    if (!http.tls()) continue;
+    const absl::Status reloaded = http.ReloadCertificate();
+    std::fprintf(stderr, "rio-server: SIGHUP: %s\n",
+                 reloaded.ok() ? "TLS certificate reloaded for new HTTP "
+                                 "connections"
+                               : std::string(reloaded.message()).c_str());
+  }
   std::fprintf(stderr, "rio-server: %s received, shutting down\n",
                signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   // Stop taking calls (emits in flight are committed and answered), then
