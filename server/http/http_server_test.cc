@@ -4,13 +4,11 @@
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <cstddef>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -34,6 +32,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/testkit/test_pki.h"
 
 namespace rio::http {
 namespace {
@@ -960,71 +959,7 @@ TEST(HttpServer, ConnectionsInAllAreCappedAndTheRestWait) {
 
 // ---------------------------------------------------------------- HTTPS
 
-// A throwaway CA and server certificates made with the openssl command.
-class TestPki {
- public:
-  TestPki() {
-    char dir_template[] = "/tmp/rio-http-tls-XXXXXX";
-    const char* made = mkdtemp(dir_template);
-    dir_ = made != nullptr ? made : "";
-  }
-  ~TestPki() {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-
-  std::string Path(absl::string_view name) const {
-    return absl::StrCat(dir_, "/", name);
-  }
-
-  // The CA (ca.pem), trusted by the test's clients.
-  bool MakeCa() {
-    return Run(absl::StrCat(
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-        "-nodes -days 2 -subj '/CN=Rio Test CA' -keyout ",
-        Path("ca.key"), " -out ", Path("ca.pem"),
-        " -addext basicConstraints=critical,CA:TRUE"
-        " -addext keyUsage=critical,keyCertSign"));
-  }
-
-  // NAME.pem and NAME.key: a certificate for 127.0.0.1 and localhost with
-  // common name NAME, signed by the CA.
-  bool MakeServer(absl::string_view name) {
-    const std::string ext = Path(absl::StrCat(name, ".ext"));
-    std::ofstream(ext) << "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                       << "extendedKeyUsage=serverAuth\n";
-    const std::string csr = Path(absl::StrCat(name, ".csr"));
-    return Run(absl::StrCat(
-               "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-               "-nodes -subj '/CN=",
-               name, "' -keyout ", Path(absl::StrCat(name, ".key")), " -out ",
-               csr)) &&
-           Run(absl::StrCat("openssl x509 -req -days 2 -in ", csr, " -CA ",
-                            Path("ca.pem"), " -CAkey ", Path("ca.key"),
-                            " -CAcreateserial -extfile ", ext, " -out ",
-                            Path(absl::StrCat(name, ".pem"))));
-  }
-
-  // Copies NAME.pem and NAME.key to server.pem and server.key, the files a
-  // server under test is configured with.
-  bool Install(absl::string_view name) {
-    std::error_code error;
-    const auto overwrite = std::filesystem::copy_options::overwrite_existing;
-    return std::filesystem::copy_file(Path(absl::StrCat(name, ".pem")),
-                                      Path("server.pem"), overwrite, error) &&
-           std::filesystem::copy_file(Path(absl::StrCat(name, ".key")),
-                                      Path("server.key"), overwrite, error);
-  }
-
- private:
-  bool Run(const std::string& command) const {
-    return std::system(
-               absl::StrCat(command, " >>", Path("openssl.log"), " 2>&1")
-                   .c_str()) == 0;
-  }
-
-  std::string dir_;
-};
+using ::rio::testkit::TestPki;
 
 // The subject of the certificate the last fresh connection of `curl` saw.
 std::string PeerSubject(CURL* curl) {
