@@ -850,9 +850,37 @@ bool WaitForClose(int fd, std::string* received) {
   return false;
 }
 
-// Slowloris: a client that keeps a request's head coming, one line at a
-// time, is cut off when the request's deadline passes, however often it
-// sends.
+// Sends `start`, then `more` every 50 ms until the server hangs up (or 10 s
+// pass). Returns how long the server took to hang up (infinite if it did
+// not), and in `*received` what it sent.
+absl::Duration TrickleUntilClosed(const std::string& address,
+                                  absl::string_view start,
+                                  absl::string_view more,
+                                  std::string* received) {
+  const int fd = ConnectRaw(address);
+  if (fd < 0) return absl::InfiniteDuration();
+  const absl::Time begin = absl::Now();
+  SendAll(fd, start);
+  bool closed = false;
+  while (!closed && absl::Now() - begin < absl::Seconds(10)) {
+    pollfd entry{fd, POLLIN, 0};
+    if (poll(&entry, 1, 50) > 0) {
+      char buffer[256];
+      const ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+      if (n > 0) received->append(buffer, n);
+      closed = n == 0 || (n < 0 && errno == ECONNRESET);
+    } else {
+      SendAll(fd, more);
+    }
+  }
+  const absl::Duration elapsed = absl::Now() - begin;
+  close(fd);
+  return closed ? elapsed : absl::InfiniteDuration();
+}
+
+// Slowloris: a client that keeps a request coming, a little at a time, is
+// cut off when the request's deadline passes, however often it sends; in
+// the head and in the body alike.
 TEST(HttpServer, TricklingClientIsCutOffAtTheRequestDeadline) {
   HttpServer::Options options;
   options.request_timeout = absl::Milliseconds(500);
@@ -860,30 +888,21 @@ TEST(HttpServer, TricklingClientIsCutOffAtTheRequestDeadline) {
   server.Route("/healthz", [](const Request&) { return TextResponse("ok"); });
   absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
   ASSERT_TRUE(address.ok()) << address.status();
-  const int fd = ConnectRaw(*address);
-  ASSERT_GE(fd, 0);
-  const absl::Time start = absl::Now();
-  ASSERT_TRUE(SendAll(fd, "GET /healthz HTTP/1.1\r\n"));
-  bool closed = false;
+
   std::string received;
-  while (!closed && absl::Now() - start < absl::Seconds(10)) {
-    // One more header line every 50 ms, until the server hangs up.
-    pollfd entry{fd, POLLIN, 0};
-    if (poll(&entry, 1, 50) > 0) {
-      char buffer[256];
-      const ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
-      if (n > 0) received.append(buffer, n);
-      closed = n == 0 || (n < 0 && errno == ECONNRESET);
-    } else {
-      SendAll(fd, "X-Slow: 1\r\n");
-    }
-  }
-  const absl::Duration elapsed = absl::Now() - start;
-  close(fd);
-  EXPECT_TRUE(closed);
+  const absl::Duration head = TrickleUntilClosed(
+      *address, "GET /healthz HTTP/1.1\r\n", "X-Slow: 1\r\n", &received);
   EXPECT_EQ(received, "");
-  EXPECT_GE(elapsed, absl::Milliseconds(450));
-  EXPECT_LT(elapsed, absl::Seconds(5));
+  EXPECT_GE(head, absl::Milliseconds(450));
+  EXPECT_LT(head, absl::Seconds(5));
+
+  const absl::Duration body = TrickleUntilClosed(
+      *address,
+      "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n", "x",
+      &received);
+  EXPECT_EQ(received, "");
+  EXPECT_GE(body, absl::Milliseconds(450));
+  EXPECT_LT(body, absl::Seconds(5));
 }
 
 TEST(HttpServer, IdleConnectionIsClosedAfterIdleTimeout) {
