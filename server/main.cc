@@ -56,7 +56,8 @@ ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
           "/healthz, /readyz and /metrics (empty: no HTTP server)");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain (leaf first): with --tls_key, the gRPC "
-          "listener speaks TLS only; reloaded on SIGHUP");
+          "listener speaks TLS only and the HTTP listener HTTPS only; "
+          "reloaded on SIGHUP");
 ABSL_FLAG(std::string, tls_key, "",
           "PEM private key of --tls_cert (unencrypted); reloaded on SIGHUP");
 ABSL_FLAG(std::string, tls_client_ca, "",
@@ -625,6 +626,8 @@ int main(int argc, char** argv) {
       std::max(1, absl::GetFlag(FLAGS_http_max_connections)));
   http_options.max_connections_per_client = static_cast<size_t>(
       std::max(1, absl::GetFlag(FLAGS_http_max_connections_per_client)));
+  http_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  http_options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
   rio::http::HttpServer http(http_options);
   std::string http_bound = "-";
   if (std::string address = absl::GetFlag(FLAGS_http_listen);
@@ -662,8 +665,8 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "rio-server: ready grpc=%s http=%s\n", bound->c_str(),
                http_bound.c_str());
   if (http_bound != "-") {
-    std::fprintf(stderr, "rio-server: dashboard http://%s/\n",
-                 http_bound.c_str());
+    std::fprintf(stderr, "rio-server: dashboard %s://%s/\n",
+                 http.tls() ? "https" : "http", http_bound.c_str());
   }
 
   int signal_number = 0;
@@ -671,6 +674,14 @@ int main(int argc, char** argv) {
     sigwait(&signals, &signal_number);
     if (signal_number != SIGHUP) break;
     ReloadTls(*tls_files);
+    if (http.tls()) {
+      // The HTTP listener reads the same files for its new connections.
+      const absl::Status reloaded = http.ReloadCertificate();
+      std::fprintf(stderr, "rio-server: SIGHUP: %s\n",
+                   reloaded.ok() ? "TLS certificate reloaded for new HTTP "
+                                   "connections"
+                                 : std::string(reloaded.message()).c_str());
+    }
   }
   std::fprintf(stderr, "rio-server: %s received, shutting down\n",
                signal_number == SIGINT ? "SIGINT" : "SIGTERM");

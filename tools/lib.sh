@@ -7,7 +7,7 @@ RIO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RIO_PACKAGES=(
   cmake ninja-build ccache g++ pkg-config iproute2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
-  libabsl-dev libcurl4-openssl-dev libpq-dev libssl-dev libyaml-cpp-dev
+  libabsl-dev libcurl4-openssl-dev libpq-dev libssl-dev libyaml-cpp-dev libboost-dev
   postgresql libgtest-dev libgmock-dev
   python3-flask python3-grpcio python3-protobuf python3-pytest python3-venv
   python3-pip python3-setuptools python3-wheel

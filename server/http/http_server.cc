@@ -1,29 +1,40 @@
 #include "server/http/http_server.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cerrno>
 #include <chrono>
-#include <climits>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
@@ -33,85 +44,59 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 // CONNECTION LIFECYCLE
 //
-// ServerLoop runs on the server thread and owns every accepted socket; the
-// public methods only create the listener and wake the loop to stop it. A
-// connection cycles through:
+// Everything below runs on the server thread, inside one io_context: the
+// Listener accepts, and each Connection (owned by the shared_ptrs its pending
+// operations hold) cycles through:
 //
-//   reading   POLLIN; bytes accumulate in `in` until a full head is parsed and
-//             then until Content-Length body bytes are buffered. Reading stops
-//             while a response is pending, which bounds both buffers and
-//             answers pipelined requests strictly in order.
-//   awaiting  an asynchronous handler has the request; nothing is polled but
-//             errors until its Responder posts the response (through
-//             Completions and the wake eventfd), or kHandlerTimeout passes
-//             and the client gets 504.
-//   writing   POLLOUT; `out` holds one serialized response (or an interim
-//             "100 Continue"). When it drains, the connection goes back to
-//             reading, or to lingering if the response said "close".
-//   lingering shutdown(SHUT_WR) has sent FIN; input is read and discarded
-//             until the peer closes or kLingerTimeout passes. Closing at once
-//             with unread input would make the kernel send RST, which can
-//             destroy the error response (e.g. 413) before the client reads it.
+//   [handshake] TLS only: the first bytes must start a TLS record, else the
+//             client gets a plaintext 400 and the connection lingers.
+//   reading   bytes accumulate in `buffer_` until ParseRequestHead finds a
+//             full head, then until Content-Length body bytes are buffered.
+//             Reading stops while a response is pending, which bounds the
+//             buffer and answers pipelined requests strictly in order.
+//   awaiting  an asynchronous handler has the request; nothing is read until
+//             its Responder posts the response to the loop, or
+//             `handler_timeout` passes and the client gets 504.
+//   writing   Beast serializes one response (or an interim 100 Continue).
+//             Then the connection reads again, or lingers if it said "close".
+//   lingering TLS close_notify, then shutdown(SHUT_WR) sends FIN; input is
+//             read and discarded until the peer closes or kLingerTimeout
+//             passes. Closing at once with unread input would make the kernel
+//             send RST, which can destroy the error response (e.g. 413)
+//             before the client reads it.
 //
-// Every state has a deadline; an expired connection is closed, so a client
-// that stalls mid-request or never reads only costs one descriptor for a
-// bounded time and never delays other connections.
+// Every state has a deadline (beast::tcp_stream's timer closes the socket
+// when it passes); a request's deadline counts from its first byte and is not
+// extended by later bytes, so a client that trickles a head one byte at a
+// time costs one descriptor for at most `request_timeout`.
 
 namespace rio::http {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using ErrorCode = boost::system::error_code;
+using SteadyClock = std::chrono::steady_clock;
 
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
 // No route takes more (RouteOptions::max_body_bytes may take less).
 constexpr size_t kMaxBodyBytes = 8 * 1024 * 1024;
 constexpr size_t kReadChunkBytes = 64 * 1024;
 
-constexpr Clock::duration kIdleTimeout = std::chrono::seconds(60);
-constexpr Clock::duration kRequestTimeout = std::chrono::seconds(30);
-constexpr Clock::duration kWriteTimeout = std::chrono::seconds(30);
-constexpr Clock::duration kLingerTimeout = std::chrono::seconds(2);
-constexpr Clock::duration kHandlerTimeout = std::chrono::seconds(60);
+constexpr auto kWriteTimeout = std::chrono::seconds(30);
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
 // After EMFILE/ENFILE the listener stays readable; without a pause the loop
 // would spin on it.
-constexpr Clock::duration kAcceptBackoff = std::chrono::milliseconds(100);
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
-// Owns a file descriptor.
-class ScopedFd {
- public:
-  ScopedFd() = default;
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() { Reset(); }
-  ScopedFd(ScopedFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  ScopedFd& operator=(ScopedFd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void Reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-[[noreturn]] void DieBecause(const char* what) {
-  // No logging library at this layer; stderr is what survives an abort.
-  std::fprintf(stderr, "rio: fatal: %s (errno %d)\n", what, errno);
-  std::abort();
-}
+// A TLS connection starts with a handshake record.
+constexpr unsigned char kTlsHandshakeRecord = 0x16;
 
 struct StatusReason {
   int status;
@@ -151,7 +136,7 @@ constexpr StatusReason kReasons[] = {
     {505, "HTTP Version Not Supported"},
 };
 
-// The reason phrase is optional (RFC 9112 4), so unlisted codes get none.
+// Unlisted codes get Beast's phrase for them.
 absl::string_view ReasonPhrase(int status) {
   for (const StatusReason& entry : kReasons) {
     if (entry.status == status) return entry.reason;
@@ -205,6 +190,32 @@ bool HasToken(absl::string_view value, absl::string_view token) {
   return false;
 }
 
+// A line of the head that starts with SP or HTAB continues the previous one
+// (obs-fold, RFC 9112 5.2). Beast would join it to the value; proxies
+// disagree on what it means, so it is refused.
+bool HasObsFold(absl::string_view head) {
+  for (size_t at = head.find("\r\n"); at != absl::string_view::npos;
+       at = head.find("\r\n", at + 2)) {
+    if (at + 2 < head.size() && (head[at + 2] == ' ' || head[at + 2] == '\t')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Whether the request line ends in a well-formed version other than 1.0 and
+// 1.1, which Beast refuses like a malformed one.
+bool NamesOtherHttpVersion(absl::string_view head) {
+  const absl::string_view line = head.substr(0, head.find("\r\n"));
+  const size_t space = line.rfind(' ');
+  if (space == absl::string_view::npos) return false;
+  const absl::string_view version = line.substr(space + 1);
+  return version.size() == 8 && absl::StartsWith(version, "HTTP/") &&
+         absl::ascii_isdigit(version[5]) && version[6] == '.' &&
+         absl::ascii_isdigit(version[7]) && version != "HTTP/1.0" &&
+         version != "HTTP/1.1";
+}
+
 // What answers a path: exactly one of the two is set.
 struct Route {
   Handler handler;
@@ -239,44 +250,682 @@ class Router {
   std::map<std::string, Route, std::less<>> prefixes_;
 };
 
-// Responses of asynchronous handlers on their way to the server thread,
-// which is woken through `wake_fd`. Shared with every Responder, so one
-// called after Stop finds `wake_fd` closed (-1) and drops its response.
-struct Completions {
-  absl::Mutex mu;
-  int wake_fd ABSL_GUARDED_BY(mu) = -1;
-  std::vector<std::pair<uint64_t, Response>> ready ABSL_GUARDED_BY(mu);
-};
-
-struct Connection {
-  Connection(ScopedFd socket, uint64_t connection_id, uint32_t client_address)
-      : fd(std::move(socket)), id(connection_id), client(client_address) {}
-
-  ScopedFd fd;
-  const uint64_t id;      // Names the connection to Responders.
-  const uint32_t client;  // The peer's IPv4 address (network order).
-  bool awaiting = false;  // An asynchronous handler has the request.
-  Clock::time_point deadline;
-  std::string in;   // Received bytes not yet consumed by a request.
-  std::string out;  // Serialized response not yet fully sent.
-  size_t out_sent = 0;
-  bool close_after_write = false;
-  bool lingering = false;
-
-  // The request being received, valid once `have_head`.
-  bool have_head = false;
-  Request request;
-  size_t head_bytes = 0;
-  size_t body_bytes = 0;
-  bool keep_alive = true;
-  bool http10 = false;
-  bool expect_continue = false;
-  bool sent_continue = false;
-};
-
 // Outcomes of ParseRequestHead other than an error status.
 constexpr int kIncomplete = 0;
 constexpr int kParsed = 200;
+
+// The oldest OpenSSL error, for messages; clears the queue.
+std::string OpenSslError() {
+  const unsigned long code = ERR_peek_error();
+  std::string text = "unknown error";
+  if (code != 0) {
+    char buffer[256];
+    ERR_error_string_n(code, buffer, sizeof(buffer));
+    text = buffer;
+  }
+  ERR_clear_error();
+  return text;
+}
+
+using TlsContext = asio::ssl::context;
+
+// Reads a certificate chain and its key into a new server context.
+absl::StatusOr<std::shared_ptr<TlsContext>> LoadTlsContext(
+    const std::string& cert_file, const std::string& key_file) {
+  auto context = std::make_shared<TlsContext>(TlsContext::tls_server);
+  SSL_CTX* native = context->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_use_certificate_chain_file(native, cert_file.c_str()) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load the TLS certificate chain from \"", cert_file,
+                     "\": ", OpenSslError()));
+  }
+  if (SSL_CTX_use_PrivateKey_file(native, key_file.c_str(), SSL_FILETYPE_PEM) !=
+      1) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+      ERR_clear_error();
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the TLS private key in \"", key_file,
+          "\" does not match the certificate in \"", cert_file, "\""));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load the TLS private key from \"", key_file,
+                     "\": ", OpenSslError()));
+  }
+  if (SSL_CTX_check_private_key(native) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the TLS private key in \"", key_file,
+                     "\" does not match the certificate in \"", cert_file,
+                     "\": ", OpenSslError()));
+  }
+  return context;
+}
+
+// The certificate new TLS connections get; replaced by ReloadCertificate.
+class TlsContexts {
+ public:
+  std::shared_ptr<TlsContext> Current() {
+    absl::MutexLock lock(&mu_);
+    return current_;
+  }
+  void Set(std::shared_ptr<TlsContext> context) {
+    absl::MutexLock lock(&mu_);
+    current_ = std::move(context);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::shared_ptr<TlsContext> current_ ABSL_GUARDED_BY(mu_);
+};
+
+// Shared with every Responder, so one called after Stop finds `io` null and
+// drops its response.
+struct Completions {
+  absl::Mutex mu;
+  asio::io_context* io ABSL_GUARDED_BY(mu) = nullptr;
+};
+
+class Listener;
+
+// What the Listener and Responders need of a connection, whatever its stream.
+class ConnectionBase : public std::enable_shared_from_this<ConnectionBase> {
+ public:
+  virtual ~ConnectionBase() = default;
+  virtual void Begin() = 0;
+  // Closes the socket; pending operations end with operation_aborted.
+  virtual void Close() = 0;
+  // The response of an asynchronous handler to request `request_id`.
+  virtual void Answer(uint64_t request_id, Response response) = 0;
+};
+
+// The accepting side and its bookkeeping. Lives on, and is only touched by,
+// the server thread, except Stop.
+class Listener {
+ public:
+  Listener(const Router& router, const HttpServer::Options& options,
+           TlsContexts* tls, std::shared_ptr<Completions> completions)
+      : router_(router),
+        options_(options),
+        tls_(tls),
+        completions_(std::move(completions)),
+        work_(asio::make_work_guard(io_)),
+        acceptor_(io_),
+        accept_backoff_(io_) {
+    absl::MutexLock lock(&completions_->mu);
+    completions_->io = &io_;
+  }
+
+  ~Listener() {
+    // Handlers still queued hold connections, whose destructors call
+    // Release: they must find the bookkeeping alive, and must not accept.
+    stopped_ = true;
+    acceptor_.close();
+    accept_backoff_.cancel();
+  }
+
+  // Binds and listens. Returns the bound address.
+  absl::StatusOr<tcp::endpoint> Listen(const tcp::endpoint& endpoint,
+                                       const std::string& address) {
+    ErrorCode ec;
+    acceptor_.open(endpoint.protocol(), ec);
+    if (ec) {
+      return absl::ErrnoToStatus(
+          ec.value(), absl::StrCat("socket() for HTTP listener ", address));
+    }
+    // Lets a restarted server rebind while old connections sit in TIME_WAIT.
+    acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    acceptor_.bind(endpoint, ec);
+    if (ec) {
+      return absl::ErrnoToStatus(
+          ec.value(), absl::StrCat("cannot bind HTTP listener to ", address));
+    }
+    acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return absl::ErrnoToStatus(
+          ec.value(), absl::StrCat("cannot listen for HTTP on ", address));
+    }
+    tcp::endpoint bound = acceptor_.local_endpoint(ec);
+    if (ec) {
+      return absl::ErrnoToStatus(
+          ec.value(),
+          absl::StrCat("getsockname() for HTTP listener ", address));
+    }
+    return bound;
+  }
+
+  // The server thread's body.
+  void Run() {
+    Accept();
+    io_.run();
+  }
+
+  // From the thread that started the server: closes the listener and every
+  // connection, and makes Run return. Responders find the loop gone.
+  void Stop() {
+    {
+      absl::MutexLock lock(&completions_->mu);
+      completions_->io = nullptr;
+    }
+    asio::post(io_, [this] {
+      stopped_ = true;
+      ErrorCode ignored;
+      acceptor_.close(ignored);
+      accept_backoff_.cancel();
+      // Close() may destroy nothing here (pending operations hold the
+      // connections), but copy first all the same.
+      std::vector<ConnectionBase*> open(live_.begin(), live_.end());
+      for (ConnectionBase* connection : open) connection->Close();
+      io_.stop();
+    });
+  }
+
+  const Router& router() const { return router_; }
+  const HttpServer::Options& options() const { return options_; }
+  const std::shared_ptr<Completions>& completions() const {
+    return completions_;
+  }
+
+  // Called by a connection's destructor.
+  void Release(ConnectionBase* connection, uint32_t client) {
+    live_.erase(connection);
+    --open_;
+    auto it = per_client_.find(client);
+    if (--it->second == 0) per_client_.erase(it);
+    if (!accepting_ && !stopped_ && open_ < options_.max_connections) {
+      Accept();
+    }
+  }
+
+ private:
+  void Accept() {
+    accepting_ = true;
+    acceptor_.async_accept([this](ErrorCode ec, tcp::socket socket) {
+      if (stopped_ || ec == asio::error::operation_aborted) return;
+      if (ec) {
+        const bool out_of_resources = ec == asio::error::no_descriptors ||
+                                      ec == asio::error::no_buffer_space ||
+                                      ec == asio::error::no_memory ||
+                                      ec.value() == ENFILE;
+        if (out_of_resources) {
+          accept_backoff_.expires_after(kAcceptBackoff);
+          accept_backoff_.async_wait([this](ErrorCode wait_ec) {
+            if (!wait_ec && !stopped_) Accept();
+          });
+          return;
+        }
+        Accept();
+        return;
+      }
+      Admit(std::move(socket));
+      // Past the bound the listener is not accepting, so further clients
+      // wait in the kernel's backlog instead of exhausting descriptors.
+      if (open_ < options_.max_connections) {
+        Accept();
+      } else {
+        accepting_ = false;
+      }
+    });
+  }
+
+  void Admit(tcp::socket socket);
+
+  const Router& router_;
+  const HttpServer::Options options_;
+  TlsContexts* const tls_;  // null for plain HTTP
+  const std::shared_ptr<Completions> completions_;
+
+  // Bookkeeping, declared before io_ so that connections destroyed with the
+  // io_context's queued handlers still find it.
+  bool stopped_ = false;
+  bool accepting_ = false;
+  size_t open_ = 0;
+  absl::flat_hash_set<ConnectionBase*> live_;
+  // Open connections by client address.
+  absl::flat_hash_map<uint32_t, size_t> per_client_;
+
+  asio::io_context io_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  tcp::acceptor acceptor_;
+  asio::steady_timer accept_backoff_;
+};
+
+template <bool kTls>
+class Connection final : public ConnectionBase {
+ public:
+  using Stream = std::conditional_t<kTls, beast::ssl_stream<beast::tcp_stream>,
+                                    beast::tcp_stream>;
+
+  Connection(Listener& listener, tcp::socket socket, uint32_t client,
+             std::shared_ptr<TlsContext> tls)
+      : listener_(listener),
+        options_(listener.options()),
+        client_(client),
+        tls_(std::move(tls)),
+        stream_(MakeStream(std::move(socket), tls_.get())),
+        handler_timer_(beast::get_lowest_layer(stream_).get_executor()) {}
+
+  ~Connection() override { listener_.Release(this, client_); }
+
+  void Begin() override {
+    if constexpr (kTls) {
+      Tcp().expires_after(ToChrono(options_.request_timeout));
+      ReadSome(Tcp(), &Connection::StartTls);
+    } else {
+      ReadHead();
+    }
+  }
+
+  void Close() override {
+    handler_timer_.cancel();
+    awaiting_ = false;
+    Tcp().close();
+  }
+
+  void Answer(uint64_t request_id, Response response) override {
+    if (!awaiting_ || request_id != request_id_) return;
+    awaiting_ = false;
+    handler_timer_.cancel();
+    Respond(std::move(response), keep_alive_);
+  }
+
+ private:
+  static Stream MakeStream(tcp::socket socket, TlsContext* tls) {
+    if constexpr (kTls) {
+      return Stream(beast::tcp_stream(std::move(socket)), *tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
+  static std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
+    return std::chrono::duration_cast<SteadyClock::duration>(
+        absl::ToChronoNanoseconds(d));
+  }
+
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
+  std::shared_ptr<Connection> Self() {
+    return std::static_pointer_cast<Connection>(shared_from_this());
+  }
+
+  absl::string_view Buffered() const {
+    return absl::string_view(static_cast<const char*>(buffer_.data().data()),
+                             buffer_.size());
+  }
+
+  // Reads what `stream` has into `buffer_`, then calls `next`; on EOF,
+  // error or timeout the connection closes (a partial request has nobody
+  // left to answer).
+  template <class AnyStream>
+  void ReadSome(AnyStream& stream, void (Connection::*next)()) {
+    stream.async_read_some(buffer_.prepare(kReadChunkBytes),
+                           [self = Self(), next](ErrorCode ec, size_t bytes) {
+                             if (ec) {
+                               self->Close();
+                               return;
+                             }
+                             self->buffer_.commit(bytes);
+                             ((*self).*next)();
+                           });
+  }
+
+  // TLS: the bytes read so far start the handshake, or show a plaintext
+  // client, which is told so.
+  void StartTls() {
+    if constexpr (kTls) {
+      if (static_cast<unsigned char>(Buffered()[0]) != kTlsHandshakeRecord) {
+        RefusePlaintext();
+        return;
+      }
+      stream_.async_handshake(asio::ssl::stream_base::server, buffer_.data(),
+                              [self = Self()](ErrorCode ec, size_t used) {
+                                if (ec) {
+                                  self->Close();
+                                  return;
+                                }
+                                self->buffer_.consume(used);
+                                self->ReadHead();
+                              });
+    }
+  }
+
+  void RefusePlaintext() {
+    static const std::string kRefusal = [] {
+      const std::string body =
+          "400 Bad Request: this port speaks HTTPS; use https://\n";
+      return absl::StrCat(
+          "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; "
+          "charset=utf-8\r\nContent-Length: ",
+          body.size(), "\r\nConnection: close\r\n\r\n", body);
+    }();
+    buffer_.consume(buffer_.size());
+    Tcp().expires_after(kWriteTimeout);
+    asio::async_write(Tcp(), asio::buffer(kRefusal),
+                      [self = Self()](ErrorCode ec, size_t) {
+                        if (ec) {
+                          self->Close();
+                          return;
+                        }
+                        self->LingerTcp();
+                      });
+  }
+
+  // Parses the next request's head from what is buffered (pipelined
+  // requests first), reading more while it is incomplete.
+  void ReadHead() {
+    const absl::string_view in = Buffered();
+    if (in.empty()) {
+      in_request_ = false;
+      scanned_ = 0;
+      Tcp().expires_after(ToChrono(options_.idle_timeout));
+      ReadSome(stream_, &Connection::ReadHead);
+      return;
+    }
+    if (!in_request_) {
+      // The request's deadline counts from its first byte.
+      in_request_ = true;
+      Tcp().expires_after(ToChrono(options_.request_timeout));
+    }
+    // Parsing waits for the head's end, so each head is parsed once.
+    const size_t from = scanned_ >= 3 ? scanned_ - 3 : 0;
+    scanned_ = in.size();
+    if (in.find("\r\n\r\n", from) == absl::string_view::npos &&
+        in.size() <= kMaxHeaderBytes) {
+      ReadSome(stream_, &Connection::ReadHead);
+      return;
+    }
+    RequestHead head;
+    const int result = ParseRequestHead(in, &head);
+    if (result == kIncomplete) {
+      ReadSome(stream_, &Connection::ReadHead);
+      return;
+    }
+    if (result != kParsed) {
+      RespondAndClose(ErrorResponse(result));
+      return;
+    }
+    OnHead(std::move(head));
+  }
+
+  // Before the body is read: whether the route takes a body that large, and
+  // whether its head check lets the request through. A refused request is
+  // answered and its connection closed (the body is never read).
+  void OnHead(RequestHead head) {
+    route_ = listener_.router().Find(head.request.path);
+    // An unknown path (404 once the request is read) takes what a route
+    // takes by default.
+    const size_t max_body_bytes = route_ != nullptr
+                                      ? route_->options.max_body_bytes
+                                      : RouteOptions().max_body_bytes;
+    if (head.body_bytes > max_body_bytes) {
+      RespondAndClose(ErrorResponse(413));
+      return;
+    }
+    if (route_ != nullptr && route_->options.check_head) {
+      std::optional<Response> refusal =
+          route_->options.check_head(head.request);
+      if (refusal.has_value()) {
+        RespondAndClose(std::move(*refusal));
+        return;
+      }
+    }
+    request_ = std::move(head.request);
+    head_bytes_ = head.head_bytes;
+    body_bytes_ = head.body_bytes;
+    keep_alive_ = head.keep_alive;
+    http10_ = head.http10;
+    if (head.expect_continue && buffer_.size() < head_bytes_ + body_bytes_) {
+      static constexpr absl::string_view kContinue =
+          "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::async_write(stream_,
+                        asio::buffer(kContinue.data(), kContinue.size()),
+                        [self = Self()](ErrorCode ec, size_t) {
+                          if (ec) {
+                            self->Close();
+                            return;
+                          }
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (buffer_.size() < head_bytes_ + body_bytes_) {
+      ReadSome(stream_, &Connection::ReadBody);
+      return;
+    }
+    request_.body = std::string(Buffered().substr(head_bytes_, body_bytes_));
+    buffer_.consume(head_bytes_ + body_bytes_);
+    in_request_ = false;
+    scanned_ = 0;
+    Dispatch();
+  }
+
+  void Dispatch() {
+    head_method_ = request_.method == "HEAD";
+    if (route_ != nullptr && route_->async_handler) {
+      awaiting_ = true;
+      const uint64_t id = ++request_id_;
+      handler_timer_.expires_after(ToChrono(options_.handler_timeout));
+      handler_timer_.async_wait([self = Self(), id](ErrorCode ec) {
+        if (ec || !self->awaiting_ || self->request_id_ != id) return;
+        self->awaiting_ = false;
+        self->Respond(ErrorResponse(504), /*keep_alive=*/false);
+      });
+      Request request = std::move(request_);
+      route_->async_handler(request, MakeResponder(id));
+      return;
+    }
+    const bool found = route_ != nullptr && route_->handler;
+    Response response = found ? route_->handler(request_) : ErrorResponse(404);
+    request_ = Request();
+    Respond(std::move(response), keep_alive_);
+  }
+
+  Responder MakeResponder(uint64_t request_id) {
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    std::weak_ptr<ConnectionBase> weak = shared_from_this();
+    return [completions = listener_.completions(), weak, request_id,
+            answered](Response response) {
+      if (answered->exchange(true)) return;
+      absl::MutexLock lock(&completions->mu);
+      if (completions->io == nullptr) return;  // the server stopped
+      asio::post(*completions->io,
+                 [weak, request_id, response = std::move(response)]() mutable {
+                   if (auto connection = weak.lock()) {
+                     connection->Answer(request_id, std::move(response));
+                   }
+                 });
+    };
+  }
+
+  static Response ErrorResponse(int status) {
+    Response response;
+    response.status = status;
+    response.body = absl::StrCat(status, " ", ReasonPhrase(status), "\n");
+    return response;
+  }
+
+  // Answers a request that cannot be framed or served, or was refused on
+  // its head; the rest of the input is untrustworthy or unread, so the
+  // connection closes after the response.
+  void RespondAndClose(Response response) {
+    buffer_.consume(buffer_.size());
+    request_ = Request();
+    Respond(std::move(response), /*keep_alive=*/false);
+  }
+
+  // Serializes and sends `response`. Content-Length, Connection and
+  // Transfer-Encoding are the server's to set, so handler headers with those
+  // names are dropped; a handler's own Content-Type header wins over
+  // `response.content_type`. Headers with invalid names or values (e.g.
+  // CR/LF) are dropped rather than allowed to split the response.
+  void Respond(Response response, bool keep_alive) {
+    if (response.status < 200 || response.status > 599) {
+      // Handlers cannot send interim responses; anything else is a bug.
+      response = ErrorResponse(500);
+    }
+    // RFC 9110 6.4.1: these never carry content, and 204 never a length.
+    const bool bodyless = response.status == 204 || response.status == 304;
+
+    auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
+    out->version(11);
+    out->result(static_cast<unsigned>(response.status));
+    const absl::string_view reason = ReasonPhrase(response.status);
+    if (!reason.empty()) out->reason({reason.data(), reason.size()});
+    std::string content_type = response.content_type;
+    for (const auto& [name, value] : response.headers) {
+      if (!IsToken(name) || !IsFieldValue(value)) continue;
+      const std::string lower = absl::AsciiStrToLower(name);
+      if (lower == "content-length" || lower == "connection" ||
+          lower == "transfer-encoding") {
+        continue;
+      }
+      if (lower == "content-type") {
+        content_type = value;
+        continue;
+      }
+      out->insert(name, value);
+    }
+    if (content_type.empty() || !IsFieldValue(content_type)) {
+      content_type = "application/octet-stream";
+    }
+    out->set(bhttp::field::content_type, content_type);
+    if (!bodyless) {
+      out->set(bhttp::field::content_length,
+               std::to_string(response.body.size()));
+      // A response to HEAD says how long the body is, without it.
+      if (!head_method_) out->body() = std::move(response.body);
+    }
+    if (!keep_alive) {
+      out->set(bhttp::field::connection, "close");
+    } else if (http10_) {
+      out->set(bhttp::field::connection, "keep-alive");
+    }
+    head_method_ = false;
+
+    Tcp().expires_after(kWriteTimeout);
+    bhttp::async_write(stream_, *out,
+                       [self = Self(), out, keep_alive](ErrorCode ec, size_t) {
+                         if (ec) {
+                           self->Close();
+                           return;
+                         }
+                         if (!keep_alive) {
+                           self->Linger();
+                           return;
+                         }
+                         self->ReadHead();
+                       });
+  }
+
+  void Linger() {
+    if constexpr (kTls) {
+      Tcp().expires_after(kLingerTimeout);
+      // close_notify; then whatever the peer sends is discarded below.
+      stream_.async_shutdown([self = Self()](ErrorCode) { self->LingerTcp(); });
+    } else {
+      LingerTcp();
+    }
+  }
+
+  void LingerTcp() {
+    ErrorCode ignored;
+    Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Tcp().expires_after(kLingerTimeout);
+    Discard();
+  }
+
+  void Discard() {
+    Tcp().async_read_some(asio::buffer(scratch_),
+                          [self = Self()](ErrorCode ec, size_t) {
+                            if (ec) {
+                              self->Close();
+                              return;
+                            }
+                            self->Discard();
+                          });
+  }
+
+  Listener& listener_;
+  const HttpServer::Options& options_;
+  const uint32_t client_;  // The peer's IPv4 address, for the per-client cap.
+  const std::shared_ptr<TlsContext> tls_;  // Kept for the connection's life.
+  Stream stream_;
+  asio::steady_timer handler_timer_;
+
+  beast::flat_buffer buffer_;  // Received bytes not yet consumed.
+  size_t scanned_ = 0;  // How much of `buffer_` was searched for a head end.
+  bool in_request_ = false;  // Bytes of a request have arrived.
+  std::array<char, 16 * 1024> scratch_;
+
+  // The request being received or answered.
+  const Route* route_ = nullptr;
+  Request request_;
+  size_t head_bytes_ = 0;
+  size_t body_bytes_ = 0;
+  bool keep_alive_ = true;
+  bool http10_ = false;
+  bool head_method_ = false;
+  bool awaiting_ = false;    // An asynchronous handler has the request.
+  uint64_t request_id_ = 0;  // Names the request to its Responder.
+};
+
+void Listener::Admit(tcp::socket socket) {
+  ErrorCode ec;
+  const tcp::endpoint peer = socket.remote_endpoint(ec);
+  if (ec) return;  // already gone
+  const uint32_t client = peer.address().to_v4().to_uint();
+  size_t& from_client = per_client_[client];
+  if (from_client >= options_.max_connections_per_client) {
+    if (from_client == 0) per_client_.erase(client);
+    return;  // closed at once: one client may not take every slot
+  }
+  ++from_client;
+  ++open_;
+  std::shared_ptr<ConnectionBase> connection;
+  if (tls_ != nullptr) {
+    connection = std::make_shared<Connection<true>>(*this, std::move(socket),
+                                                    client, tls_->Current());
+  } else {
+    connection = std::make_shared<Connection<false>>(*this, std::move(socket),
+                                                     client, nullptr);
+  }
+  live_.insert(connection.get());
+  connection->Begin();
+}
+
+absl::StatusOr<tcp::endpoint> ParseListenAddress(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("HTTP listen address \"", address, "\" is not host:port"));
+  }
+  const std::string host = address.substr(0, colon);
+  const absl::string_view port_text =
+      absl::string_view(address).substr(colon + 1);
+  int port = -1;
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), absl::ascii_isdigit) ||
+      !absl::SimpleAtoi(port_text, &port) || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HTTP listen address \"", address, "\" has no valid port (0-65535)"));
+  }
+  const std::string numeric = host == "localhost" ? "127.0.0.1" : host;
+  ErrorCode ec;
+  const asio::ip::address_v4 ip = asio::ip::make_address_v4(numeric, ec);
+  // make_address_v4 takes inet_aton's shorthand forms ("1.2.3"); only the
+  // dotted quad is an address here.
+  if (ec || ip.to_string() != numeric) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("HTTP listen address \"", address,
+                     "\": host must be an IPv4 address or localhost"));
+  }
+  return tcp::endpoint(ip, static_cast<uint16_t>(port));
+}
 
 }  // namespace
 
@@ -286,28 +935,34 @@ int ParseRequestHead(absl::string_view in, RequestHead* head) {
   size_t start = 0;
   while (absl::StartsWith(in.substr(start), "\r\n")) start += 2;
 
+  // A head ends at the first empty line: field lines cannot hold CRLF, and
+  // obs-fold continues with SP or HTAB.
   const size_t end = in.find("\r\n\r\n", start);
   if (end == absl::string_view::npos) {
     return in.size() > kMaxHeaderBytes ? 431 : kIncomplete;
   }
   const size_t head_bytes = end + 4;
   if (head_bytes > kMaxHeaderBytes) return 431;
+  const absl::string_view raw = in.substr(start, head_bytes - start);
+  if (HasObsFold(raw)) return 400;
 
-  std::vector<absl::string_view> lines =
-      absl::StrSplit(in.substr(start, end - start), "\r\n");
-  std::vector<absl::string_view> request_line = absl::StrSplit(lines[0], ' ');
-  if (request_line.size() != 3) return 400;
-  const absl::string_view method = request_line[0];
-  const absl::string_view target = request_line[1];
-  const absl::string_view version = request_line[2];
+  bhttp::request_parser<bhttp::empty_body> parser;
+  parser.eager(false);  // The head only; the server frames the body.
+  parser.header_limit(static_cast<std::uint32_t>(kMaxHeaderBytes));
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  ErrorCode ec;
+  const size_t used = parser.put(asio::buffer(raw.data(), raw.size()), ec);
+  if (ec == bhttp::error::header_limit) return 431;
+  if (ec == bhttp::error::bad_version && NamesOtherHttpVersion(raw)) return 505;
+  if (ec || !parser.is_header_done() || used != raw.size()) return 400;
+
+  const auto& message = parser.get();
+  const unsigned version = message.version();
+  const absl::string_view method(message.method_string().data(),
+                                 message.method_string().size());
+  const absl::string_view target(message.target().data(),
+                                 message.target().size());
   if (!IsToken(method) || !IsOriginFormTarget(target)) return 400;
-  if (version != "HTTP/1.1" && version != "HTTP/1.0") {
-    const bool well_formed =
-        version.size() == 8 && absl::StartsWith(version, "HTTP/") &&
-        absl::ascii_isdigit(version[5]) && version[6] == '.' &&
-        absl::ascii_isdigit(version[7]);
-    return well_formed ? 505 : 400;
-  }
 
   Request request;
   request.method = std::string(method);
@@ -316,13 +971,11 @@ int ParseRequestHead(absl::string_view in, RequestHead* head) {
   if (question != absl::string_view::npos) {
     request.query = std::string(target.substr(question + 1));
   }
-  for (size_t i = 1; i < lines.size(); ++i) {
-    const size_t colon = lines[i].find(':');
-    if (colon == absl::string_view::npos) return 400;
-    // A name with surrounding whitespace, or a folded line, is rejected
-    // (RFC 9112 5.1, 5.2): proxies disagree on what it means.
-    const absl::string_view name = lines[i].substr(0, colon);
-    const absl::string_view value = TrimOws(lines[i].substr(colon + 1));
+  for (const auto& field : message) {
+    const absl::string_view name(field.name_string().data(),
+                                 field.name_string().size());
+    const absl::string_view value =
+        TrimOws(absl::string_view(field.value().data(), field.value().size()));
     if (!IsToken(name) || !IsFieldValue(value)) return 400;
     std::string key = absl::AsciiStrToLower(name);
     auto [it, inserted] = request.headers.emplace(key, std::string(value));
@@ -330,32 +983,22 @@ int ParseRequestHead(absl::string_view in, RequestHead* head) {
   }
   const auto& headers = request.headers;
 
+  // Beast has refused Transfer-Encoding together with Content-Length; bodies
+  // are framed by Content-Length only.
   if (headers.count("transfer-encoding") != 0) return 411;
   size_t body_bytes = 0;
   if (auto it = headers.find("content-length"); it != headers.end()) {
-    // Repeated identical values are allowed (RFC 9110 8.6); they arrive
-    // here joined by commas.
-    absl::string_view first;
-    for (absl::string_view part : absl::StrSplit(it->second, ',')) {
-      part = TrimOws(part);
-      if (part.empty() ||
-          !std::all_of(part.begin(), part.end(), absl::ascii_isdigit)) {
-        return 400;
-      }
-      if (first.empty()) first = part;
-      if (part != first) return 400;
-    }
-    while (first.size() > 1 && first[0] == '0') first.remove_prefix(1);
+    // Beast has checked that every listed value is the same decimal number
+    // that fits 64 bits.
+    const absl::string_view first =
+        TrimOws(absl::string_view(it->second).substr(0, it->second.find(',')));
     uint64_t length = 0;
-    // More than 15 digits overflows nothing but is surely over the cap.
-    if (first.size() > 15 || !absl::SimpleAtoi(first, &length) ||
-        length > kMaxBodyBytes) {
-      return 413;
-    }
+    if (!absl::SimpleAtoi(first, &length)) return 400;
+    if (length > kMaxBodyBytes) return 413;
     body_bytes = static_cast<size_t>(length);
   }
 
-  const bool http10 = version == "HTTP/1.0";
+  const bool http10 = version == 10;
   bool keep_alive = !http10;
   bool expect_continue = false;
   if (auto it = headers.find("connection"); it != headers.end()) {
@@ -380,471 +1023,21 @@ int ParseRequestHead(absl::string_view in, RequestHead* head) {
   return kParsed;
 }
 
-namespace {
-
-// The event loop. Lives on, and is only touched by, the server thread.
-class ServerLoop {
- public:
-  ServerLoop(const Router& router, const HttpServer::Options& options,
-             int listen_fd, int wake_fd, const std::atomic<bool>& stopping,
-             std::shared_ptr<Completions> completions)
-      : router_(router),
-        options_(options),
-        listen_fd_(listen_fd),
-        wake_fd_(wake_fd),
-        stopping_(stopping),
-        completions_(std::move(completions)) {}
-
-  void Run() {
-    std::vector<pollfd> fds;
-    while (!stopping_.load(std::memory_order_acquire)) {
-      Clock::time_point now = Clock::now();
-      for (auto& connection : connections_) {
-        if (now < connection->deadline) continue;
-        if (connection->awaiting) {
-          connection->awaiting = false;
-          QueueResponse(*connection, ErrorResponse(504), /*keep_alive=*/false);
-          Flush(*connection);
-        } else {
-          connection->fd.Reset();
-        }
-      }
-      RemoveClosed();
-
-      // Past the bound the listener is not polled, so further clients wait
-      // in the kernel's backlog instead of exhausting descriptors.
-      const bool accepting = connections_.size() < options_.max_connections &&
-                             now >= accept_paused_until_;
-      fds.clear();
-      fds.push_back({wake_fd_, POLLIN, 0});
-      // poll() skips negative descriptors.
-      fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});
-      for (const auto& connection : connections_) {
-        fds.push_back({connection->fd.get(), WantedEvents(*connection), 0});
-      }
-
-      if (poll(fds.data(), fds.size(), PollTimeoutMs(now, accepting)) < 0) {
-        if (errno == EINTR || errno == ENOMEM) continue;
-        DieBecause("poll failed in HTTP server");
-      }
-      if (fds[0].revents != 0) {  // Woken by Stop() or a Responder.
-        uint64_t count;
-        while (read(wake_fd_, &count, sizeof(count)) < 0 && errno == EINTR) {
-        }
-        DeliverCompletions();
-        continue;
-      }
-
-      // Only connections that existed before poll() have an entry in `fds`.
-      const size_t polled = connections_.size();
-      for (size_t i = 0; i < polled; ++i) {
-        if (fds[i + 2].revents != 0) {
-          HandleEvents(*connections_[i], fds[i + 2].revents);
-        }
-      }
-      if ((fds[1].revents & POLLIN) != 0) AcceptAll();
-      RemoveClosed();
-    }
-    connections_.clear();
-  }
-
- private:
-  static short WantedEvents(const Connection& connection) {
-    if (connection.awaiting) return 0;  // errors and hang-ups only
-    if (connection.lingering) return POLLIN;
-    return connection.out_sent < connection.out.size() ? POLLOUT : POLLIN;
-  }
-
-  int PollTimeoutMs(Clock::time_point now, bool accepting) const {
-    Clock::time_point next = Clock::time_point::max();
-    for (const auto& connection : connections_) {
-      next = std::min(next, connection->deadline);
-    }
-    if (!accepting && connections_.size() < options_.max_connections) {
-      next = std::min(next, accept_paused_until_);
-    }
-    if (next == Clock::time_point::max()) return -1;
-    if (next <= now) return 0;
-    // Round up so the loop does not wake just before a deadline and spin.
-    const auto ms =
-        std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
-    return static_cast<int>(std::min<int64_t>(ms, INT_MAX));
-  }
-
-  void RemoveClosed() {
-    connections_.erase(
-        std::remove_if(connections_.begin(), connections_.end(),
-                       [this](const std::unique_ptr<Connection>& connection) {
-                         if (connection->fd.valid()) return false;
-                         auto it = per_client_.find(connection->client);
-                         if (--it->second == 0) per_client_.erase(it);
-                         return true;
-                       }),
-        connections_.end());
-  }
-
-  void AcceptAll() {
-    while (connections_.size() < options_.max_connections) {
-      sockaddr_in peer{};
-      socklen_t peer_size = sizeof(peer);
-      const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer),
-                             &peer_size, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) {
-        if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-            errno == ENOMEM) {
-          accept_paused_until_ = Clock::now() + kAcceptBackoff;
-        }
-        return;  // EAGAIN: backlog drained.
-      }
-      ScopedFd socket(fd);
-      size_t& from_client = per_client_[peer.sin_addr.s_addr];
-      if (from_client >= options_.max_connections_per_client) {
-        continue;  // closed at once: one client may not take every slot
-      }
-      ++from_client;
-      auto connection = std::make_unique<Connection>(
-          std::move(socket), next_id_++, peer.sin_addr.s_addr);
-      connection->deadline = Clock::now() + kIdleTimeout;
-      connections_.push_back(std::move(connection));
-    }
-  }
-
-  void HandleEvents(Connection& connection, short revents) {
-    if ((revents & (POLLERR | POLLNVAL)) != 0 ||
-        (connection.awaiting && (revents & POLLHUP) != 0)) {
-      connection.fd.Reset();
-      return;
-    }
-    if (connection.awaiting) return;
-    if (connection.lingering) {
-      DiscardInput(connection);
-    } else if (connection.out_sent < connection.out.size()) {
-      // POLLHUP while writing: send() reports the error.
-      if (Flush(connection)) ProcessInput(connection);
-    } else {
-      ReadInput(connection);
-    }
-  }
-
-  void ReadInput(Connection& connection) {
-    const size_t old_size = connection.in.size();
-    if (old_size == 0 && !connection.have_head) {
-      connection.deadline = Clock::now() + kRequestTimeout;
-    }
-    connection.in.resize(old_size + kReadChunkBytes);
-    const ssize_t n =
-        recv(connection.fd.get(), &connection.in[old_size], kReadChunkBytes, 0);
-    connection.in.resize(old_size + std::max<ssize_t>(n, 0));
-    if (n > 0) {
-      ProcessInput(connection);
-    } else if (n == 0 ||
-               (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      // EOF or reset; a partial request has nobody left to answer.
-      connection.fd.Reset();
-    }
-  }
-
-  void DiscardInput(Connection& connection) {
-    char scratch[16 * 1024];
-    const ssize_t n = recv(connection.fd.get(), scratch, sizeof(scratch), 0);
-    if (n == 0 ||
-        (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      connection.fd.Reset();
-    }
-  }
-
-  // Answers every complete request in `in`, one at a time, stopping when a
-  // response cannot be sent at once or more input is needed.
-  void ProcessInput(Connection& connection) {
-    while (connection.fd.valid() && !connection.lingering &&
-           !connection.awaiting && connection.out.empty()) {
-      if (!connection.have_head) {
-        const int result = ParseHead(connection);
-        if (result == kIncomplete) return;
-        if (result != kParsed) {
-          QueueError(connection, result);
-          Flush(connection);
-          return;
-        }
-        if (!AdmitBody(connection)) return;
-      }
-      const size_t needed = connection.head_bytes + connection.body_bytes;
-      if (connection.in.size() < needed) {
-        if (connection.expect_continue && !connection.sent_continue) {
-          connection.sent_continue = true;
-          connection.out = "HTTP/1.1 100 Continue\r\n\r\n";
-          Flush(connection);
-        }
-        return;
-      }
-      connection.request.body =
-          connection.in.substr(connection.head_bytes, connection.body_bytes);
-      connection.in.erase(0, needed);
-      connection.have_head = false;
-
-      const Route* route = router_.Find(connection.request.path);
-      if (route != nullptr && route->async_handler) {
-        connection.awaiting = true;
-        connection.deadline = Clock::now() + kHandlerTimeout;
-        route->async_handler(connection.request, MakeResponder(connection.id));
-        return;
-      }
-      const bool found = route != nullptr && route->handler;
-      QueueResponse(
-          connection,
-          found ? route->handler(connection.request) : ErrorResponse(404),
-          connection.keep_alive);
-      connection.request = Request();
-      if (!Flush(connection)) return;
-    }
-  }
-
-  // Before the body of a parsed head is read: whether its route takes a
-  // body that large, and whether its head check lets it through. A refused
-  // request is answered and its connection closed (the body is never read).
-  bool AdmitBody(Connection& connection) {
-    const Route* route = router_.Find(connection.request.path);
-    // An unknown path (404 once the request is read) takes what a route
-    // takes by default.
-    const size_t max_body_bytes = route != nullptr
-                                      ? route->options.max_body_bytes
-                                      : RouteOptions().max_body_bytes;
-    if (connection.body_bytes > max_body_bytes) {
-      QueueError(connection, 413);
-      Flush(connection);
-      return false;
-    }
-    if (route == nullptr || !route->options.check_head) return true;
-    std::optional<Response> refusal =
-        route->options.check_head(connection.request);
-    if (!refusal.has_value()) return true;
-    connection.in.clear();
-    connection.have_head = false;
-    connection.request = Request();
-    QueueResponse(connection, std::move(*refusal), /*keep_alive=*/false);
-    Flush(connection);
-    return false;
-  }
-
-  Responder MakeResponder(uint64_t connection_id) {
-    auto answered = std::make_shared<std::atomic<bool>>(false);
-    return [completions = completions_, connection_id,
-            answered](Response response) {
-      if (answered->exchange(true)) return;
-      absl::MutexLock lock(&completions->mu);
-      if (completions->wake_fd < 0) return;  // the server stopped
-      completions->ready.emplace_back(connection_id, std::move(response));
-      const uint64_t one = 1;
-      while (write(completions->wake_fd, &one, sizeof(one)) < 0 &&
-             errno == EINTR) {
-      }
-    };
-  }
-
-  // Queues the responses that asynchronous handlers posted; those whose
-  // connection closed meanwhile are dropped.
-  void DeliverCompletions() {
-    std::vector<std::pair<uint64_t, Response>> ready;
-    {
-      absl::MutexLock lock(&completions_->mu);
-      ready.swap(completions_->ready);
-    }
-    for (auto& [id, response] : ready) {
-      auto it = std::find_if(connections_.begin(), connections_.end(),
-                             [id = id](const std::unique_ptr<Connection>& c) {
-                               return c->id == id;
-                             });
-      if (it == connections_.end()) continue;
-      Connection& connection = **it;
-      if (!connection.fd.valid() || !connection.awaiting) continue;
-      connection.awaiting = false;
-      QueueResponse(connection, std::move(response), connection.keep_alive);
-      connection.request = Request();
-      if (Flush(connection)) ProcessInput(connection);
-    }
-  }
-
-  // Parses the head at the start of `in` into `connection.request`.
-  int ParseHead(Connection& connection) {
-    RequestHead head;
-    const int result = ParseRequestHead(connection.in, &head);
-    if (result != kParsed) return result;
-    connection.request = std::move(head.request);
-    connection.head_bytes = head.head_bytes;
-    connection.body_bytes = head.body_bytes;
-    connection.http10 = head.http10;
-    connection.keep_alive = head.keep_alive;
-    connection.expect_continue = head.expect_continue;
-    connection.have_head = true;
-    connection.sent_continue = false;
-    return kParsed;
-  }
-
-  static Response ErrorResponse(int status) {
-    Response response;
-    response.status = status;
-    response.body = absl::StrCat(status, " ", ReasonPhrase(status), "\n");
-    return response;
-  }
-
-  // Answers a request that cannot be framed or served; the rest of the input
-  // is untrustworthy, so the connection closes after the response.
-  void QueueError(Connection& connection, int status) {
-    connection.in.clear();
-    connection.have_head = false;
-    QueueResponse(connection, ErrorResponse(status), /*keep_alive=*/false);
-  }
-
-  // Serializes `response`. Content-Length, Connection and Transfer-Encoding
-  // are the server's to set, so handler headers with those names are dropped;
-  // a handler's own Content-Type header wins over `response.content_type`.
-  // Headers with invalid names or values (e.g. CR/LF) are dropped rather than
-  // allowed to split the response.
-  void QueueResponse(Connection& connection, Response response,
-                     bool keep_alive) {
-    if (response.status < 200 || response.status > 599) {
-      // Handlers cannot send interim responses; anything else is a bug.
-      response = ErrorResponse(500);
-    }
-    // RFC 9110 6.4.1: these never carry content, and 204 never a length.
-    const bool bodyless = response.status == 204 || response.status == 304;
-
-    std::string content_type = response.content_type;
-    std::string extra;
-    for (const auto& [name, value] : response.headers) {
-      if (!IsToken(name) || !IsFieldValue(value)) continue;
-      const std::string lower = absl::AsciiStrToLower(name);
-      if (lower == "content-length" || lower == "connection" ||
-          lower == "transfer-encoding") {
-        continue;
-      }
-      if (lower == "content-type") {
-        content_type = value;
-        continue;
-      }
-      absl::StrAppend(&extra, name, ": ", value, "\r\n");
-    }
-    if (content_type.empty() || !IsFieldValue(content_type)) {
-      content_type = "application/octet-stream";
-    }
-
-    std::string& out = connection.out;
-    out.clear();
-    connection.out_sent = 0;
-    absl::StrAppend(&out, "HTTP/1.1 ", response.status, " ",
-                    ReasonPhrase(response.status), "\r\n",
-                    "Content-Type: ", content_type, "\r\n");
-    if (!bodyless) {
-      absl::StrAppend(&out, "Content-Length: ", response.body.size(), "\r\n");
-    }
-    if (!keep_alive) {
-      out.append("Connection: close\r\n");
-    } else if (connection.http10) {
-      out.append("Connection: keep-alive\r\n");
-    }
-    absl::StrAppend(&out, extra, "\r\n");
-    if (!bodyless) out.append(response.body);
-    connection.close_after_write = !keep_alive;
-    connection.deadline = Clock::now() + kWriteTimeout;
-  }
-
-  // Sends as much of `out` as the socket takes. Returns true when all of it
-  // went out and the connection can read again.
-  bool Flush(Connection& connection) {
-    while (connection.out_sent < connection.out.size()) {
-      const ssize_t n =
-          send(connection.fd.get(), connection.out.data() + connection.out_sent,
-               connection.out.size() - connection.out_sent, MSG_NOSIGNAL);
-      if (n >= 0) {
-        connection.out_sent += static_cast<size_t>(n);
-        connection.deadline = Clock::now() + kWriteTimeout;
-        continue;
-      }
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) connection.fd.Reset();
-      return false;
-    }
-    connection.out.clear();
-    connection.out_sent = 0;
-    if (connection.close_after_write) {
-      shutdown(connection.fd.get(), SHUT_WR);
-      connection.lingering = true;
-      connection.in.clear();
-      connection.deadline = Clock::now() + kLingerTimeout;
-      return false;
-    }
-    const bool mid_request = connection.have_head || !connection.in.empty();
-    connection.deadline =
-        Clock::now() + (mid_request ? kRequestTimeout : kIdleTimeout);
-    return true;
-  }
-
-  const Router& router_;
-  const HttpServer::Options& options_;
-  const int listen_fd_;
-  const int wake_fd_;
-  const std::atomic<bool>& stopping_;
-  const std::shared_ptr<Completions> completions_;
-
-  std::vector<std::unique_ptr<Connection>> connections_;
-  uint64_t next_id_ = 1;
-  Clock::time_point accept_paused_until_;
-  // Open connections by client address.
-  absl::flat_hash_map<uint32_t, size_t> per_client_;
-};
-
-struct ParsedAddress {
-  in_addr host;
-  uint16_t port;
-};
-
-absl::StatusOr<ParsedAddress> ParseListenAddress(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("HTTP listen address \"", address, "\" is not host:port"));
-  }
-  const std::string host = address.substr(0, colon);
-  const absl::string_view port_text =
-      absl::string_view(address).substr(colon + 1);
-  int port = -1;
-  if (port_text.empty() || port_text.size() > 5 ||
-      !std::all_of(port_text.begin(), port_text.end(), absl::ascii_isdigit) ||
-      !absl::SimpleAtoi(port_text, &port) || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "HTTP listen address \"", address, "\" has no valid port (0-65535)"));
-  }
-  ParsedAddress parsed;
-  parsed.port = static_cast<uint16_t>(port);
-  const std::string numeric = host == "localhost" ? "127.0.0.1" : host;
-  if (inet_pton(AF_INET, numeric.c_str(), &parsed.host) != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("HTTP listen address \"", address,
-                     "\": host must be an IPv4 address or localhost"));
-  }
-  return parsed;
-}
-
-}  // namespace
-
 struct HttpServer::Impl {
   // Written before Start, read-only while the thread runs.
   Router router;
   HttpServer::Options options;
 
-  // Owned by the thread calling Start/Stop; the server thread only uses the
-  // raw descriptors, which stay open until it has been joined.
-  ScopedFd listen_fd;
-  ScopedFd wake_fd;
+  TlsContexts tls;
+  // Owned by the thread calling Start/Stop.
+  std::unique_ptr<Listener> listener;
   std::thread thread;
-  std::shared_ptr<Completions> completions;  // one per Start
 
-  std::atomic<bool> stopping{false};
+  bool tls_enabled() const { return !options.tls_cert_file.empty(); }
 };
 
 HttpServer::HttpServer(Options options) : impl_(std::make_unique<Impl>()) {
-  impl_->options = options;
+  impl_->options = std::move(options);
 }
 
 HttpServer::~HttpServer() { Stop(); }
@@ -867,82 +1060,57 @@ void HttpServer::RoutePrefixAsync(std::string prefix, AsyncHandler handler,
                           {nullptr, std::move(handler), std::move(options)});
 }
 
+bool HttpServer::tls() const { return impl_->tls_enabled(); }
+
 absl::StatusOr<std::string> HttpServer::Start(const std::string& address) {
   if (impl_->thread.joinable()) {
     return absl::FailedPreconditionError(
         absl::StrCat("HTTP server already started; cannot start on ", address));
   }
-  absl::StatusOr<ParsedAddress> parsed = ParseListenAddress(address);
-  if (!parsed.ok()) return parsed.status();
-
-  ScopedFd listen_fd(
-      socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!listen_fd.valid()) {
-    return absl::ErrnoToStatus(
-        errno, absl::StrCat("socket() for HTTP listener ", address));
+  absl::StatusOr<tcp::endpoint> endpoint = ParseListenAddress(address);
+  if (!endpoint.ok()) return endpoint.status();
+  const Options& options = impl_->options;
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "HTTPS needs both a certificate file and a key file");
   }
-  // Lets a restarted server rebind while old connections sit in TIME_WAIT.
-  const int one = 1;
-  setsockopt(listen_fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in bind_address{};
-  bind_address.sin_family = AF_INET;
-  bind_address.sin_addr = parsed->host;
-  bind_address.sin_port = htons(parsed->port);
-  if (bind(listen_fd.get(), reinterpret_cast<const sockaddr*>(&bind_address),
-           sizeof(bind_address)) != 0) {
-    return absl::ErrnoToStatus(
-        errno, absl::StrCat("cannot bind HTTP listener to ", address));
-  }
-  if (listen(listen_fd.get(), SOMAXCONN) != 0) {
-    return absl::ErrnoToStatus(
-        errno, absl::StrCat("cannot listen for HTTP on ", address));
-  }
-  sockaddr_in bound{};
-  socklen_t bound_size = sizeof(bound);
-  if (getsockname(listen_fd.get(), reinterpret_cast<sockaddr*>(&bound),
-                  &bound_size) != 0) {
-    return absl::ErrnoToStatus(
-        errno, absl::StrCat("getsockname() for HTTP listener ", address));
-  }
-  ScopedFd wake_fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!wake_fd.valid()) {
-    return absl::ErrnoToStatus(
-        errno, absl::StrCat("eventfd() for HTTP listener ", address));
+  if (impl_->tls_enabled()) {
+    absl::StatusOr<std::shared_ptr<TlsContext>> context =
+        LoadTlsContext(options.tls_cert_file, options.tls_key_file);
+    if (!context.ok()) return context.status();
+    impl_->tls.Set(*std::move(context));
   }
 
-  char host[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &bound.sin_addr, host, sizeof(host));
+  auto listener = std::make_unique<Listener>(
+      impl_->router, options, impl_->tls_enabled() ? &impl_->tls : nullptr,
+      std::make_shared<Completions>());
+  absl::StatusOr<tcp::endpoint> bound = listener->Listen(*endpoint, address);
+  if (!bound.ok()) return bound.status();
 
-  impl_->listen_fd = std::move(listen_fd);
-  impl_->wake_fd = std::move(wake_fd);
-  impl_->stopping.store(false, std::memory_order_release);
-  impl_->completions = std::make_shared<Completions>();
-  impl_->completions->wake_fd = impl_->wake_fd.get();
-  Impl* impl = impl_.get();
-  impl_->thread = std::thread([impl] {
-    ServerLoop(impl->router, impl->options, impl->listen_fd.get(),
-               impl->wake_fd.get(), impl->stopping, impl->completions)
-        .Run();
-  });
-  return absl::StrCat(host, ":", ntohs(bound.sin_port));
+  impl_->listener = std::move(listener);
+  Listener* running = impl_->listener.get();
+  impl_->thread = std::thread([running] { running->Run(); });
+  return absl::StrCat(bound->address().to_string(), ":", bound->port());
+}
+
+absl::Status HttpServer::ReloadCertificate() {
+  if (!impl_->tls_enabled()) {
+    return absl::FailedPreconditionError(
+        "the HTTP listener has no TLS certificate to reload");
+  }
+  absl::StatusOr<std::shared_ptr<TlsContext>> context =
+      LoadTlsContext(impl_->options.tls_cert_file, impl_->options.tls_key_file);
+  if (!context.ok()) return context.status();
+  impl_->tls.Set(*std::move(context));
+  return absl::OkStatus();
 }
 
 void HttpServer::Stop() {
   if (!impl_->thread.joinable()) return;
-  impl_->stopping.store(true, std::memory_order_release);
-  const uint64_t one = 1;
-  // The counter cannot overflow from one write; EINTR is the only retryable
-  // failure.
-  while (write(impl_->wake_fd.get(), &one, sizeof(one)) < 0 && errno == EINTR) {
-  }
+  impl_->listener->Stop();
   impl_->thread.join();
-  {
-    absl::MutexLock lock(&impl_->completions->mu);
-    impl_->completions->wake_fd = -1;
-    impl_->completions->ready.clear();
-  }
-  impl_->listen_fd.Reset();
-  impl_->wake_fd.Reset();
+  // Destroys the connections still held by queued handlers.
+  impl_->listener.reset();
 }
 
 }  // namespace rio::http

@@ -3,11 +3,14 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <cstddef>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,6 +32,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/testkit/test_pki.h"
 
 namespace rio::http {
 namespace {
@@ -601,6 +605,17 @@ TEST(HttpServer, MalformedRequestsGet400AndClose) {
            "POST /echo HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
            "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n"
            "Content-Length: 2\r\n\r\nab",
+           "POST /echo HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\nab",
+           // Request smuggling: framing that a proxy in front may read
+           // differently.
+           "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+           "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+           "Content-Length: 5\r\n\r\n0\r\n\r\n",
+           "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n 0\r\n\r\n"
+           "0123456789",
+           "POST /echo HTTP/1.1\r\nContent-Length:\r\n\t5\r\n\r\nhello",
+           "GET /healthz HTTP/1.1\r\n Host: x\r\n\r\n",
        }) {
     const std::string response = RawExchange(address, request);
     EXPECT_TRUE(absl::StartsWith(response, "HTTP/1.1 400 Bad Request\r\n"))
@@ -628,11 +643,16 @@ TEST(HttpServer, OtherHeadErrorsGetSpecificStatus) {
                   "POST /echo HTTP/1.1\r\nExpect: something\r\n"
                   "Content-Length: 1\r\n\r\nx"),
       "HTTP/1.1 417 "));
+  EXPECT_TRUE(absl::StartsWith(
+      RawExchange(address,
+                  "POST /echo HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n"),
+      "HTTP/1.1 413 "));
+  // Beyond 64 bits a length is no number at all.
   EXPECT_TRUE(
       absl::StartsWith(RawExchange(address,
                                    "POST /echo HTTP/1.1\r\nContent-Length: "
                                    "99999999999999999999999\r\n\r\n"),
-                       "HTTP/1.1 413 "));
+                       "HTTP/1.1 400 "));
 }
 
 TEST(HttpServer, OversizedHeadersGet431) {
@@ -794,6 +814,382 @@ TEST(HttpServer, AsyncAnswerAfterStopIsDropped) {
   server.Stop();  // closes the waiting connection
   client.join();
   kept(TextResponse("late"));  // must not crash or write to a closed fd
+}
+
+TEST(HttpServer, HeadRequestGetsLengthWithoutBody) {
+  ServerFixture fixture;
+  const std::string address = fixture.Start();
+  // Pipelined after the HEAD: if the HEAD's answer carried a body, the GET's
+  // answer would not start where it does.
+  const std::string response = RawExchange(
+      address,
+      "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const size_t second = response.find("HTTP/1.1 200 OK\r\n", 1);
+  ASSERT_NE(second, std::string::npos) << response;
+  const std::string head = response.substr(0, second);
+  EXPECT_TRUE(absl::StartsWith(head, "HTTP/1.1 200 OK\r\n")) << head;
+  EXPECT_TRUE(absl::StrContains(head, "\r\nContent-Length: 3\r\n")) << head;
+  EXPECT_TRUE(absl::EndsWith(head, "\r\n\r\n")) << head;
+  EXPECT_TRUE(absl::EndsWith(response, "\r\n\r\nok\n")) << response;
+}
+
+// Waits up to 10 s for the server to close `fd`; true if it did. Whatever
+// the server sends first is appended to `*received`.
+bool WaitForClose(int fd, std::string* received) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  char buffer[4096];
+  while (absl::Now() < deadline) {
+    pollfd entry{fd, POLLIN, 0};
+    if (poll(&entry, 1, 100) <= 0) continue;
+    const ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+    if (n == 0) return true;
+    if (n < 0) return errno == ECONNRESET;
+    received->append(buffer, n);
+  }
+  return false;
+}
+
+// Sends `start`, then `more` every 50 ms until the server hangs up (or 10 s
+// pass). Returns how long the server took to hang up (infinite if it did
+// not), and in `*received` what it sent.
+absl::Duration TrickleUntilClosed(const std::string& address,
+                                  absl::string_view start,
+                                  absl::string_view more,
+                                  std::string* received) {
+  const int fd = ConnectRaw(address);
+  if (fd < 0) return absl::InfiniteDuration();
+  const absl::Time begin = absl::Now();
+  SendAll(fd, start);
+  bool closed = false;
+  while (!closed && absl::Now() - begin < absl::Seconds(10)) {
+    pollfd entry{fd, POLLIN, 0};
+    if (poll(&entry, 1, 50) > 0) {
+      char buffer[256];
+      const ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+      if (n > 0) received->append(buffer, n);
+      closed = n == 0 || (n < 0 && errno == ECONNRESET);
+    } else {
+      SendAll(fd, more);
+    }
+  }
+  const absl::Duration elapsed = absl::Now() - begin;
+  close(fd);
+  return closed ? elapsed : absl::InfiniteDuration();
+}
+
+// Slowloris: a client that keeps a request coming, a little at a time, is
+// cut off when the request's deadline passes, however often it sends; in
+// the head and in the body alike.
+TEST(HttpServer, TricklingClientIsCutOffAtTheRequestDeadline) {
+  HttpServer::Options options;
+  options.request_timeout = absl::Milliseconds(500);
+  HttpServer server(options);
+  server.Route("/healthz", [](const Request&) { return TextResponse("ok"); });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+
+  std::string received;
+  const absl::Duration head = TrickleUntilClosed(
+      *address, "GET /healthz HTTP/1.1\r\n", "X-Slow: 1\r\n", &received);
+  EXPECT_EQ(received, "");
+  EXPECT_GE(head, absl::Milliseconds(450));
+  EXPECT_LT(head, absl::Seconds(5));
+
+  const absl::Duration body = TrickleUntilClosed(
+      *address,
+      "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n", "x",
+      &received);
+  EXPECT_EQ(received, "");
+  EXPECT_GE(body, absl::Milliseconds(450));
+  EXPECT_LT(body, absl::Seconds(5));
+}
+
+TEST(HttpServer, IdleConnectionIsClosedAfterIdleTimeout) {
+  HttpServer::Options options;
+  options.idle_timeout = absl::Milliseconds(200);
+  HttpServer server(options);
+  server.Route("/healthz", [](const Request&) { return TextResponse("ok"); });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const int fd = ConnectRaw(*address);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string received;
+  EXPECT_TRUE(WaitForClose(fd, &received));
+  EXPECT_TRUE(absl::StartsWith(received, "HTTP/1.1 200 OK\r\n")) << received;
+  EXPECT_TRUE(absl::EndsWith(received, "\r\n\r\nok")) << received;
+  close(fd);
+}
+
+TEST(HttpServer, AsyncHandlerThatNeverAnswersGets504) {
+  HttpServer::Options options;
+  options.handler_timeout = absl::Milliseconds(200);
+  HttpServer server(options);
+  std::vector<Responder> kept;  // Never called; touched on the server thread.
+  server.RoutePrefixAsync("/stuck/", [&](const Request&, Responder respond) {
+    kept.push_back(std::move(respond));
+  });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const Reply reply = Get("http://" + *address + "/stuck/x");
+  ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
+  EXPECT_EQ(reply.status, 504);
+  EXPECT_EQ(reply.body, "504 Gateway Timeout\n");
+  EXPECT_EQ(reply.headers.at("connection"), "close");
+  server.Stop();
+}
+
+// Past max_connections the listener stops accepting: a new client waits in
+// the backlog and is served once a connection closes.
+TEST(HttpServer, ConnectionsInAllAreCappedAndTheRestWait) {
+  HttpServer::Options options;
+  options.max_connections = 2;
+  HttpServer server(options);
+  server.Route("/healthz", [](const Request&) { return TextResponse("ok"); });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const std::string keep_alive = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  const int first = ConnectRaw(*address);
+  const int second = ConnectRaw(*address);
+  ASSERT_GE(first, 0);
+  ASSERT_GE(second, 0);
+  char buffer[4096];
+  for (int fd : {first, second}) {
+    ASSERT_TRUE(SendAll(fd, keep_alive));
+    const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+    ASSERT_GT(n, 0);
+    EXPECT_TRUE(absl::EndsWith(absl::string_view(buffer, n), "\r\n\r\nok"));
+  }
+  const int third = ConnectRaw(*address);  // completed by the kernel
+  ASSERT_GE(third, 0);
+  ASSERT_TRUE(SendAll(
+      third, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  // A round trip on an accepted connection: the server has had its chance
+  // to answer the third, and has not.
+  ASSERT_TRUE(SendAll(first, keep_alive));
+  ASSERT_GT(recv(first, buffer, sizeof(buffer), 0), 0);
+  EXPECT_EQ(recv(third, buffer, sizeof(buffer), MSG_DONTWAIT), -1);
+  close(first);
+  EXPECT_TRUE(absl::EndsWith(ReadUntilClosed(third), "\r\n\r\nok"));
+  close(second);
+  close(third);
+}
+
+// ---------------------------------------------------------------- HTTPS
+
+using ::rio::testkit::TestPki;
+
+// The subject of the certificate the last fresh connection of `curl` saw.
+std::string PeerSubject(CURL* curl) {
+  curl_certinfo* info = nullptr;
+  curl_easy_getinfo(curl, CURLINFO_CERTINFO, &info);
+  if (info == nullptr || info->num_of_certs < 1) return "";
+  for (curl_slist* line = info->certinfo[0]; line != nullptr;
+       line = line->next) {
+    if (absl::StartsWith(line->data, "Subject:")) return line->data;
+  }
+  return "";
+}
+
+// A curl handle that trusts the test CA and records peer certificates.
+CurlHandle TlsClient(const TestPki& pki) {
+  CurlHandle curl(curl_easy_init());
+  curl_easy_setopt(curl.get(), CURLOPT_CAINFO, pki.Path("ca.pem").c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_CERTINFO, 1L);
+  return curl;
+}
+
+class HttpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(pki_.MakeCa());
+    ASSERT_TRUE(pki_.MakeServer("rio-test-one"));
+    ASSERT_TRUE(pki_.MakeServer("rio-test-two"));
+    ASSERT_TRUE(pki_.Install("rio-test-one"));
+  }
+
+  HttpServer::Options TlsOptions() const {
+    HttpServer::Options options;
+    options.tls_cert_file = pki_.Path("server.pem");
+    options.tls_key_file = pki_.Path("server.key");
+    return options;
+  }
+
+  TestPki pki_;
+};
+
+TEST_F(HttpsTest, ServesRoutesOverTlsWithTheConfiguredCertificate) {
+  HttpServer server(TlsOptions());
+  server.Route("/healthz", [](const Request&) { return TextResponse("ok\n"); });
+  server.Route("/echo", [](const Request& request) {
+    return TextResponse(request.body);
+  });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  EXPECT_TRUE(server.tls());
+  CurlHandle curl = TlsClient(pki_);
+  const Reply reply = Perform(curl.get(), "https://" + *address + "/healthz");
+  ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "ok\n");
+  EXPECT_TRUE(absl::StrContains(PeerSubject(curl.get()), "rio-test-one"))
+      << PeerSubject(curl.get());
+  const std::string body = "over TLS";
+  const Reply echoed =
+      Perform(curl.get(), "https://" + *address + "/echo", &body);
+  ASSERT_EQ(echoed.code, CURLE_OK) << curl_easy_strerror(echoed.code);
+  EXPECT_EQ(echoed.body, "over TLS");
+  EXPECT_EQ(echoed.num_connects, 0);
+  // By name too: the certificate names localhost.
+  const std::string port = address->substr(address->rfind(':') + 1);
+  const Reply by_name =
+      Perform(curl.get(), "https://localhost:" + port + "/healthz");
+  ASSERT_EQ(by_name.code, CURLE_OK) << curl_easy_strerror(by_name.code);
+  EXPECT_EQ(by_name.body, "ok\n");
+}
+
+TEST_F(HttpsTest, ClientWithoutTheCaRefusesTheCertificate) {
+  HttpServer server(TlsOptions());
+  server.Route("/healthz", [](const Request&) { return TextResponse("ok\n"); });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const Reply reply = Get("https://" + *address + "/healthz");
+  EXPECT_EQ(reply.code, CURLE_PEER_FAILED_VERIFICATION)
+      << curl_easy_strerror(reply.code);
+}
+
+TEST_F(HttpsTest, PlaintextRequestIsAnswered400AndClosed) {
+  HttpServer server(TlsOptions());
+  server.Route("/healthz", [](const Request&) { return TextResponse("ok\n"); });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const std::string response =
+      RawExchange(*address, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(response, "HTTP/1.1 400 Bad Request\r\n"))
+      << response;
+  EXPECT_TRUE(absl::StrContains(response, "\r\nConnection: close\r\n"))
+      << response;
+  EXPECT_TRUE(
+      absl::EndsWith(response,
+                     "\r\n\r\n400 Bad Request: this port speaks HTTPS; use "
+                     "https://\n"))
+      << response;
+  const Reply plain = Get("http://" + *address + "/healthz");
+  ASSERT_EQ(plain.code, CURLE_OK) << curl_easy_strerror(plain.code);
+  EXPECT_EQ(plain.status, 400);
+  // The listener is unharmed.
+  CurlHandle curl = TlsClient(pki_);
+  EXPECT_EQ(Perform(curl.get(), "https://" + *address + "/healthz").body,
+            "ok\n");
+}
+
+TEST_F(HttpsTest, ReloadServesTheNewCertificateToNewConnectionsOnly) {
+  HttpServer server(TlsOptions());
+  server.Route("/healthz", [](const Request&) { return TextResponse("ok\n"); });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const std::string url = "https://" + *address + "/healthz";
+
+  CurlHandle old_client = TlsClient(pki_);
+  const Reply before = Perform(old_client.get(), url);
+  ASSERT_EQ(before.code, CURLE_OK) << curl_easy_strerror(before.code);
+  EXPECT_TRUE(absl::StrContains(PeerSubject(old_client.get()), "rio-test-one"));
+
+  ASSERT_TRUE(pki_.Install("rio-test-two"));
+  ASSERT_TRUE(server.ReloadCertificate().ok());
+
+  CurlHandle new_client = TlsClient(pki_);
+  const Reply fresh = Perform(new_client.get(), url);
+  ASSERT_EQ(fresh.code, CURLE_OK) << curl_easy_strerror(fresh.code);
+  EXPECT_EQ(fresh.num_connects, 1);
+  EXPECT_TRUE(absl::StrContains(PeerSubject(new_client.get()), "rio-test-two"))
+      << PeerSubject(new_client.get());
+
+  // The connection opened before the reload carries on.
+  const Reply reused = Perform(old_client.get(), url);
+  ASSERT_EQ(reused.code, CURLE_OK) << curl_easy_strerror(reused.code);
+  EXPECT_EQ(reused.num_connects, 0);
+  EXPECT_EQ(reused.body, "ok\n");
+}
+
+TEST_F(HttpsTest, FailedReloadKeepsTheCurrentCertificate) {
+  HttpServer server(TlsOptions());
+  server.Route("/healthz", [](const Request&) { return TextResponse("ok\n"); });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+
+  // A certificate without its key.
+  std::filesystem::copy_file(pki_.Path("rio-test-two.pem"),
+                             pki_.Path("server.pem"),
+                             std::filesystem::copy_options::overwrite_existing);
+  const absl::Status mismatch = server.ReloadCertificate();
+  EXPECT_EQ(mismatch.code(), absl::StatusCode::kInvalidArgument) << mismatch;
+  EXPECT_TRUE(absl::StrContains(mismatch.message(), "does not match"))
+      << mismatch;
+  std::ofstream(pki_.Path("server.pem")) << "not a certificate\n";
+  const absl::Status garbage = server.ReloadCertificate();
+  EXPECT_EQ(garbage.code(), absl::StatusCode::kInvalidArgument) << garbage;
+  EXPECT_TRUE(absl::StrContains(garbage.message(), pki_.Path("server.pem")))
+      << garbage;
+
+  CurlHandle curl = TlsClient(pki_);
+  const Reply reply = Perform(curl.get(), "https://" + *address + "/healthz");
+  ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
+  EXPECT_TRUE(absl::StrContains(PeerSubject(curl.get()), "rio-test-one"));
+}
+
+TEST_F(HttpsTest, StartRefusesMissingOrUnusableFiles) {
+  HttpServer::Options no_key = TlsOptions();
+  no_key.tls_key_file.clear();
+  EXPECT_EQ(HttpServer(no_key).Start("127.0.0.1:0").status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  HttpServer::Options missing = TlsOptions();
+  missing.tls_cert_file = pki_.Path("absent.pem");
+  const absl::Status status = HttpServer(missing).Start("127.0.0.1:0").status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(status.message(), pki_.Path("absent.pem")))
+      << status;
+
+  HttpServer plain;
+  EXPECT_EQ(plain.ReloadCertificate().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+// /healthz answers over TLS while an API call waits on another connection.
+TEST_F(HttpsTest, AsyncHandlerWaitsWhileOthersAreServed) {
+  HttpServer server(TlsOptions());
+  absl::Notification release;
+  std::thread worker;
+  server.Route("/healthz", [](const Request&) { return TextResponse("ok\n"); });
+  server.RoutePrefixAsync("/slow/", [&](const Request&, Responder respond) {
+    worker = std::thread([&release, respond] {
+      release.WaitForNotification();
+      respond(TextResponse("done"));
+    });
+  });
+  absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
+  ASSERT_TRUE(address.ok()) << address.status();
+  const std::string base = "https://" + *address;
+  Reply slow;
+  std::thread client([&] {
+    CurlHandle curl = TlsClient(pki_);
+    slow = Perform(curl.get(), base + "/slow/x");
+  });
+  for (int i = 0; i < 3; ++i) {
+    CurlHandle curl = TlsClient(pki_);
+    const Reply health = Perform(curl.get(), base + "/healthz");
+    ASSERT_EQ(health.code, CURLE_OK) << curl_easy_strerror(health.code);
+    EXPECT_EQ(health.body, "ok\n");
+  }
+  EXPECT_EQ(slow.status, 0);  // still waiting
+  release.Notify();
+  client.join();
+  EXPECT_EQ(slow.status, 200);
+  EXPECT_EQ(slow.body, "done");
+  server.Stop();
+  worker.join();
 }
 
 }  // namespace

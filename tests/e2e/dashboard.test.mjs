@@ -1,5 +1,7 @@
 // End-to-end test of the dashboard in a real headless Chromium, against a
-// real rio-server, PostgreSQL and a receiver this test controls.
+// real rio-server serving HTTPS (a certificate made here with openssl, which
+// Chromium trusts by its public key and nothing else), PostgreSQL and a
+// receiver this test controls.
 //
 //   RIO_SERVER_BINARY=build/server/rio-server node tests/e2e/dashboard.test.mjs
 //
@@ -12,6 +14,7 @@ import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, chmodSync, createWriteStream, readFileSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -93,15 +96,35 @@ function startReceiver() {
   }));
 }
 
+// ---------------------------------------------------------------- TLS
+
+// A self-signed certificate for 127.0.0.1, and the base64 SHA-256 of its
+// public key (what Chromium's --ignore-certificate-errors-spki-list takes).
+function makeCertificate() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "rio-e2e-tls-"));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const cert = path.join(dir, "server.pem");
+  const key = path.join(dir, "server.key");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-days", "2", "-subj", "/CN=rio-e2e", "-addext", "subjectAltName=IP:127.0.0.1",
+    "-keyout", key, "-out", cert], { stdio: "ignore" });
+  const spki = execFileSync("bash", ["-c",
+    `openssl x509 -in "${cert}" -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`],
+  { encoding: "utf8" }).trim();
+  return { cert, key, pem: readFileSync(cert, "utf8"), spki };
+}
+
 // ---------------------------------------------------------------- server
 
-function startServer(databaseUrl) {
+function startServer(databaseUrl, tls) {
   const logPath = path.join(mkdtempSync(path.join(os.tmpdir(), "rio-e2e-log-")), "rio-server.log");
   const log = createWriteStream(logPath);
   const child = spawn(SERVER, ["--listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
     `--database_url=${databaseUrl}`, `--admin_token=${TOKEN}`,
     // One attempt: a failing call is FAILED at once, so it can be recovered.
-    "--retry_schedule=", "--shutdown_grace=2s", "--egress_allow=127.0.0.0/8,::1/128"], { stdio: ["ignore", "pipe", "pipe"] });
+    "--retry_schedule=", "--shutdown_grace=2s", "--egress_allow=127.0.0.0/8,::1/128",
+    `--tls_cert=${tls.cert}`, `--tls_key=${tls.key}`],
+  { stdio: ["ignore", "pipe", "pipe"] });
   onCleanup(() => new Promise((resolve) => {
     if (child.exitCode !== null) return resolve();
     child.once("exit", resolve);
@@ -126,12 +149,30 @@ function startServer(databaseUrl) {
   });
 }
 
+// One request; `ca` is the PEM to trust for https URLs.
+function request(url, { method = "GET", headers = {}, body, ca } = {}) {
+  const client = url.startsWith("https:") ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = client.request(url, { method, headers, ca }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => { text += c; });
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, text }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+let trustedPem;
+
 async function apiCall(base, method, body, authorization) {
-  const response = await fetch(base + "api/v1/" + method, {
-    method: "POST", headers: { "Content-Type": "application/json", ...(authorization ? { Authorization: authorization } : {}) },
+  const response = await request(base + "api/v1/" + method, {
+    method: "POST", ca: trustedPem,
+    headers: { "Content-Type": "application/json", ...(authorization ? { Authorization: authorization } : {}) },
     body: JSON.stringify(body),
   });
-  return { status: response.status, body: await response.json() };
+  return { status: response.status, body: JSON.parse(response.text) };
 }
 
 // ---------------------------------------------------------------- the test
@@ -139,9 +180,18 @@ async function apiCall(base, method, body, authorization) {
 async function main() {
   const databaseUrl = startPostgres();
   const receiver = await startReceiver();
-  const server = await startServer(databaseUrl);
+  const tls = makeCertificate();
+  trustedPem = tls.pem;
+  const server = await startServer(databaseUrl, tls);
   const base = server.url;
   step(`dashboard at ${base}`);
+  assert.match(base, /^https:\/\/127\.0\.0\.1:\d+\/$/);
+
+  step("the HTTPS port refuses plaintext HTTP");
+  const plaintext = await request(base.replace(/^https:/, "http:") + "healthz");
+  assert.equal(plaintext.status, 400);
+  assert.match(plaintext.text, /this port speaks HTTPS/);
+  assert.equal((await request(base + "healthz", { ca: trustedPem })).text, "ok\n");
 
   step("the API refuses calls without the token");
   const anonymous = await apiCall(base, "rio.v1.ProjectService/ListProjects", {});
@@ -151,7 +201,9 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
+      "--disable-component-update", "--disable-sync",
+      // Trusts this one certificate's key, not every certificate.
+      `--ignore-certificate-errors-spki-list=${tls.spki}`],
   });
   onCleanup(() => browser.close());
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -164,6 +216,7 @@ async function main() {
   step("a wrong token is refused at sign-in");
   const index = await page.goto(base);
   assert.equal(index.status(), 200);
+  assert.equal((await index.securityDetails())?.subjectName, "rio-e2e");
   const csp = index.headers()["content-security-policy"];
   assert.match(csp, /script-src 'self'/);
   await page.getByLabel("Admin token").fill("not-the-token");
@@ -183,11 +236,11 @@ async function main() {
   await page.getByRole("button", { name: "Create project" }).click();
   await page.getByRole("heading", { name: "Shop (shop)" }).waitFor();
 
-  step("create a sender; its DSN is shown once");
+  step("create a sender; its DSN is shown once (rios://: gRPC speaks TLS too)");
   await page.getByLabel("New sender").fill("shop-app");
   await page.getByRole("button", { name: "Create sender" }).click();
   const dsn = await page.locator(".secret code").first().textContent();
-  const match = dsn.match(/^rio:\/\/shop-app:([^@]+)@/);
+  const match = dsn.match(/^rios:\/\/shop-app:([^@]+)@/);
   assert.ok(match, `DSN ${dsn}`);
   const senderAuth = "Basic " + Buffer.from(`shop-app:${match[1]}`).toString("base64");
 
@@ -235,6 +288,8 @@ async function main() {
   await failing.first().locator("a").click();
   await page.getByRole("heading", { name: "Delivery", exact: true }).waitFor();
   await page.locator(".attempt .response-body").getByText("receiver exploded: database is on fire").waitFor();
+  // The payload comes with a second call, after the page is drawn.
+  await page.waitForFunction(() => document.querySelector("#payload")?.textContent !== "");
   const payloadText = await page.locator("#payload").textContent();
   assert.match(payloadText, /<script>window.__pwned = 1<\/script>/);
   assert.equal(await page.locator("#payload script, #payload img").count(), 0);

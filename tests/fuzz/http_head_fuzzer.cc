@@ -1,17 +1,20 @@
-// What a client sends to the operational HTTP server: the request head parser
-// (server/http/http_server.h, ParseRequestHead) fed raw bytes.
+// What a client sends to the HTTP listener: the request head parser
+// (server/http/http_server.h, ParseRequestHead: Boost.Beast's parser and the
+// checks around it) fed raw bytes.
 //
 // Invariants: the result is "incomplete", "parsed" or one of the documented
 // error statuses; a parsed head ends with CRLF CRLF within the input and the
-// 64 KiB cap, has a token method, an origin-form path, lower-case token
-// header names, field values without CR, LF or NUL, a body of at most 8 MiB
-// and never Transfer-Encoding; any shorter prefix of it is incomplete.
+// 64 KiB cap, holds no folded line, has a token method, an origin-form path,
+// lower-case token header names, field values without CR, LF or NUL, a body
+// of at most 8 MiB and never Transfer-Encoding; any shorter prefix of it is
+// incomplete.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
 #include "server/http/http_server.h"
 #include "tests/fuzz/fuzz_check.h"
 
@@ -35,6 +38,9 @@ void CheckParsed(absl::string_view in, const rio::http::RequestHead& head) {
   FUZZ_CHECK(head.head_bytes >= 4 && head.head_bytes <= in.size());
   FUZZ_CHECK(head.head_bytes <= 64 * 1024);
   FUZZ_CHECK(in.substr(head.head_bytes - 4, 4) == "\r\n\r\n");
+  const absl::string_view raw = in.substr(0, head.head_bytes);
+  FUZZ_CHECK(!absl::StrContains(raw, "\r\n ") &&
+             !absl::StrContains(raw, "\r\n\t"));
   FUZZ_CHECK(head.body_bytes <= 8 * 1024 * 1024);
   FUZZ_CHECK(head.request.body.empty());
 
