@@ -270,26 +270,27 @@ void SealStoredSecrets(rio::store::PgConnection& conn,
     Fail(1, absl::StrCat("cannot start: ", report.status().message()));
   }
   if (box == nullptr) return;
+  // The survey came before re-sealing: with --reencrypt_secrets, nothing is
+  // left under older keys.
   std::vector<std::string> older;
   for (const auto& [key_id, n] : report->values_by_key) {
     if (key_id != box->sealing_key_id()) {
       older.push_back(absl::StrCat(n, " under key \"", key_id, "\""));
     }
   }
-  std::fprintf(
-      stderr,
-      "rio-server: secrets at rest: sealing with key \"%s\"; %lld "
-      "plaintext handlers sealed, %lld re-sealed%s%s\n",
-      box->sealing_key_id().c_str(),
-      static_cast<long long>(report->sealed_rows),
-      static_cast<long long>(report->resealed_rows),
-      older.empty() || absl::GetFlag(FLAGS_reencrypt_secrets)
-          ? ""
-          : "; values still sealed under older keys (--reencrypt_secrets "
-            "re-seals them): ",
-      older.empty() || absl::GetFlag(FLAGS_reencrypt_secrets)
-          ? ""
-          : absl::StrJoin(older, ", ").c_str());
+  std::string note;
+  if (!older.empty() && !absl::GetFlag(FLAGS_reencrypt_secrets)) {
+    note = absl::StrCat(
+        "; values still sealed under older keys (--reencrypt_secrets "
+        "re-seals them): ",
+        absl::StrJoin(older, ", "));
+  }
+  std::fprintf(stderr,
+               "rio-server: secrets at rest: sealing with key \"%s\"; %lld "
+               "plaintext handlers sealed, %lld re-sealed%s\n",
+               box->sealing_key_id().c_str(),
+               static_cast<long long>(report->sealed_rows),
+               static_cast<long long>(report->resealed_rows), note.c_str());
 }
 
 }  // namespace
