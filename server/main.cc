@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/api/admin.h"
@@ -39,6 +41,7 @@
 #include "server/ingest/ingest_writer.h"
 #include "server/store/catalog.h"
 #include "server/store/database.h"
+#include "server/store/handler_secrets.h"
 #include "server/store/migrations.h"
 #include "server/store/pg.h"
 #include "server/store/queue_sampler.h"
@@ -47,6 +50,7 @@
 #include "server/util/metrics.h"
 #include "server/util/status_macros.h"
 #include "server/util/tls_files.h"
+#include "server/util/secret_box.h"
 #include "server/util/validation.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -176,6 +180,18 @@ ABSL_FLAG(absl::Duration, retention_interval, absl::Minutes(5),
 ABSL_FLAG(absl::Duration, queue_sample_interval, absl::Seconds(5),
           "How often the delivery queue is sampled from PostgreSQL for "
           "/metrics");
+ABSL_FLAG(std::string, secret_key_file, "",
+          "File of keys sealing handler signing secrets and header values "
+          "at rest (AES-256-GCM): one \"KEY_ID BASE64_32_BYTES\" a line, "
+          "the first sealing new values; mode 0600. Required unless "
+          "--allow_plaintext_secrets");
+ABSL_FLAG(bool, allow_plaintext_secrets, false,
+          "Start without --secret_key_file and store handler signing secrets "
+          "and header values unencrypted (development only)");
+ABSL_FLAG(bool, reencrypt_secrets, false,
+          "At start-up, re-seal every stored handler secret that is not "
+          "sealed under the first key of --secret_key_file, so that the "
+          "other keys can be retired");
 
 namespace {
 
@@ -226,7 +242,10 @@ constexpr const char* kEnvFlags[] = {"listen",
                                      "http_max_connections_per_client",
                                      "max_tail_streams",
                                      "tail_buffer_bytes",
-                                     "instance_id"};
+                                     "instance_id",
+                                     "secret_key_file",
+                                     "allow_plaintext_secrets",
+                                     "reencrypt_secrets"};
 
 void ApplyEnvironment() {
   for (const char* name : kEnvFlags) {
@@ -313,6 +332,73 @@ void ReloadTls(rio::util::TlsFiles& files) {
   }
   std::fprintf(stderr, "rio-server: SIGHUP: TLS certificate reloaded (%s)\n",
                DescribeCertificate(*files.Current()).c_str());
+}
+
+// The keys of --secret_key_file; nullopt when running without one, which
+// needs --allow_plaintext_secrets.
+std::optional<rio::util::SecretBox> LoadSecretKeys() {
+  const std::string path = absl::GetFlag(FLAGS_secret_key_file);
+  if (path.empty()) {
+    if (absl::GetFlag(FLAGS_reencrypt_secrets)) {
+      Fail(2, "--reencrypt_secrets needs --secret_key_file");
+    }
+    if (!absl::GetFlag(FLAGS_allow_plaintext_secrets)) {
+      Fail(2,
+           "--secret_key_file (or RIO_SECRET_KEY_FILE) is required: it holds "
+           "the key that encrypts handler signing secrets and header values "
+           "in PostgreSQL. Make one with\n  (umask 077; echo \"k1 $(openssl "
+           "rand -base64 32)\" > rio-secrets.key)\nor pass "
+           "--allow_plaintext_secrets to store them unencrypted");
+    }
+    std::fprintf(stderr,
+                 "rio-server: WARNING: --allow_plaintext_secrets: handler "
+                 "signing secrets and header values are stored UNENCRYPTED in "
+                 "PostgreSQL; anyone who reads the database or a backup "
+                 "can forge webhooks. Use --secret_key_file in production\n");
+    return std::nullopt;
+  }
+  auto keys = rio::util::ReadSecretKeyFile(path);
+  if (!keys.ok())
+    Fail(2, absl::StrCat("--secret_key_file: ", keys.status().message()));
+  auto box = rio::util::SecretBox::Create(*std::move(keys));
+  if (!box.ok())
+    Fail(2, absl::StrCat("--secret_key_file: ", box.status().message()));
+  return *std::move(box);
+}
+
+// Seals the handler rows still in plaintext (and, with
+// --reencrypt_secrets, re-seals those under older keys); refuses to start
+// when stored values need a key that is missing.
+void SealStoredSecrets(rio::store::PgConnection& conn,
+                       const rio::util::SecretBox* box) {
+  const rio::store::HandlerSecrets secrets(box);
+  auto report = rio::store::SealStoredSecrets(
+      conn, secrets, absl::GetFlag(FLAGS_reencrypt_secrets));
+  if (!report.ok()) {
+    Fail(1, absl::StrCat("cannot start: ", report.status().message()));
+  }
+  if (box == nullptr) return;
+  // The survey came before re-sealing: with --reencrypt_secrets, nothing is
+  // left under older keys.
+  std::vector<std::string> older;
+  for (const auto& [key_id, n] : report->values_by_key) {
+    if (key_id != box->sealing_key_id()) {
+      older.push_back(absl::StrCat(n, " under key \"", key_id, "\""));
+    }
+  }
+  std::string note;
+  if (!older.empty() && !absl::GetFlag(FLAGS_reencrypt_secrets)) {
+    note = absl::StrCat(
+        "; values still sealed under older keys (--reencrypt_secrets "
+        "re-seals them): ",
+        absl::StrJoin(older, ", "));
+  }
+  std::fprintf(stderr,
+               "rio-server: secrets at rest: sealing with key \"%s\"; %lld "
+               "plaintext handlers sealed, %lld re-sealed%s\n",
+               box->sealing_key_id().c_str(),
+               static_cast<long long>(report->sealed_rows),
+               static_cast<long long>(report->resealed_rows), note.c_str());
 }
 
 }  // namespace
@@ -404,6 +490,9 @@ int main(int argc, char** argv) {
     return static_cast<double>(rio::store::PgErrorsSoFar().internal);
   });
 
+  const std::optional<rio::util::SecretBox> secret_box = LoadSecretKeys();
+  const rio::util::SecretBox* box = secret_box ? &*secret_box : nullptr;
+
   // Start-up: one connection for migrations and the first catalog load.
   auto setup = rio::store::PgConnection::Connect(database_url);
   if (!setup.ok()) Fail(1, std::string(setup.status().message()));
@@ -412,7 +501,8 @@ int main(int argc, char** argv) {
     Fail(1, absl::StrCat("schema migration failed: ",
                          migrated.status().message()));
   }
-  rio::store::Catalog catalog(database_url);
+  SealStoredSecrets(**setup, box);
+  rio::store::Catalog catalog(database_url, box);
   if (auto s = catalog.Reload(**setup); !s.ok()) {
     Fail(1, absl::StrCat("cannot load the catalog: ", s.message()));
   }

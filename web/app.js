@@ -408,7 +408,7 @@ function handlerForm(slug, handler, onDone) {
   el("label", {}, "Event", event), el("label", { class: "wide" }, "URL", url),
   el("label", {}, "Method", method), el("label", {}, "Content type", contentType),
   el("label", {}, "Timeout (ms)", timeout), el("label", { class: "inline" }, enabled, "Enabled"),
-  el("label", { class: "wide" }, "Extra headers (one \"Name: value\" a line; values are redacted in attempt logs)", headers),
+  el("label", { class: "wide" }, "Extra headers (one \"Name: value\" a line; values are write-only: Rio shows \u2022\u2022\u2022 for each, and \u2022\u2022\u2022 keeps the stored value)", headers),
   el("div", { class: "row wide" }, submit, cancel));
   setTimeout(() => event.focus(), 0);
   return form;

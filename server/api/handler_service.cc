@@ -157,8 +157,9 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
         }
         handler.set_secret(NewSigningSecret());
         RunOnDatabase(deps, std::move(reply), /*writes=*/true,
-                      [handler](store::PgConnection& conn) {
-                        return store::CreateHandler(conn, handler);
+                      [handler, secrets = &deps.catalog->secrets()](
+                          store::PgConnection& conn) {
+                        return store::CreateHandler(conn, *secrets, handler);
                       });
       });
 
@@ -208,7 +209,8 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
         if (!status.ok()) return reply(status);
         RunOnDatabase(
             deps, std::move(reply), /*writes=*/true,
-            [req](store::PgConnection& conn) -> absl::StatusOr<v1::Handler> {
+            [req, secrets = &deps.catalog->secrets()](
+                store::PgConnection& conn) -> absl::StatusOr<v1::Handler> {
               // The method/content type pair is checked against the stored
               // row, inside the same transaction as the update.
               absl::StatusOr<v1::Handler> updated;
@@ -219,7 +221,7 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
                     req.has_method() ? req.method() : current.method(),
                     req.has_content_type() ? req.content_type()
                                            : current.content_type()));
-                updated = store::UpdateHandler(conn, req);
+                updated = store::UpdateHandler(conn, *secrets, req);
                 return updated.status();
               });
               RIO_RETURN_IF_ERROR(status);
@@ -265,9 +267,10 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
         absl::Duration keep =
             req.expire_previous() ? absl::ZeroDuration() : absl::Seconds(ttl);
         RunOnDatabase(deps, std::move(reply), /*writes=*/true,
-                      [id = req.id(), keep](store::PgConnection& conn) {
+                      [id = req.id(), keep, secrets = &deps.catalog->secrets()](
+                          store::PgConnection& conn) {
                         return store::RotateHandlerSecret(
-                            conn, id, NewSigningSecret(), keep);
+                            conn, *secrets, id, NewSigningSecret(), keep);
                       });
       });
 

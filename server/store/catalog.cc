@@ -9,14 +9,13 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/struct.pb.h"
-#include "google/protobuf/util/json_util.h"
 #include "server/util/status_macros.h"
 
 namespace rio::store {
 
-Catalog::Catalog(std::string database_url)
+Catalog::Catalog(std::string database_url, const util::SecretBox* secret_box)
     : url_(std::move(database_url)),
+      secrets_(secret_box),
       snapshot_(std::make_shared<CatalogSnapshot>()) {}
 
 Catalog::~Catalog() { Stop(); }
@@ -65,7 +64,7 @@ absl::Status Catalog::Reload(PgConnection& conn) {
                   "headers::text, timeout_ms, enabled, secret, "
                   "coalesce(previous_secret, ''), "
                   "(extract(epoch FROM previous_secret_expire_time) "
-                  "* 1000000)::bigint "
+                  "* 1000000)::bigint, secrets_sealed "
                   "FROM handlers ORDER BY create_time, id"));
     for (int i = 0; i < handlers.rows(); ++i) {
       auto it = by_id.find(handlers.GetInt64(i, 1));
@@ -78,18 +77,17 @@ absl::Status Catalog::Reload(PgConnection& conn) {
       h->url = std::string(handlers.Get(i, 3));
       h->method = std::string(handlers.Get(i, 4));
       h->content_type = std::string(handlers.Get(i, 5));
-      google::protobuf::Struct headers;
-      if (google::protobuf::util::JsonStringToMessage(
-              std::string(handlers.Get(i, 6)), &headers)
-              .ok()) {
-        for (const auto& [name, value] : headers.fields()) {
-          h->headers.emplace_back(name, value.string_value());
-        }
-      }
+      StoredSecrets stored;
+      stored.sealed = handlers.GetBool(i, 12);
+      stored.secret = std::string(handlers.Get(i, 9));
+      stored.previous_secret = std::string(handlers.Get(i, 10));
+      stored.headers_json = std::string(handlers.Get(i, 6));
+      RIO_ASSIGN_OR_RETURN(RowSecrets secrets, secrets_.Open(h->id, stored));
+      h->headers.assign(secrets.headers.begin(), secrets.headers.end());
       h->timeout_ms = static_cast<int>(handlers.GetInt64(i, 7));
       h->enabled = handlers.GetBool(i, 8);
-      h->secret = std::string(handlers.Get(i, 9));
-      h->previous_secret = std::string(handlers.Get(i, 10));
+      h->secret = std::move(secrets.secret);
+      h->previous_secret = std::move(secrets.previous_secret);
       if (!handlers.IsNull(i, 11)) {
         h->previous_secret_expire_time = handlers.GetMicros(i, 11);
       }
@@ -167,7 +165,17 @@ void Catalog::ListenLoop() {
         changed = true;
         PQfreemem(note);
       }
-      if (changed && !Reload(*listen_conn_).ok()) alive = listen_conn_->ok();
+      if (changed) {
+        if (absl::Status s = Reload(*listen_conn_); !s.ok()) {
+          alive = listen_conn_->ok();
+          if (alive) {
+            std::fprintf(stderr,
+                         "rio-server: cannot reload the catalog (%s); "
+                         "dispatching with the previous one\n",
+                         std::string(s.message()).c_str());
+          }
+        }
+      }
       if (alive) continue;
     }
     std::fprintf(stderr,

@@ -30,7 +30,9 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/store/handler_secrets.h"
 #include "server/store/pg.h"
+#include "server/util/secret_box.h"
 
 namespace rio::store {
 
@@ -85,13 +87,19 @@ struct CatalogSnapshot {
 
 class Catalog {
  public:
-  explicit Catalog(std::string database_url);
+  // Handlers' secrets are opened with `secret_box` (null: the server has no
+  // key, and only plaintext rows load). `secret_box` must outlive this.
+  explicit Catalog(std::string database_url,
+                   const util::SecretBox* secret_box = nullptr);
   ~Catalog();  // Stop()
 
   // Loads everything through `conn` and publishes a new snapshot.
   absl::Status Reload(PgConnection& conn);
 
   std::shared_ptr<const CatalogSnapshot> snapshot() const;
+
+  // How handler rows keep their secrets; for the calls that write them.
+  const HandlerSecrets& secrets() const { return secrets_; }
 
   // Starts the listener thread on its own connection. `on_database_state` is
   // called from that thread with false when the connection is lost and true
@@ -108,6 +116,7 @@ class Catalog {
   bool SleepUnlessStopped(absl::Duration duration);
 
   const std::string url_;
+  const HandlerSecrets secrets_;
   std::function<void(bool)> on_database_state_;
   std::unique_ptr<PgConnection> listen_conn_;  // owned by the listener thread
   std::thread listener_;

@@ -6,6 +6,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/store/handler_secrets.h"
 #include "server/util/status_macros.h"
 
 namespace rio::store {
@@ -18,7 +19,7 @@ constexpr const char* kProjectColumns =
 
 constexpr const char* kHandlerColumns =
     "h.id, p.slug, h.event, h.url, h.method, h.content_type, h.headers::text, "
-    "h.timeout_ms, h.enabled, h.disabled_reason, h.secret, " RIO_MICROS(
+    "h.timeout_ms, h.enabled, h.disabled_reason, " RIO_MICROS(
         "h.create_time") ", " RIO_MICROS("h.update_time") ", " RIO_MICROS("h.previous_secret_expire_time");
 
 constexpr const char* kHandlerFrom =
@@ -47,18 +48,10 @@ v1::Handler::ContentType ParseContentType(absl::string_view name) {
   return name == "JSON" ? v1::Handler::JSON : v1::Handler::FORM;
 }
 
-std::string HeadersToJson(
-    const google::protobuf::Map<std::string, std::string>& headers) {
-  google::protobuf::Struct object;
-  for (const auto& [name, value] : headers) {
-    (*object.mutable_fields())[name].set_string_value(value);
-  }
-  std::string json;
-  (void)google::protobuf::util::MessageToJsonString(object, &json);
-  return json;
-}
-
-v1::Handler RowToHandler(const PgResult& r, int row, bool with_secret) {
+// Header values are write-only: replies carry their names, each with
+// kMaskedValue. The signing secret is never read back; the calls that make
+// one put it in their reply themselves.
+v1::Handler RowToHandler(const PgResult& r, int row) {
   v1::Handler h;
   h.set_id(std::string(r.Get(row, 0)));
   h.set_project(std::string(r.Get(row, 1)));
@@ -66,24 +59,31 @@ v1::Handler RowToHandler(const PgResult& r, int row, bool with_secret) {
   h.set_url(std::string(r.Get(row, 3)));
   h.set_method(ParseMethod(r.Get(row, 4)));
   h.set_content_type(ParseContentType(r.Get(row, 5)));
-  google::protobuf::Struct headers;
-  if (google::protobuf::util::JsonStringToMessage(std::string(r.Get(row, 6)),
-                                                  &headers)
-          .ok()) {
-    for (const auto& [name, value] : headers.fields()) {
-      (*h.mutable_headers())[name] = value.string_value();
-    }
+  for (auto& [name, value] : HandlerSecrets::MaskedHeaders(r.Get(row, 6))) {
+    (*h.mutable_headers())[name] = std::move(value);
   }
   h.set_timeout_ms(static_cast<int32_t>(r.GetInt64(row, 7)));
   h.set_enabled(r.GetBool(row, 8));
   h.set_disabled_reason(std::string(r.Get(row, 9)));
-  if (with_secret) h.set_secret(std::string(r.Get(row, 10)));
-  *h.mutable_create_time() = ToTimestamp(r.GetInt64(row, 11));
-  *h.mutable_update_time() = ToTimestamp(r.GetInt64(row, 12));
-  if (!r.IsNull(row, 13)) {
-    *h.mutable_previous_secret_expire_time() = ToTimestamp(r.GetInt64(row, 13));
+  *h.mutable_create_time() = ToTimestamp(r.GetInt64(row, 10));
+  *h.mutable_update_time() = ToTimestamp(r.GetInt64(row, 11));
+  if (!r.IsNull(row, 12)) {
+    *h.mutable_previous_secret_expire_time() = ToTimestamp(r.GetInt64(row, 12));
   }
   return h;
+}
+
+// The row of handler `id` as replies show it.
+absl::StatusOr<v1::Handler> ReadHandler(PgConnection& conn,
+                                        const std::string& id) {
+  RIO_ASSIGN_OR_RETURN(PgResult r,
+                       conn.Exec(absl::StrCat("SELECT ", kHandlerColumns,
+                                              kHandlerFrom, "WHERE h.id = $1"),
+                                 {id}));
+  if (r.rows() == 0) {
+    return absl::NotFoundError(absl::StrCat("handler \"", id, "\" not found"));
+  }
+  return RowToHandler(r, 0);
 }
 
 absl::Status ProjectNotFound(const std::string& slug) {
@@ -270,31 +270,33 @@ absl::Status DeleteSender(PgConnection& conn, const std::string& project,
 }
 
 absl::StatusOr<v1::Handler> CreateHandler(PgConnection& conn,
+                                          const HandlerSecrets& secrets,
                                           const v1::Handler& handler) {
+  RowSecrets row;
+  row.secret = handler.secret();
+  row.headers.insert(handler.headers().begin(), handler.headers().end());
+  const StoredSecrets stored = secrets.Seal(handler.id(), row);
   v1::Handler created;
   RIO_RETURN_IF_ERROR(conn.InTransaction([&]() -> absl::Status {
     RIO_ASSIGN_OR_RETURN(
         PgResult inserted,
-        conn.Exec("INSERT INTO handlers (id, project_id, event, url, method, "
-                  "content_type, headers, timeout_ms, enabled, "
-                  "disabled_reason, secret) "
-                  "SELECT $1, id, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11 "
-                  "FROM projects WHERE slug = $2",
-                  {handler.id(), handler.project(), handler.event(),
-                   handler.url(), MethodName(handler.method()),
-                   ContentTypeName(handler.content_type()),
-                   HeadersToJson(handler.headers()),
-                   std::to_string(handler.timeout_ms()),
-                   handler.enabled() ? "true" : "false",
-                   handler.disabled_reason(), handler.secret()}));
+        conn.Exec(
+            "INSERT INTO handlers (id, project_id, event, url, method, "
+            "content_type, headers, timeout_ms, enabled, "
+            "disabled_reason, secret, secrets_sealed) "
+            "SELECT $1, id, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, "
+            "$12 FROM projects WHERE slug = $2",
+            {handler.id(), handler.project(), handler.event(), handler.url(),
+             MethodName(handler.method()),
+             ContentTypeName(handler.content_type()), stored.headers_json,
+             std::to_string(handler.timeout_ms()),
+             handler.enabled() ? "true" : "false", handler.disabled_reason(),
+             stored.secret, stored.sealed ? "true" : "false"}));
     if (inserted.affected() == 0) return ProjectNotFound(handler.project());
-    RIO_ASSIGN_OR_RETURN(
-        PgResult r, conn.Exec(absl::StrCat("SELECT ", kHandlerColumns,
-                                           kHandlerFrom, "WHERE h.id = $1"),
-                              {handler.id()}));
-    created = RowToHandler(r, 0, /*with_secret=*/true);
+    RIO_ASSIGN_OR_RETURN(created, ReadHandler(conn, handler.id()));
     return absl::OkStatus();
   }));
+  created.set_secret(handler.secret());
   return created;
 }
 
@@ -302,12 +304,7 @@ absl::StatusOr<v1::Handler> GetHandler(PgConnection& conn,
                                        const std::string& id) {
   v1::Handler handler;
   RIO_RETURN_IF_ERROR(conn.InTransaction([&]() -> absl::Status {
-    RIO_ASSIGN_OR_RETURN(
-        PgResult r, conn.Exec(absl::StrCat("SELECT ", kHandlerColumns,
-                                           kHandlerFrom, "WHERE h.id = $1"),
-                              {id}));
-    if (r.rows() == 0) return HandlerNotFound(id);
-    handler = RowToHandler(r, 0, /*with_secret=*/false);
+    RIO_ASSIGN_OR_RETURN(handler, ReadHandler(conn, id));
     return absl::OkStatus();
   }));
   return handler;
@@ -327,7 +324,7 @@ absl::StatusOr<std::vector<v1::Handler>> ListHandlers(
                       " ORDER BY h.event COLLATE \"C\", h.create_time, h.id"),
                   {project, event}));
     for (int i = 0; i < r.rows(); ++i) {
-      handlers.push_back(RowToHandler(r, i, /*with_secret=*/false));
+      handlers.push_back(RowToHandler(r, i));
     }
     return absl::OkStatus();
   }));
@@ -335,7 +332,8 @@ absl::StatusOr<std::vector<v1::Handler>> ListHandlers(
 }
 
 absl::StatusOr<v1::Handler> UpdateHandler(
-    PgConnection& conn, const v1::UpdateHandlerRequest& update) {
+    PgConnection& conn, const HandlerSecrets& secrets,
+    const v1::UpdateHandlerRequest& update) {
   std::vector<std::string> sets = {"update_time = now()"};
   std::vector<PgParam> params = {update.id()};
   auto bind = [&](const std::string& column, std::string value,
@@ -349,9 +347,6 @@ absl::StatusOr<v1::Handler> UpdateHandler(
   if (update.has_content_type()) {
     bind("content_type", ContentTypeName(update.content_type()));
   }
-  if (!update.headers().empty() || update.clear_headers()) {
-    bind("headers", HeadersToJson(update.headers()), "::jsonb");
-  }
   if (update.has_timeout_ms()) {
     bind("timeout_ms", std::to_string(update.timeout_ms()));
   }
@@ -360,8 +355,33 @@ absl::StatusOr<v1::Handler> UpdateHandler(
     bind("disabled_reason",
          update.enabled() ? "" : "disabled by an administrator");
   }
+  const bool headers_change =
+      !update.headers().empty() || update.clear_headers();
   v1::Handler handler;
   RIO_RETURN_IF_ERROR(conn.InTransaction([&]() -> absl::Status {
+    if (headers_change) {
+      // Header values are sealed together with the row's other secrets, and
+      // a masked value stands for the one stored.
+      RIO_ASSIGN_OR_RETURN(RowSecrets row,
+                           LoadRowSecrets(conn, secrets, update.id()));
+      std::map<std::string, std::string> headers;
+      for (const auto& [name, value] : update.headers()) {
+        if (value != kMaskedValue) {
+          headers[name] = value;
+          continue;
+        }
+        auto stored = row.headers.find(name);
+        if (stored == row.headers.end()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "headers: \"", name, "\" has the masked value ", kMaskedValue,
+              ", which keeps a stored value, but the handler has no header "
+              "of that name (header names are case-sensitive here)"));
+        }
+        headers[name] = stored->second;
+      }
+      row.headers = std::move(headers);
+      RIO_RETURN_IF_ERROR(StoreRowSecrets(conn, secrets, update.id(), row));
+    }
     RIO_ASSIGN_OR_RETURN(
         PgResult updated,
         conn.Exec(absl::StrCat("UPDATE handlers SET ",
@@ -377,11 +397,7 @@ absl::StatusOr<v1::Handler> UpdateHandler(
                     {update.id()})
               .status());
     }
-    RIO_ASSIGN_OR_RETURN(
-        PgResult r, conn.Exec(absl::StrCat("SELECT ", kHandlerColumns,
-                                           kHandlerFrom, "WHERE h.id = $1"),
-                              {update.id()}));
-    handler = RowToHandler(r, 0, /*with_secret=*/false);
+    RIO_ASSIGN_OR_RETURN(handler, ReadHandler(conn, update.id()));
     return absl::OkStatus();
   }));
   return handler;
@@ -397,29 +413,29 @@ absl::Status DeleteHandler(PgConnection& conn, const std::string& id) {
 }
 
 absl::StatusOr<v1::Handler> RotateHandlerSecret(PgConnection& conn,
+                                                const HandlerSecrets& secrets,
                                                 const std::string& id,
                                                 const std::string& new_secret,
                                                 absl::Duration previous_ttl) {
   v1::Handler handler;
   RIO_RETURN_IF_ERROR(conn.InTransaction([&]() -> absl::Status {
-    bool keep = previous_ttl > absl::ZeroDuration();
-    RIO_ASSIGN_OR_RETURN(
-        PgResult updated,
+    const bool keep = previous_ttl > absl::ZeroDuration();
+    RIO_ASSIGN_OR_RETURN(RowSecrets row, LoadRowSecrets(conn, secrets, id));
+    row.previous_secret = keep ? row.secret : "";
+    row.secret = new_secret;
+    RIO_RETURN_IF_ERROR(StoreRowSecrets(conn, secrets, id, row));
+    RIO_RETURN_IF_ERROR(
         conn.Exec("UPDATE handlers SET "
-                  "previous_secret = CASE WHEN $3 THEN secret END, "
-                  "previous_secret_expire_time = CASE WHEN $3 THEN "
-                  "now() + make_interval(secs => $4::double precision) END, "
-                  "secret = $2, update_time = now() WHERE id = $1",
-                  {id, new_secret, keep ? "true" : "false",
-                   std::to_string(absl::ToInt64Seconds(previous_ttl))}));
-    if (updated.affected() == 0) return HandlerNotFound(id);
-    RIO_ASSIGN_OR_RETURN(
-        PgResult r, conn.Exec(absl::StrCat("SELECT ", kHandlerColumns,
-                                           kHandlerFrom, "WHERE h.id = $1"),
-                              {id}));
-    handler = RowToHandler(r, 0, /*with_secret=*/true);
+                  "previous_secret_expire_time = CASE WHEN $2 THEN "
+                  "now() + make_interval(secs => $3::double precision) END, "
+                  "update_time = now() WHERE id = $1",
+                  {id, keep ? "true" : "false",
+                   std::to_string(absl::ToInt64Seconds(previous_ttl))})
+            .status());
+    RIO_ASSIGN_OR_RETURN(handler, ReadHandler(conn, id));
     return absl::OkStatus();
   }));
+  handler.set_secret(new_secret);
   return handler;
 }
 

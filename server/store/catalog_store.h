@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "rio/v1/handler.pb.h"
 #include "rio/v1/project.pb.h"
+#include "server/store/handler_secrets.h"
 #include "server/store/pg.h"
 
 namespace rio::store {
@@ -43,23 +44,30 @@ absl::StatusOr<std::vector<v1::Sender>> ListSenders(PgConnection& conn,
 absl::Status DeleteSender(PgConnection& conn, const std::string& project,
                           const std::string& name);
 
+// Handlers' signing secrets and header values are stored as `secrets` says
+// (sealed, or plaintext without a key). Replies never carry a stored secret,
+// and carry header names with kMaskedValue for each value.
+
 // Inserts `handler` as given (id and secret chosen by the caller); returns
-// the stored row, secret included.
+// the stored row with the given secret.
 absl::StatusOr<v1::Handler> CreateHandler(PgConnection& conn,
+                                          const HandlerSecrets& secrets,
                                           const v1::Handler& handler);
-// Reads never return the secret.
 absl::StatusOr<v1::Handler> GetHandler(PgConnection& conn,
                                        const std::string& id);
 // All handlers of `project` (of `event` when not empty), by event then time.
 absl::StatusOr<std::vector<v1::Handler>> ListHandlers(
     PgConnection& conn, const std::string& project, const std::string& event);
-// Changes the fields present in `update`.
+// Changes the fields present in `update`. A header whose value is
+// kMaskedValue keeps its stored value (INVALID_ARGUMENT when there is none).
 absl::StatusOr<v1::Handler> UpdateHandler(
-    PgConnection& conn, const v1::UpdateHandlerRequest& update);
+    PgConnection& conn, const HandlerSecrets& secrets,
+    const v1::UpdateHandlerRequest& update);
 absl::Status DeleteHandler(PgConnection& conn, const std::string& id);
 // Makes `new_secret` current; the old one keeps signing for
 // `previous_ttl` (zero: not at all). Returns the handler with the new secret.
 absl::StatusOr<v1::Handler> RotateHandlerSecret(PgConnection& conn,
+                                                const HandlerSecrets& secrets,
                                                 const std::string& id,
                                                 const std::string& new_secret,
                                                 absl::Duration previous_ttl);

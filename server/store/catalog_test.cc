@@ -26,6 +26,9 @@ class CatalogTest : public ::testing::Test {
 
   std::string url_;
   std::unique_ptr<PgConnection> writer_;
+  const util::SecretBox box_ = *util::SecretBox::Create(
+      {{"k1", std::string(util::kSecretKeyBytes, 'k')}});
+  const HandlerSecrets secrets_{&box_};
 };
 
 TEST_F(CatalogTest, ReloadLoadsProjectsSendersAndHandlers) {
@@ -42,9 +45,9 @@ TEST_F(CatalogTest, ReloadLoadsProjectsSendersAndHandlers) {
   h.set_timeout_ms(1500);
   h.set_enabled(true);
   h.set_secret("whsec_abc");
-  ASSERT_TRUE(CreateHandler(*writer_, h).ok());
+  ASSERT_TRUE(CreateHandler(*writer_, secrets_, h).ok());
 
-  Catalog catalog(url_);
+  Catalog catalog(url_, &box_);
   ASSERT_TRUE(catalog.Reload(*writer_).ok());
   auto snapshot = catalog.snapshot();
   const CachedProject* project = snapshot->FindProject("comments");
@@ -83,9 +86,9 @@ TEST_F(CatalogTest, ManyProjectsKeepTheirSendersAndHandlers) {
     h.set_timeout_ms(1000);
     h.set_enabled(true);
     h.set_secret("whsec_x");
-    ASSERT_TRUE(CreateHandler(*writer_, h).ok());
+    ASSERT_TRUE(CreateHandler(*writer_, secrets_, h).ok());
   }
-  Catalog catalog(url_);
+  Catalog catalog(url_, &box_);
   ASSERT_TRUE(catalog.Reload(*writer_).ok());
   auto snapshot = catalog.snapshot();
   ASSERT_EQ(snapshot->projects.size(), static_cast<size_t>(kProjects));
@@ -104,7 +107,7 @@ TEST_F(CatalogTest, ManyProjectsKeepTheirSendersAndHandlers) {
 }
 
 TEST_F(CatalogTest, ChangesFromAnotherConnectionArriveThroughNotify) {
-  Catalog catalog(url_);
+  Catalog catalog(url_, &box_);
   ASSERT_TRUE(catalog.StartListening(nullptr).ok());
   uint64_t before = catalog.snapshot()->generation;
   EXPECT_EQ(catalog.snapshot()->FindProject("late"), nullptr);
@@ -142,7 +145,7 @@ TEST_F(CatalogTest, DeletingAHandlerOrAProjectDeletesItsHistoryOnly) {
     h.set_timeout_ms(1000);
     h.set_enabled(true);
     h.set_secret("whsec_abc");
-    ASSERT_TRUE(CreateHandler(*writer_, h).ok());
+    ASSERT_TRUE(CreateHandler(*writer_, secrets_, h).ok());
   }
   // Two messages per project, each delivered to every handler of its
   // project with two attempts per delivery.

@@ -230,6 +230,16 @@ CREATE TRIGGER projects_deleted AFTER DELETE ON projects
   FOR EACH ROW EXECUTE FUNCTION rio_delete_project_messages();
 )sql";
 
+// Secrets at rest. A handler's signing secrets and header values are sealed
+// (AES-256-GCM, server/util/secret_box.h) when the server has a key;
+// secrets_sealed says whether a row's values are sealed or plaintext. This
+// migration cannot seal the rows already there (SQL has no key): they stay
+// plaintext (false) until rio-server seals them at start-up, right after
+// the migrations (store/handler_secrets.h, SealStoredSecrets).
+constexpr const char* kSecretsSchema = R"sql(
+ALTER TABLE handlers ADD COLUMN secrets_sealed boolean NOT NULL DEFAULT false;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& SchemaMigrations() {
@@ -239,6 +249,7 @@ const std::vector<Migration>& SchemaMigrations() {
       {3, "monitoring: manual attempts, recoveries, handler health",
        kMonitoringSchema},
       {4, "hot path without foreign-key checks", kHotPathSchema},
+      {5, "handler secrets sealed at rest", kSecretsSchema},
   };
   return *migrations;
 }

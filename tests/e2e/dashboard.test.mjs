@@ -12,7 +12,8 @@
 // RIO_E2E_SCREENSHOT=path writes the deliveries page there.
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, chmodSync, createWriteStream, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, chmodSync, createWriteStream, readFileSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import os from "node:os";
@@ -117,10 +118,15 @@ function makeCertificate() {
 // ---------------------------------------------------------------- server
 
 function startServer(databaseUrl, tls) {
-  const logPath = path.join(mkdtempSync(path.join(os.tmpdir(), "rio-e2e-log-")), "rio-server.log");
+  const logDir = mkdtempSync(path.join(os.tmpdir(), "rio-e2e-log-"));
+  const logPath = path.join(logDir, "rio-server.log");
   const log = createWriteStream(logPath);
+  // The key that seals handler secrets in the database (owner-only, as
+  // rio-server requires).
+  const keyPath = path.join(logDir, "secret_key");
+  writeFileSync(keyPath, `e2e ${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
   const child = spawn(SERVER, ["--listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
-    `--database_url=${databaseUrl}`, `--admin_token=${TOKEN}`,
+    `--database_url=${databaseUrl}`, `--admin_token=${TOKEN}`, `--secret_key_file=${keyPath}`,
     // One attempt: a failing call is FAILED at once, so it can be recovered.
     "--retry_schedule=", "--shutdown_grace=2s", "--egress_allow=127.0.0.0/8,::1/128",
     `--tls_cert=${tls.cert}`, `--tls_key=${tls.key}`],

@@ -16,6 +16,7 @@
 #include "rio/v1/handler.grpc.pb.h"
 #include "rio/v1/project.grpc.pb.h"
 #include "server/util/crypto.h"
+#include "server/util/secret_box.h"
 #include "tests/testkit/testkit.h"
 
 namespace rio {
@@ -207,8 +208,10 @@ TEST_F(AdminTest, GrpcurlStyleCallsWork) {
   ASSERT_NE(at, std::string::npos);
   std::string id = created.substr(at + 6, 36);
   std::string by_id = absl::StrCat(R"({"id":")", id, R"("})");
+  // Header values are write-only: names come back, values masked.
+  EXPECT_THAT(created, HasSubstr(R"("headers":{"X-Team":"•••"})"));
   EXPECT_THAT(call("rio.v1.HandlerService/GetHandler", by_id),
-              HasSubstr(R"("X-Team":"spam")"));
+              HasSubstr(R"("headers":{"X-Team":"•••"})"));
   EXPECT_THAT(call("rio.v1.HandlerService/ListHandlers",
                    R"({"project":"comments","event":"comment-published"})"),
               HasSubstr(id));
@@ -360,7 +363,7 @@ TEST_F(AdminTest, HandlerRoundTrip) {
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(updated.url(), "https://hooks.example.org/antispam");
   EXPECT_EQ(updated.timeout_ms(), 2500);
-  EXPECT_EQ(updated.headers().at("X-Api-Key"), "k1");
+  EXPECT_EQ(updated.headers().at("X-Api-Key"), "•••");
   EXPECT_EQ(updated.event(), "comment-published");
   EXPECT_EQ(updated.method(), v1::Handler::POST);
   EXPECT_TRUE(updated.enabled());
@@ -371,7 +374,7 @@ TEST_F(AdminTest, HandlerRoundTrip) {
   ASSERT_TRUE(handlers_->UpdateHandler(Admin().get(), disable, &updated).ok());
   EXPECT_FALSE(updated.enabled());
   EXPECT_EQ(updated.disabled_reason(), "disabled by an administrator");
-  EXPECT_EQ(updated.headers().at("X-Api-Key"), "k1");
+  EXPECT_EQ(updated.headers().at("X-Api-Key"), "•••");
   v1::UpdateHandlerRequest enable;
   enable.set_id(created.id());
   enable.set_enabled(true);
@@ -393,9 +396,19 @@ TEST_F(AdminTest, HandlerRoundTrip) {
                  rotated.update_time().seconds();
   EXPECT_GE(keep, 86399);
   EXPECT_LE(keep, 86401);
+  // Both secrets are stored sealed; the previous one is the created one.
   auto previous =
       PgCluster::Query(url_, "SELECT previous_secret FROM handlers");
-  EXPECT_EQ(*previous, created.secret());
+  ASSERT_TRUE(previous.ok()) << previous.status();
+  EXPECT_TRUE(absl::StartsWith(*previous, "rio:v1:test:")) << *previous;
+  auto keys = util::ReadSecretKeyFile(server_->secret_key_file());
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  auto box = util::SecretBox::Create(*keys);
+  ASSERT_TRUE(box.ok()) << box.status();
+  auto opened = box->Open(
+      *previous, absl::StrCat("handler ", created.id(), " signing secret"));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(*opened, created.secret());
   rotate.set_expire_previous(true);
   ASSERT_TRUE(
       handlers_->RotateHandlerSecret(Admin().get(), rotate, &rotated).ok());

@@ -519,7 +519,7 @@ TEST_F(RioctlTest, HandlerRoundTrip) {
           "Method:        PUT\n"
           "Content type:  json\n"
           "Timeout:       2\\.5s\n"
-          "Headers:       X-Env: prod, X-Team: antispam\n"
+          "Headers:       X-Env: •••, X-Team: •••\n"
           "Enabled:       yes\n"
           "Created:       .*\n"
           "Updated:       .*\n"
@@ -706,7 +706,8 @@ TEST_F(RioctlTest, ApplyUpdatesKeepsAndPrunes) {
                                        "      - url: ",
                                        a.Url("/antispam"),
                                        "\n"
-                                       "        headers: {X-Team: spam}\n"
+                                       "        headers: {X-Team: spam, X-Env: "
+                                       "prod}\n"
                                        "        timeout: 5s\n"
                                        "        enabled: false\n"
                                        "      - url: ",
@@ -719,7 +720,7 @@ TEST_F(RioctlTest, ApplyUpdatesKeepsAndPrunes) {
       "~ project comments: name \"Comments\" -> \"All comments\"\n"
       "~ handler comment-published POST ",
       a.Url("/antispam"), " [", antispam,
-      "]: timeout 15s -> 5s, headers {X-Team: antispam} -> {X-Team: spam}, "
+      "]: timeout 15s -> 5s, headers {X-Team} -> {X-Env, X-Team}, "
       "disable\n"
       "~ handler comment-published POST ",
       b.Url("/search"), " [", search_published, "]: method PUT -> POST\n");
@@ -750,6 +751,13 @@ TEST_F(RioctlTest, ApplyUpdatesKeepsAndPrunes) {
       absl::StrCat(plan, kept, "Applied: 0 created, 3 updated, 0 deleted.\n"));
   EXPECT_EQ(Ok({"apply", "-f", v2}),
             absl::StrCat(kept, "Project comments is up to date.\n"));
+  // Header values cannot be read back to compare; --rewrite-headers sends
+  // them again.
+  EXPECT_EQ(Ok({"apply", "-f", v2, "--rewrite-headers"}),
+            absl::StrCat("~ handler comment-published POST ",
+                         a.Url("/antispam"), " [", antispam,
+                         "]: headers {X-Env, X-Team} (values rewritten)\n",
+                         kept, "Applied: 0 created, 1 updated, 0 deleted.\n"));
   EXPECT_THAT(Ok({"handler", "get", antispam}),
               HasSubstr("Enabled:       no (disabled by an administrator)\n"));
   EXPECT_EQ(

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -468,6 +470,24 @@ absl::StatusOr<std::string> PgCluster::Query(const std::string& url,
   }
 }
 
+absl::StatusOr<std::string> PgCluster::Dump(const std::string& url) {
+  const std::string bindir = PgBinDir();
+  if (bindir.empty()) {
+    return absl::FailedPreconditionError(
+        "no PostgreSQL binaries; set RIO_PG_BINDIR");
+  }
+  RIO_ASSIGN_OR_RETURN(std::vector<std::string> argv,
+                       AsPostgresUser({bindir + "/pg_dump", "--no-owner",
+                                       "--format=plain", "-d", url}));
+  RIO_ASSIGN_OR_RETURN(CommandResult result,
+                       RunCommand(argv, "/", std::chrono::seconds(120)));
+  if (result.exit_code != 0) {
+    return absl::InternalError(
+        absl::StrCat("pg_dump exit ", result.exit_code, ": ", result.err));
+  }
+  return result.out;
+}
+
 PgCluster& PgCluster::Shared() {
   // A static object, so that its destructor stops the cluster and removes its
   // directory when the test binary exits.
@@ -556,6 +576,65 @@ absl::StatusOr<ProgramResult> RunProgram(const std::vector<std::string>& argv,
                        std::move(result.err)};
 }
 
+std::string NewSecretKey() {
+  std::string key(32, '\0');
+  std::ifstream random("/dev/urandom", std::ios::binary);
+  random.read(key.data(), static_cast<std::streamsize>(key.size()));
+  return absl::Base64Escape(key);
+}
+
+absl::Status WriteSecretKeyFile(const std::string& path,
+                                const std::string& text) {
+  const int fd =
+      open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::InternalError(ErrnoMessage("open " + path));
+  const bool written =
+      write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  const bool chmodded = fchmod(fd, 0600) == 0;
+  close(fd);
+  if (!written || !chmodded) {
+    return absl::InternalError(ErrnoMessage("write " + path));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// One key file for every server this test process starts, so that servers
+// started one after the other on one database open each other's values.
+// Removed when the process exits.
+class ProcessKeyFile {
+ public:
+  ~ProcessKeyFile() {
+    if (!dir_.empty() && owner_pid_ == getpid()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir_, ignored);
+    }
+  }
+  absl::StatusOr<std::string> Path() {
+    if (!path_.empty()) return path_;
+    RIO_ASSIGN_OR_RETURN(dir_, MakeTempDir("rio-key-"));
+    owner_pid_ = getpid();
+    const std::string path = dir_ + "/secret_key";
+    RIO_RETURN_IF_ERROR(
+        WriteSecretKeyFile(path, absl::StrCat("test ", NewSecretKey(), "\n")));
+    path_ = path;
+    return path_;
+  }
+
+ private:
+  std::string dir_;
+  std::string path_;
+  pid_t owner_pid_ = 0;
+};
+
+absl::StatusOr<std::string> ProcessSecretKeyFile() {
+  static ProcessKeyFile file;
+  return file.Path();
+}
+
+}  // namespace
+
 std::string ServerProcess::BinaryPath() {
   const char* from_env = getenv("RIO_SERVER_BINARY");
   if (from_env != nullptr && *from_env != '\0') return from_env;
@@ -610,6 +689,12 @@ absl::Status ServerProcess::Start() {
     log_path_ = log_dir_ + "/server.log";
   }
 
+  if (options_.secret_key_file.has_value()) {
+    secret_key_file_ = *options_.secret_key_file;
+  } else {
+    RIO_ASSIGN_OR_RETURN(secret_key_file_, ProcessSecretKeyFile());
+  }
+
   std::vector<std::string> argv = {
       binary,        "--database_url", options_.database_url, "--listen",
       "127.0.0.1:0", "--http_listen",  "127.0.0.1:0"};
@@ -621,6 +706,10 @@ absl::Status ServerProcess::Start() {
     if (path.empty()) continue;
     argv.push_back(flag);
     argv.push_back(path);
+  }
+  if (!secret_key_file_.empty()) {
+    argv.push_back("--secret_key_file");
+    argv.push_back(secret_key_file_);
   }
   if (!options_.admin_token.empty()) {
     argv.push_back("--admin_token");

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,9 @@ class PgCluster {
   // output (rows separated by '\n', columns by '|'), trimmed.
   static absl::StatusOr<std::string> Query(const std::string& url,
                                            const std::string& sql);
+  // pg_dump of the database at `url` (plain SQL, data included), run as the
+  // postgres user when root, as an operator's backup would be.
+  static absl::StatusOr<std::string> Dump(const std::string& url);
 
   // The cluster shared by all tests in this process (started on first use).
   static PgCluster& Shared();
@@ -130,6 +134,10 @@ class ServerProcess {
     // The name Channel() expects in the server's certificate, when not the
     // host of grpc_address() (e.g. "localhost").
     std::string channel_server_name;
+    // Passed as --secret_key_file. Unset: a key file made for this process
+    // (one key, id "test", kept across restarts); empty: no flag (give
+    // --allow_plaintext_secrets or a key file in extra_args or env).
+    std::optional<std::string> secret_key_file;
   };
 
   // Path of the rio-server binary: $RIO_SERVER_BINARY or the build's.
@@ -156,6 +164,8 @@ class ServerProcess {
   std::string grpc_address() const { return grpc_address_; }
   std::string http_address() const { return http_address_; }
   const std::string& admin_token() const { return admin_token_; }
+  // The --secret_key_file given to the process; empty when none.
+  const std::string& secret_key_file() const { return secret_key_file_; }
   // Everything the process wrote so far.
   std::string Log() const;
   // A new channel to grpc_address() (with Options::channel_credentials).
@@ -170,7 +180,14 @@ class ServerProcess {
   std::string grpc_address_;
   std::string http_address_;
   std::string admin_token_;
+  std::string secret_key_file_;
 };
+
+// base64 of 32 random bytes: a key for a --secret_key_file line.
+std::string NewSecretKey();
+// Writes `text` to `path` with mode 0600 (replacing what was there).
+absl::Status WriteSecretKeyFile(const std::string& path,
+                                const std::string& text);
 
 // What grpcurl does, for tests: discovers services and message types through
 // server reflection (grpc.reflection.v1alpha) and calls methods with JSON.

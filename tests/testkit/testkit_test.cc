@@ -28,6 +28,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // ---------------------------------------------------------------------------
@@ -190,15 +191,43 @@ TEST_F(ServerProcessTest, StartsWithFlagsAndEnvironmentAndReadsAddresses) {
   EXPECT_EQ(server.grpc_address(), "127.0.0.1:50001");
   EXPECT_EQ(server.http_address(), "127.0.0.1:50002");
   EXPECT_EQ(server.admin_token(), "test-admin-token");
+  // A key file of the test process's own, readable by its owner only.
+  ASSERT_FALSE(server.secret_key_file().empty());
   EXPECT_THAT(server.Log(),
-              HasSubstr("args: --database_url postgresql://db/x --listen "
-                        "127.0.0.1:0 --http_listen 127.0.0.1:0 --admin_token "
-                        "test-admin-token --egress_allow=127.0.0.0/8,::1/128 "
-                        "--flag value\n"));
+              HasSubstr(absl::StrCat(
+                  "args: --database_url postgresql://db/x --listen "
+                  "127.0.0.1:0 --http_listen 127.0.0.1:0 --secret_key_file ",
+                  server.secret_key_file(),
+                  " --admin_token test-admin-token "
+                  "--egress_allow=127.0.0.0/8,::1/128 --flag value\n")));
   EXPECT_THAT(server.Log(), HasSubstr("env: RIO_FAKE_ENV=hello\n"));
+  struct stat st;
+  ASSERT_EQ(stat(server.secret_key_file().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::ifstream key_file(server.secret_key_file());
+  std::string id, key;
+  key_file >> id >> key;
+  EXPECT_EQ(id, "test");
+  EXPECT_EQ(key.size(), 44u);  // base64 of 32 bytes
 
   EXPECT_EQ(server.Stop(), 0);
   EXPECT_THAT(server.Log(), HasSubstr("rio-server: stopping"));
+}
+
+TEST_F(ServerProcessTest, PassesTheKeyFileItIsGivenOrNone) {
+  ServerProcess::Options options;
+  options.database_url = "postgresql://db/x";
+  options.secret_key_file = "/etc/rio/key";
+  ServerProcess given(options);
+  ASSERT_TRUE(given.Start().ok());
+  EXPECT_THAT(given.Log(), HasSubstr("--http_listen 127.0.0.1:0 "
+                                     "--secret_key_file /etc/rio/key "
+                                     "--admin_token"));
+  options.secret_key_file = "";
+  ServerProcess none(options);
+  ASSERT_TRUE(none.Start().ok());
+  EXPECT_EQ(none.secret_key_file(), "");
+  EXPECT_THAT(none.Log(), Not(HasSubstr("--secret_key_file")));
 }
 
 TEST_F(ServerProcessTest, ReadsGeneratedAdminToken) {

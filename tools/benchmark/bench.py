@@ -13,6 +13,7 @@ both CLOCK_REALTIME on this machine, joined on webhook-id (= message id).
 """
 
 import argparse
+import base64
 import ctypes
 import datetime
 import json
@@ -274,6 +275,17 @@ class Receiver:
                 self.proc.wait()
 
 
+def secret_key_file(work):
+    """A --secret_key_file in `work` (made once, mode 0600): one key for every
+    rio-server of a run, so a restarted server opens what the first sealed."""
+    path = os.path.join(work, "secret_key")
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"bench {base64.b64encode(os.urandom(32)).decode()}\n")
+    return path
+
+
 class Server:
     """A rio-server process on a fresh database; its log goes to a file."""
 
@@ -283,6 +295,7 @@ class Server:
         self.proc = subprocess.Popen(
             [bench.bin("rio-server"), f"--database_url={database_url}",
              "--listen=127.0.0.1:0", "--http_listen=", f"--admin_token={ADMIN_TOKEN}",
+             f"--secret_key_file={secret_key_file(bench.work)}",
              "--shutdown_grace=2s", *loopback_receivers(bench.bin("rio-server")),
              *extra_flags,
              *os.environ.get("RIO_SERVER_FLAGS", "").split()],

@@ -172,7 +172,8 @@ absl::Status Apply(Context& ctx) {
   const bool prune = ctx.args().Bool("prune");
   RIO_ASSIGN_OR_RETURN(Connection * rio, ctx.Connect());
   RIO_ASSIGN_OR_RETURN(ServerState state, ReadServerState(rio, file.project));
-  Plan plan = ComputePlan(file, state, prune);
+  Plan plan =
+      ComputePlan(file, state, prune, ctx.args().Bool("rewrite-headers"));
   const bool text_output = ctx.format() == Format::kTable;
   std::ostream& out = ctx.out();
 
@@ -262,7 +263,11 @@ void AddApplyCommands(std::vector<CommandSpec>* commands) {
        "          enabled: true                 # unset: left as it is\n\n"
        "`{{ NAME }}` in a value is replaced by the environment variable "
        "NAME. A sender's `token:` is ignored (with a warning): Rio makes "
-       "tokens itself.\n\nExamples:\n"
+       "tokens itself.\n\n"
+       "Header values are write-only: the server shows only their names, "
+       "so apply compares names. To send changed values under unchanged "
+       "names, add --rewrite-headers (every matched handler with headers "
+       "gets them again).\n\nExamples:\n"
        "  rioctl apply -f project.yml --dry-run\n"
        "  rioctl apply -f project.yml\n"
        "  rioctl apply -f project.yml --prune",
@@ -270,7 +275,10 @@ void AddApplyCommands(std::vector<CommandSpec>* commands) {
          "the project file (- for standard input)"},
         {"dry-run", 0, K::kBool, "", "print the plan; change nothing"},
         {"prune", 0, K::kBool, "",
-         "delete senders and handlers that the file does not have"}},
+         "delete senders and handlers that the file does not have"},
+        {"rewrite-headers", 0, K::kBool, "",
+         "send the file's header values to every matched handler that has "
+         "headers (values cannot be compared)"}},
        0,
        0,
        Apply});

@@ -34,20 +34,26 @@ std::string HandlerName(const std::string& event, v1::Handler::Method method,
   return absl::StrCat(event, " ", MethodName(method), " ", url);
 }
 
-std::string HeadersText(const std::map<std::string, std::string>& headers) {
-  if (headers.empty()) return "{}";
-  return absl::StrCat("{",
-                      absl::StrJoin(headers, ", ",
-                                    [](std::string* out, const auto& h) {
-                                      absl::StrAppend(out, h.first, ": ",
-                                                      h.second);
-                                    }),
-                      "}");
+// Header names only: values are write-only on the server (it shows each
+// as a mask), and those in the file are often credentials.
+std::string HeaderNames(const std::map<std::string, std::string>& headers) {
+  std::vector<std::string> names;
+  for (const auto& [name, value] : headers) names.push_back(name);
+  return absl::StrCat("{", absl::StrJoin(names, ", "), "}");
+}
+
+bool SameNames(const std::map<std::string, std::string>& a,
+               const std::map<std::string, std::string>& b) {
+  if (a.size() != b.size()) return false;
+  for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j) {
+    if (i->first != j->first) return false;
+  }
+  return true;
 }
 
 // The update that makes `current` match `desired`; no details when none.
 Change UpdateFor(const std::string& event, const WebhookSpec& desired,
-                 const v1::Handler& current) {
+                 const v1::Handler& current, bool rewrite_header_values) {
   Change change =
       NewChange(Change::Action::kUpdate, Change::Kind::kHandler,
                 HandlerName(event, desired.method, desired.url), current.id());
@@ -71,18 +77,23 @@ Change UpdateFor(const std::string& event, const WebhookSpec& desired,
         absl::StrCat("timeout ", FormatDurationMs(current.timeout_ms()), " -> ",
                      FormatDurationMs(desired.timeout_ms)));
   }
+  // The server cannot show header values, so only names are compared; with
+  // rewrite_header_values, headers are sent again whenever the file has some.
   std::map<std::string, std::string> headers(current.headers().begin(),
                                              current.headers().end());
-  if (headers != desired.headers) {
+  const bool names_differ = !SameNames(headers, desired.headers);
+  if (names_differ || (rewrite_header_values && !desired.headers.empty())) {
     if (desired.headers.empty()) {
       req.set_clear_headers(true);
     } else {
       req.mutable_headers()->insert(desired.headers.begin(),
                                     desired.headers.end());
     }
-    change.details.push_back(absl::StrCat("headers ", HeadersText(headers),
-                                          " -> ",
-                                          HeadersText(desired.headers)));
+    change.details.push_back(
+        names_differ ? absl::StrCat("headers ", HeaderNames(headers), " -> ",
+                                    HeaderNames(desired.headers))
+                     : absl::StrCat("headers ", HeaderNames(desired.headers),
+                                    " (values rewritten)"));
   }
   if (desired.enabled.has_value() && current.enabled() != *desired.enabled) {
     req.set_enabled(*desired.enabled);
@@ -99,8 +110,8 @@ int Plan::Count(Change::Action action) const {
   return n;
 }
 
-Plan ComputePlan(const ProjectFile& file, const ServerState& server,
-                 bool prune) {
+Plan ComputePlan(const ProjectFile& file, const ServerState& server, bool prune,
+                 bool rewrite_header_values) {
   Plan plan;
   if (!server.project.has_value()) {
     Change change = NewChange(Change::Action::kCreate, Change::Kind::kProject,
@@ -164,7 +175,8 @@ Plan ComputePlan(const ProjectFile& file, const ServerState& server,
   }
   for (const Wanted& w : wanted) {
     if (w.match != nullptr) {
-      Change update = UpdateFor(*w.event, *w.spec, *w.match);
+      Change update =
+          UpdateFor(*w.event, *w.spec, *w.match, rewrite_header_values);
       if (!update.details.empty()) plan.changes.push_back(std::move(update));
       continue;
     }

@@ -4,8 +4,12 @@
 //
 // Matching: senders by name; handlers by (event, method, URL), then, among
 // what is left, by (event, URL) so that a changed method is an update. A
-// matched handler is updated when its content type, timeout or headers
-// differ, or its enabled flag when the file sets one. Objects on the server
+// matched handler is updated when its content type, timeout or header names
+// differ, or its enabled flag when the file sets one. Header values are
+// write-only on the server (replies mask them), so they cannot be compared:
+// a changed value under the same name is sent only with
+// `rewrite_header_values`, which sends the headers of every matched handler
+// that has some. Plans name headers, never their values. Objects on the server
 // that the file does not have are deleted only with `prune`; otherwise they
 // are listed as kept.
 //
@@ -66,8 +70,8 @@ struct Plan {
   int Count(Change::Action action) const;
 };
 
-Plan ComputePlan(const ProjectFile& file, const ServerState& server,
-                 bool prune);
+Plan ComputePlan(const ProjectFile& file, const ServerState& server, bool prune,
+                 bool rewrite_header_values = false);
 
 // "+ handler example POST http://…", "~ handler … [ID]: timeout 15s -> 5s".
 std::string Describe(const Change& change);

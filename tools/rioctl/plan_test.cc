@@ -117,7 +117,7 @@ TEST(Plan, UpdatesWhatDiffers) {
       ElementsAre("~ project example: name \"example\" -> \"Example\"",
                   "~ handler example PUT http://127.0.0.1:5000 [h1]: method "
                   "POST -> PUT, content_type form -> json, timeout 15s -> 5s, "
-                  "headers {X-Old: 1} -> {X-New: 2}, enable"));
+                  "headers {X-Old} -> {X-New}, enable"));
   const v1::UpdateHandlerRequest& req = plan.changes[1].update_handler;
   EXPECT_EQ(req.id(), "h1");
   EXPECT_EQ(req.method(), v1::Handler::PUT);
@@ -128,6 +128,38 @@ TEST(Plan, UpdatesWhatDiffers) {
   EXPECT_TRUE(req.enabled());
   EXPECT_FALSE(req.has_url());
   EXPECT_FALSE(req.has_event());
+}
+
+// The server masks header values, so a plan compares names only and never
+// prints a value.
+TEST(Plan, ComparesHeaderNamesOnlyAndRewritesValuesWhenAsked) {
+  v1::Handler current = Handler("h1", "example", "http://127.0.0.1:5000");
+  (*current.mutable_headers())["Authorization"] =
+      "\xE2\x80\xA2\xE2\x80\xA2\xE2\x80\xA2";
+  const ProjectFile file = Parse(
+      "project: example\n"
+      "senders: [{slug: example}]\n"
+      "actions:\n"
+      "  - slug: example\n"
+      "    webhooks:\n"
+      "      - url: http://127.0.0.1:5000\n"
+      "        headers: {Authorization: Bearer s3cret}\n");
+  const ServerState state = Existing({Sender("example")}, {current});
+  EXPECT_THAT(ComputePlan(file, state, false).changes, IsEmpty());
+
+  Plan plan = ComputePlan(file, state, false, /*rewrite_header_values=*/true);
+  EXPECT_THAT(Lines(plan.changes),
+              ElementsAre("~ handler example POST http://127.0.0.1:5000 [h1]: "
+                          "headers {Authorization} (values rewritten)"));
+  EXPECT_EQ(plan.changes[0].update_handler.headers().at("Authorization"),
+            "Bearer s3cret");
+
+  // A handler without headers in the file is left alone by the rewrite.
+  v1::Handler bare = Handler("h1", "example", "http://127.0.0.1:5000");
+  EXPECT_THAT(ComputePlan(Parse(kExample),
+                          Existing({Sender("example")}, {bare}), false, true)
+                  .changes,
+              IsEmpty());
 }
 
 TEST(Plan, ClearsHeadersTheFileNoLongerHas) {

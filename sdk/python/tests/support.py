@@ -8,6 +8,8 @@ PostgreSQL (the cluster at 127.0.0.1:$RIO_TEST_PG_PORT that tools/test
 starts, or a private one started here), receivers real HTTP servers.
 """
 
+import atexit
+import base64
 import contextlib
 import sys
 import http.server
@@ -126,6 +128,25 @@ class PgCluster:
         self._dir = None
 
 
+_secret_key_file: Optional[str] = None
+
+
+def secret_key_file() -> str:
+    """The --secret_key_file of every server this test process starts (one
+    key, mode 0600), so servers started one after another on one database
+    open each other's sealed secrets. Removed at exit."""
+    global _secret_key_file
+    if _secret_key_file is None:
+        directory = tempfile.mkdtemp(prefix="rio-key-")
+        atexit.register(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "secret_key")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"test {base64.b64encode(os.urandom(32)).decode()}\n")
+        _secret_key_file = path
+    return _secret_key_file
+
+
 class ServerProcess:
     """rio-server on 127.0.0.1:0 (gRPC and HTTP), its stderr in a log file."""
 
@@ -134,8 +155,8 @@ class ServerProcess:
         self.process = subprocess.Popen(
             [binary, "--database_url", database_url, "--listen", "127.0.0.1:0",
              "--http_listen", "127.0.0.1:0", "--admin_token", ADMIN_TOKEN,
-             "--shutdown_grace", "1s", "--egress_allow=127.0.0.0/8,::1/128",
-             *extra_args],
+             "--secret_key_file", secret_key_file(), "--shutdown_grace", "1s",
+             "--egress_allow=127.0.0.0/8,::1/128", *extra_args],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         match = None

@@ -116,6 +116,21 @@ module RioTest
     end
   end
 
+  # The --secret_key_file of every server this test process starts (one key,
+  # mode 0600), so servers started one after another on one database open
+  # each other's sealed secrets. Removed at exit.
+  def self.secret_key_file
+    @secret_key_file ||= begin
+      dir = Dir.mktmpdir('rio-key-')
+      at_exit { FileUtils.rm_rf(dir) }
+      path = File.join(dir, 'secret_key')
+      File.open(path, File::WRONLY | File::CREAT | File::EXCL, 0o600) do |f|
+        f.write("test #{[SecureRandom.random_bytes(32)].pack('m0')}\n")
+      end
+      path
+    end
+  end
+
   # rio-server on 127.0.0.1:0, its output in a log file.
   class ServerProcess
     READY = /rio-server: ready grpc=(\S+) http=(\S+)/.freeze
@@ -124,7 +139,8 @@ module RioTest
     def initialize(binary, database_url, extra_args = [])
       @log = File.join(Dir.tmpdir, "rio-server.#{Process.pid}.#{SecureRandom.hex(4)}.log")
       @pid = Process.spawn(binary, '--database_url', database_url, '--listen', '127.0.0.1:0',
-                           '--http_listen', '127.0.0.1:0', '--admin_token', ADMIN_TOKEN, '--shutdown_grace', '1s',
+                           '--http_listen', '127.0.0.1:0', '--admin_token', ADMIN_TOKEN,
+                           '--secret_key_file', RioTest.secret_key_file, '--shutdown_grace', '1s',
                            '--egress_allow=127.0.0.0/8,::1/128',
                            *extra_args, in: File::NULL, out: @log, err: %i[child out])
       match = RioTest.wait_for(timeout: 30) { READY.match(log) || exited? }
