@@ -614,22 +614,28 @@ void Dispatcher::StartTransfer(DeliveryJob job) {
   static const std::string kEmpty;
   // The handler (and so h.url) lives as long as t->job.
   const char* url = h.url.c_str();
+  // What the signature covers: the body, or a GET's query string exactly as
+  // curl sends it (its body is empty), so that the payload is signed too.
+  absl::string_view signed_content;
   if (is_get) {
     t->url = AppendQuery(h.url, FormEncode(*job.payload));
     url = t->url.c_str();
     t->body = &kEmpty;
+    signed_content = QueryOf(t->url);
   } else if (is_json) {
     t->body = job.payload.get();
+    signed_content = *t->body;
   } else {
     t->form_body = FormEncode(*job.payload);
     t->body = &t->form_body;
+    signed_content = *t->body;
   }
 
   int64_t timestamp = absl::ToUnixSeconds(t->start);
   std::string signatures;
   auto sign = [&](const std::string& secret) {
     auto signature =
-        SignStandardWebhook(secret, job.message_id, timestamp, *t->body);
+        SignStandardWebhook(secret, job.message_id, timestamp, signed_content);
     if (!signature.ok()) return;
     if (!signatures.empty()) signatures += ' ';
     signatures += *signature;
@@ -718,8 +724,11 @@ void Dispatcher::StartTransfer(DeliveryJob job) {
                      static_cast<curl_off_t>(t->body->size()));
     if (h.method == "PUT") curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "PUT");
   }
+  // Userinfo and the query may hold credentials: never in the log.
   absl::StrAppend(&log_, "REQUEST ", job.message_id, " ", job.delivery_id, " ",
-                  h.method, " ", h.url, " attempt=", job.attempt, "\n");
+                  h.method, " ");
+  AppendRedactedUrl(h.url, &log_);
+  absl::StrAppend(&log_, " attempt=", job.attempt, "\n");
   t->job = std::move(job);
   if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
     // Only on a broken invariant or out of memory; still an outcome.

@@ -6,11 +6,13 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "server/dispatch/request.h"
 #include "tests/testkit/receiver.h"
 #include "tests/testkit/testkit.h"
 
@@ -141,6 +143,56 @@ TEST(Dispatcher, DeliversEveryJobWithItsOwnRequest) {
     EXPECT_EQ(r.Header("webhook-id"), absl::StrCat(to_a ? "a" : "b", "-m", i));
     EXPECT_TRUE(absl::StartsWith(r.Header("webhook-signature"), "v1,"));
     EXPECT_EQ(r.Header("expect"), "");
+  }
+  EXPECT_TRUE(dispatcher.Stop(absl::Seconds(1)).empty());
+}
+
+// A GET carries the payload in its query string and an empty body: the
+// signature (one entry per valid secret) covers the query string exactly as
+// the receiver got it. A POST's covers its body.
+TEST(Dispatcher, SignsAGetsQueryStringAndAPostsBody) {
+  Receiver receiver;
+  ASSERT_TRUE(receiver.Start().ok());
+  RecordingSink sink;
+  Dispatcher dispatcher(Dispatcher::Options(), Policy(), &sink);
+  dispatcher.Start();
+  constexpr char kPrevious[] = "whsec_c2VjcmV0";
+  auto get = std::make_shared<store::CachedHandler>(
+      *Handler("get", receiver.Url("/g?static=%41&e=\xc3\xa9")));
+  get->method = "GET";
+  get->content_type = "FORM";
+  get->previous_secret = kPrevious;
+  get->previous_secret_expire_time = absl::Now() + absl::Hours(1);
+  auto post = std::make_shared<store::CachedHandler>(
+      *Handler("post", receiver.Url("/p?static=1")));
+  post->content_type = "FORM";
+  SubmitAll(dispatcher, Jobs(get, 1, "get"));
+  SubmitAll(dispatcher, Jobs(post, 1, "post"));
+
+  ASSERT_TRUE(sink.WaitFor(2));
+  std::vector<ReceivedRequest> requests = receiver.Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  for (const ReceivedRequest& r : requests) {
+    const bool is_get = r.method == "GET";
+    const std::string& content = is_get ? r.query : r.body;
+    if (is_get) {
+      EXPECT_EQ(r.path, "/g");
+      EXPECT_EQ(r.query, "static=%41&e=\xc3\xa9&i=0");
+      EXPECT_EQ(r.body, "");
+    } else {
+      EXPECT_EQ(r.query, "static=1");
+      EXPECT_EQ(r.body, "i=0");
+    }
+    int64_t timestamp = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(r.Header("webhook-timestamp"), &timestamp));
+    std::string expected = *SignStandardWebhook(
+        Handler("", "")->secret, r.Header("webhook-id"), timestamp, content);
+    if (is_get) {
+      absl::StrAppend(&expected, " ",
+                      *SignStandardWebhook(kPrevious, r.Header("webhook-id"),
+                                           timestamp, content));
+    }
+    EXPECT_EQ(r.Header("webhook-signature"), expected) << r.method;
   }
   EXPECT_TRUE(dispatcher.Stop(absl::Seconds(1)).empty());
 }

@@ -1,5 +1,6 @@
 #include "server/dispatch/request.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -63,7 +64,7 @@ std::string FormEncode(absl::string_view json_object) {
 absl::StatusOr<std::string> SignStandardWebhook(absl::string_view secret,
                                                 absl::string_view message_id,
                                                 int64_t timestamp,
-                                                absl::string_view body) {
+                                                absl::string_view content) {
   absl::ConsumePrefix(&secret, kSecretPrefix);
   const std::optional<std::string> key = util::Base64Decode(secret);
   if (!key.has_value()) {
@@ -73,11 +74,12 @@ absl::StatusOr<std::string> SignStandardWebhook(absl::string_view secret,
   if (key->empty()) {
     return absl::InvalidArgumentError("signing secret is empty");
   }
-  // Signed as message_id.timestamp.body, without copying the body.
+  // Signed as message_id.timestamp.content, without copying the content.
   const absl::AlphaNum timestamp_text(timestamp);
   return absl::StrCat(
-      "v1,", util::Base64Encode(util::HmacSha256Concat(
-                 *key, {message_id, ".", timestamp_text.Piece(), ".", body})));
+      "v1,",
+      util::Base64Encode(util::HmacSha256Concat(
+          *key, {message_id, ".", timestamp_text.Piece(), ".", content})));
 }
 
 std::string AppendQuery(absl::string_view url, absl::string_view query) {
@@ -92,6 +94,52 @@ std::string AppendQuery(absl::string_view url, absl::string_view query) {
     separator = absl::EndsWith(url, "?") || absl::EndsWith(url, "&") ? "" : "&";
   }
   return absl::StrCat(url, separator, query, fragment);
+}
+
+absl::string_view QueryOf(absl::string_view url) {
+  url = url.substr(0, url.find('#'));
+  const size_t question = url.find('?');
+  if (question == absl::string_view::npos) return absl::string_view();
+  return url.substr(question + 1);
+}
+
+void AppendRedactedUrl(absl::string_view url, std::string* out) {
+  static constexpr absl::string_view kRedacted =
+      "\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2";  // "•••"
+  absl::string_view rest = url;
+  if (const size_t scheme_end = rest.find("://");
+      scheme_end != absl::string_view::npos &&
+      rest.find_first_of("/?#") > scheme_end) {
+    absl::StrAppend(out, rest.substr(0, scheme_end + 3));
+    rest.remove_prefix(scheme_end + 3);
+    const absl::string_view authority =
+        rest.substr(0, rest.find_first_of("/?#"));
+    if (const size_t at = authority.rfind('@'); at != absl::string_view::npos) {
+      absl::StrAppend(out, kRedacted, "@");
+      rest.remove_prefix(at + 1);
+    }
+  }
+  const size_t path_end = rest.find_first_of("?#");
+  absl::StrAppend(out, rest.substr(0, path_end));
+  if (path_end == absl::string_view::npos) return;
+  rest.remove_prefix(path_end);
+  if (rest[0] == '?') {
+    const size_t query_end = std::min(rest.find('#'), rest.size());
+    out->push_back('?');
+    if (query_end > 1) absl::StrAppend(out, kRedacted);
+    rest.remove_prefix(query_end);
+    if (rest.empty()) return;
+  }
+  // A fragment: '#' and what follows.
+  out->push_back('#');
+  if (rest.size() > 1) absl::StrAppend(out, kRedacted);
+}
+
+std::string RedactUrl(absl::string_view url) {
+  std::string out;
+  out.reserve(url.size());
+  AppendRedactedUrl(url, &out);
+  return out;
 }
 
 }  // namespace rio::dispatch

@@ -26,21 +26,40 @@ std::string FormUrlEncode(absl::string_view bytes);
 std::string FormEncode(absl::string_view json_object);
 
 // The Standard Webhooks signature of one request:
-//   "v1," + base64(HMAC-SHA256(key, message_id + "." + timestamp + "." + body))
+//   "v1," + base64(HMAC-SHA256(key, message_id + "." + timestamp + "." +
+//                                   content))
 // where key is the base64-decoded part of `secret` after an optional "whsec_"
 // prefix. `timestamp` is in unix seconds and must be the value sent in the
-// webhook-timestamp header. INVALID_ARGUMENT if the key is not base64 or is
-// empty; the message never contains the secret.
+// webhook-timestamp header. `content` is the body of a POST or PUT, and the
+// query string of a GET (QueryOf of the URL sent), whose body is empty.
+// INVALID_ARGUMENT if the key is not base64 or is empty; the message never
+// contains the secret.
 absl::StatusOr<std::string> SignStandardWebhook(absl::string_view secret,
                                                 absl::string_view message_id,
                                                 int64_t timestamp,
-                                                absl::string_view body);
+                                                absl::string_view content);
 
 // `url` with `query` appended: after '?' if `url` has no query yet, else after
 // '&' (nothing is added after a trailing '?' or '&'). An empty `query` leaves
 // `url` unchanged. A "#fragment", which handler URLs never have, would stay
 // last.
 std::string AppendQuery(absl::string_view url, absl::string_view query);
+
+// The query string of `url` exactly as curl sends it in the request line: the
+// bytes after the first '?' up to a '#' (curl sends a validated handler URL's
+// query verbatim, without re-encoding); empty when no '?' comes before any
+// '#'. What a GET delivery is signed over, and what receivers see as
+// QUERY_STRING.
+absl::string_view QueryOf(absl::string_view url);
+
+// `url` as Rio's log lines show it: userinfo, the query and a fragment, which
+// may carry credentials or the payload, each become "•••", so
+// "https://user:pw@h:8443/p?token=x" is "https://•••@h:8443/p?•••". The
+// scheme, host, port and path stay, an empty query ("/p?") stays empty.
+// Without "://", only the query and fragment are redacted.
+std::string RedactUrl(absl::string_view url);
+// The same, appended to `*out` (for log buffers: no allocation of its own).
+void AppendRedactedUrl(absl::string_view url, std::string* out);
 
 }  // namespace rio::dispatch
 

@@ -1,5 +1,8 @@
 #include "server/dispatch/request.h"
 
+#include <curl/curl.h>
+
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -79,6 +82,25 @@ TEST(SignStandardWebhook, SignsTheBodyBytesVerbatim) {
   EXPECT_EQ(*utf8, "v1,T5dmrZ3jmzTS2y0qTzU+hv8/p7LdyVLzWFLFi9BWMYw=");
 }
 
+TEST(SignStandardWebhook, SignsAGetsQueryStringAsTheContent) {
+  // A GET handler's request, for "http://h/hook?static=1" and the payload
+  // {"content": "I am a spammer", "n": 2}; expected from Python's hmac.
+  const std::string url =
+      AppendQuery("http://h/hook?static=1",
+                  FormEncode(R"({"content": "I am a spammer", "n": 2})"));
+  ASSERT_EQ(QueryOf(url), "static=1&content=I+am+a+spammer&n=2");
+  absl::StatusOr<std::string> signature =
+      SignStandardWebhook("whsec_c2VjcmV0", "msg_3", 1700000000, QueryOf(url));
+  ASSERT_TRUE(signature.ok()) << signature.status();
+  EXPECT_EQ(*signature, "v1,Vl0rOUMDj+A/t0W+ufON8i+gtYYEsUmVLdWt54Arvkk=");
+  // Any change to the query changes the signature.
+  EXPECT_NE(*SignStandardWebhook("whsec_c2VjcmV0", "msg_3", 1700000000,
+                                 "static=1&content=I+am+a+friend&n=2"),
+            *signature);
+  EXPECT_NE(*SignStandardWebhook("whsec_c2VjcmV0", "msg_3", 1700000000, ""),
+            *signature);
+}
+
 TEST(SignStandardWebhook, ChangesWithEveryInput) {
   auto sign = [](absl::string_view id, int64_t ts, absl::string_view body) {
     return *SignStandardWebhook("whsec_c2VjcmV0", id, ts, body);
@@ -124,6 +146,87 @@ TEST(AppendQuery, KeepsAFragmentLast) {
   EXPECT_EQ(AppendQuery("http://h/hook#top", "a=1"), "http://h/hook?a=1#top");
   EXPECT_EQ(AppendQuery("http://h/hook?x#top?", "a=1"),
             "http://h/hook?x&a=1#top?");
+}
+
+TEST(QueryOf, IsWhatFollowsTheFirstQuestionMark) {
+  EXPECT_EQ(QueryOf("http://h/hook"), "");
+  EXPECT_EQ(QueryOf("http://h/hook?"), "");
+  EXPECT_EQ(QueryOf("http://h/hook?a=1&b=2"), "a=1&b=2");
+  EXPECT_EQ(QueryOf("http://h?a=1"), "a=1");
+  EXPECT_EQ(QueryOf("http://h/hook?a=?b/../c&"), "a=?b/../c&");
+  EXPECT_EQ(QueryOf("http://h/hook?a=1#top?x"), "a=1");
+  EXPECT_EQ(QueryOf("http://h/hook#top?x"), "");
+  EXPECT_EQ(QueryOf("http://h/hook?a=%41&e=\xc3\xa9"), "a=%41&e=\xc3\xa9");
+}
+
+// The query curl will send for `url`, as libcurl's own URL parser (the one a
+// transfer uses) reads it; nullopt for none.
+std::optional<std::string> CurlQuery(const std::string& url) {
+  CURLU* parsed = curl_url();
+  std::optional<std::string> result;
+  if (curl_url_set(parsed, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+    char* query = nullptr;
+    if (curl_url_get(parsed, CURLUPART_QUERY, &query, 0) == CURLUE_OK) {
+      result = query;
+      curl_free(query);
+    } else {
+      result = "";
+    }
+  }
+  curl_url_cleanup(parsed);
+  return result;
+}
+
+// What Rio signs is byte for byte what curl puts in the request line: curl
+// neither re-encodes nor normalises a query (its dot-segment removal is for
+// the path only).
+TEST(QueryOf, MatchesTheQueryCurlSends) {
+  for (const std::string handler_url :
+       {"http://h/hook", "http://h/hook?", "http://h/hook?static=1",
+        "https://h:8443/a/../b?x=%41%2f&y=\xc3\xa9", "http://h?q=/../.",
+        "http://[::1]:5000/hook?a=?b&", "http://h/hook?a+b=c%20d&&"}) {
+    for (const std::string payload :
+         {"{}", R"({"content": "I am a spammer", "n": 2})",
+          R"({"s": "a b&c=d+e%f \u00e9 ?#/", "o": {"k": [1]}})"}) {
+      const std::string url = AppendQuery(handler_url, FormEncode(payload));
+      const std::optional<std::string> curl_query = CurlQuery(url);
+      ASSERT_TRUE(curl_query.has_value()) << url;
+      EXPECT_EQ(QueryOf(url), *curl_query) << url;
+    }
+  }
+}
+
+TEST(RedactUrl, HidesUserinfoAndQuery) {
+  EXPECT_EQ(RedactUrl("https://user:pw@h.example:8443/p/a?token=x&b=2"),
+            "https://\u2022\u2022\u2022@h.example:8443/p/a?\u2022\u2022\u2022");
+  EXPECT_EQ(RedactUrl("http://user@h/"), "http://\u2022\u2022\u2022@h/");
+  EXPECT_EQ(RedactUrl("http://a@b@h/x"), "http://\u2022\u2022\u2022@h/x");
+  EXPECT_EQ(RedactUrl("http://h?secret"), "http://h?\u2022\u2022\u2022");
+  EXPECT_EQ(RedactUrl("http://u:p@h?q"),
+            "http://\u2022\u2022\u2022@h?\u2022\u2022\u2022");
+  EXPECT_EQ(RedactUrl("http://h/p?q=1#frag"),
+            "http://h/p?\u2022\u2022\u2022#\u2022\u2022\u2022");
+  EXPECT_EQ(RedactUrl("http://h/p#frag"), "http://h/p#\u2022\u2022\u2022");
+}
+
+TEST(RedactUrl, KeepsEverythingElse) {
+  for (const char* url :
+       {"http://127.0.0.1:5000/webhook/comment/antispam", "https://h",
+        "http://[::1]:8080/a/b", "http://h/p?", "http://h/p#", "http://h/a@b/c",
+        "http://h/user:pw"}) {
+    EXPECT_EQ(RedactUrl(url), url);
+  }
+  // An '@' after the authority is not userinfo; nor is "://" in a query.
+  EXPECT_EQ(RedactUrl("http://h/p?next=http://u:p@x/"),
+            "http://h/p?\u2022\u2022\u2022");
+  EXPECT_EQ(RedactUrl("/p?next=http://u:p@x/"), "/p?\u2022\u2022\u2022");
+  EXPECT_EQ(RedactUrl(""), "");
+}
+
+TEST(RedactUrl, AppendsToALogBuffer) {
+  std::string log = "REQUEST ";
+  AppendRedactedUrl("http://u@h/p?q", &log);
+  EXPECT_EQ(log, "REQUEST http://\u2022\u2022\u2022@h/p?\u2022\u2022\u2022");
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
 // Form bodies and target URLs (server/dispatch/request.h): FormUrlEncode,
-// FormEncode of a validated payload, and AppendQuery.
+// FormEncode of a validated payload, AppendQuery, QueryOf (what a GET is
+// signed over) and RedactUrl (what the log shows).
 //
 // Invariants: encoders emit only the bytes the form serializer allows and
 // decode back to their input; FormEncode gives one key=value pair per
-// member, in order; AppendQuery keeps the URL, the query and the fragment.
+// member, in order; AppendQuery keeps the URL, the query and the fragment,
+// and QueryOf of its result is the URL's query joined with the one added;
+// RedactUrl keeps what precedes the query and fragment (less userinfo),
+// shows a query and a fragment as "•••" at most, and is idempotent.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstddef>
@@ -13,7 +17,9 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "server/dispatch/request.h"
 #include "server/util/json.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -105,6 +111,52 @@ void CheckAppendQuery(absl::string_view url, absl::string_view query) {
   }
 }
 
+// The query Rio signs for a GET is the handler URL's own query and then the
+// payload's, exactly as appended.
+void CheckQueryOf(absl::string_view url, absl::string_view query) {
+  const absl::string_view base = url.substr(0, url.find('#'));
+  const size_t question = base.find('?');
+  const absl::string_view own = dispatch::QueryOf(url);
+  if (question == absl::string_view::npos) {
+    FUZZ_CHECK(own.empty());
+  } else {
+    FUZZ_CHECK(own == base.substr(question + 1));
+  }
+  if (base.size() != url.size() || query.empty() ||
+      query.find('#') != absl::string_view::npos) {
+    return;  // Handler URLs have no fragment; FormEncode never makes '#'.
+  }
+  const std::string sent = dispatch::AppendQuery(url, query);
+  if (question == absl::string_view::npos || absl::EndsWith(url, "?") ||
+      absl::EndsWith(url, "&")) {
+    FUZZ_CHECK(dispatch::QueryOf(sent) == absl::StrCat(own, query));
+  } else {
+    FUZZ_CHECK(dispatch::QueryOf(sent) == absl::StrCat(own, "&", query));
+  }
+}
+
+void CheckRedactUrl(absl::string_view url) {
+  constexpr absl::string_view kDots = "\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2";
+  const std::string redacted = dispatch::RedactUrl(url);
+  FUZZ_CHECK(dispatch::RedactUrl(redacted) == redacted);
+  const absl::string_view query = dispatch::QueryOf(redacted);
+  FUZZ_CHECK(query.empty() || query == kDots);
+  // Up to the query or fragment, the URL is kept, but for userinfo.
+  const absl::string_view head = url.substr(0, url.find_first_of("?#"));
+  const absl::string_view shown =
+      absl::string_view(redacted).substr(0, redacted.find_first_of("?#"));
+  if (head.find('@') == absl::string_view::npos) {
+    FUZZ_CHECK(shown == head);
+  } else {
+    FUZZ_CHECK(absl::EndsWith(head, shown.substr(shown.rfind('@') + 1)));
+  }
+  // What follows is at most "?•••" and "#•••".
+  absl::string_view tail = absl::string_view(redacted).substr(shown.size());
+  if (absl::ConsumePrefix(&tail, "?")) absl::ConsumePrefix(&tail, kDots);
+  if (absl::ConsumePrefix(&tail, "#")) absl::ConsumePrefix(&tail, kDots);
+  FUZZ_CHECK(tail.empty());
+}
+
 }  // namespace
 }  // namespace rio::fuzz
 
@@ -116,5 +168,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string url = provider.ConsumeRandomLengthString(4096);
   const std::string query = provider.ConsumeRemainingBytesAsString();
   rio::fuzz::CheckAppendQuery(url, query);
+  rio::fuzz::CheckQueryOf(url, query);
+  rio::fuzz::CheckRedactUrl(url);
   return 0;
 }

@@ -69,6 +69,7 @@ using ::testing::ContainsRegex;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
+using ::testing::Not;
 using ::testing::SizeIs;
 using ::testing::StartsWith;
 using ::testing::UnorderedElementsAre;
@@ -759,12 +760,13 @@ TEST_F(EmitTest, FormHandlerGetsEachTopLevelKeyAsAField) {
   EXPECT_EQ(ParseForm(request.body), expected) << request.body;
 }
 
-TEST_F(EmitTest, GetHandlerGetsTheFieldsInTheQueryString) {
+TEST_F(EmitTest, GetHandlerGetsTheFieldsInTheQueryStringSigned) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   Receiver receiver;
   START_RECEIVER(receiver);
-  rio_->CreateHandler(receiver.Url("/hook?static=1"), kEvent,
-                      [](auto& r) { r.set_method(v1::Handler::GET); });
+  const v1::Handler handler =
+      rio_->CreateHandler(receiver.Url("/hook?static=1&key=s3cret"), kEvent,
+                          [](auto& r) { r.set_method(v1::Handler::GET); });
   const v1::EmitResponse resp = rio_->MustEmit(
       auth_, JsonEvent(R"({"content": "I am a spammer", "n": 2})"));
   ASSERT_TRUE(receiver.WaitForCount(1));
@@ -772,12 +774,27 @@ TEST_F(EmitTest, GetHandlerGetsTheFieldsInTheQueryString) {
   EXPECT_EQ(request.method, "GET");
   EXPECT_EQ(request.path, "/hook");
   EXPECT_EQ(request.body, "");
+  EXPECT_EQ(request.query, "static=1&key=s3cret&content=I+am+a+spammer&n=2");
   const std::map<std::string, std::string> expected = {
-      {"static", "1"}, {"content", "I am a spammer"}, {"n", "2"}};
+      {"static", "1"},
+      {"key", "s3cret"},
+      {"content", "I am a spammer"},
+      {"n", "2"}};
   EXPECT_EQ(ParseForm(request.query), expected) << request.query;
-  // Signed over the empty body.
+  // Signed over the query string exactly as received (the body is empty).
   EXPECT_EQ(request.Header("webhook-id"), resp.message_id());
-  EXPECT_THAT(SignatureEntries(request), SizeIs(1));
+  EXPECT_THAT(SignatureEntries(request),
+              ElementsAre(Signature(handler.secret(), resp.message_id(),
+                                    request.Header("webhook-timestamp"),
+                                    request.query)));
+  // The log shows neither the handler's query nor the payload.
+  const std::string delivery_id =
+      DeliveryId(url_, resp.message_id(), handler.id());
+  EXPECT_TRUE(LogShows(absl::StrCat("REQUEST ", resp.message_id(), " ",
+                                    delivery_id, " GET ", receiver.Url("/hook"),
+                                    "?\u2022\u2022\u2022 attempt=1\n")));
+  EXPECT_THAT(server_->Log(), Not(HasSubstr("s3cret")));
+  EXPECT_THAT(server_->Log(), Not(HasSubstr("spammer")));
 }
 
 TEST_F(EmitTest, JsonHandlerGetsTheExactBytesEmitted) {

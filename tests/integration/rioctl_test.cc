@@ -839,20 +839,91 @@ TEST_F(RioctlTest, MalformedFilesChangeNothing) {
   Result no_file = Run({"apply"});
   EXPECT_EQ(no_file.code, 2);
 
-  // Standard input works too; placeholders come from the environment.
-  Child child({"apply", "-f", "-", "--dry-run"},
-              {{"RIO_SERVER", server_->grpc_address()},
-               {"RIO_ADMIN_TOKEN", kToken},
-               {"HOOK_HOST", "127.0.0.1:5000"}},
-              "project: example\nactions:\n  - slug: e\n    webhooks:\n"
-              "      - url: http://{{ HOOK_HOST }}/hook\n");
-  EXPECT_EQ(child.Wait(), 0) << child.Err();
-  EXPECT_EQ(child.Out(),
-            "+ handler e POST http://127.0.0.1:5000/hook\n"
+  // Standard input works too.
+  Result from_stdin = Run({"apply", "-f", "-", "--dry-run"}, {},
+                          "project: example\nactions:\n  - slug: e\n"
+                          "    webhooks:\n      - url: http://127.0.0.1/h\n");
+  EXPECT_EQ(from_stdin.code, 0) << from_stdin;
+  EXPECT_EQ(from_stdin.out,
+            "+ handler e POST http://127.0.0.1/h\n"
             "Dry run: 1 to create, 0 to update, 0 to delete; nothing was "
             "changed.\n");
   Result unset = Run({"apply", "-f", "-", "--dry-run"}, {}, "");
   EXPECT_EQ(unset.code, 1);
+}
+
+// `{{ NAME }}` comes from --var NAME=VALUE or $RIO_VAR_NAME only: a shared
+// project file cannot copy RIO_ADMIN_TOKEN (or any other variable of whoever
+// applies it) into a handler that calls out.
+TEST_F(RioctlTest, ApplyPlaceholdersComeFromVarFlagsAndRioVarOnly) {
+  const std::string file =
+      WriteFile("hooks.yml",
+                "project: example\nactions:\n  - slug: e\n    webhooks:\n"
+                "      - url: http://{{ HOOK_HOST }}/hook\n");
+  const std::string before = Fingerprint();
+
+  // A plain environment variable of the same name is not read.
+  Result plain = Run({"apply", "-f", file}, {{"HOOK_HOST", "127.0.0.1:5000"}});
+  EXPECT_EQ(plain.code, 1) << plain;
+  EXPECT_EQ(plain.err,
+            absl::StrCat("error: ", file,
+                         ":5:14: actions[0].webhooks[0].url: placeholder {{ "
+                         "HOOK_HOST }} has no value: give it with `--var "
+                         "HOOK_HOST=VALUE` or the environment variable "
+                         "RIO_VAR_HOOK_HOST (no other environment variable "
+                         "is read)\n"));
+
+  // RIO_VAR_HOOK_HOST is.
+  Result from_env = Run({"apply", "-f", file, "--dry-run"},
+                        {{"RIO_VAR_HOOK_HOST", "127.0.0.1:5000"}});
+  EXPECT_EQ(from_env.code, 0) << from_env;
+  EXPECT_EQ(from_env.out,
+            "+ project example\n+ handler e POST http://127.0.0.1:5000/hook\n"
+            "Dry run: 2 to create, 0 to update, 0 to delete; nothing was "
+            "changed.\n");
+
+  // --var is, and wins over the environment.
+  Result from_flag =
+      Run({"apply", "-f", file, "--var", "HOOK_HOST=127.0.0.1:5001", "--var",
+           "UNUSED=x", "--dry-run"},
+          {{"RIO_VAR_HOOK_HOST", "127.0.0.1:5000"}});
+  EXPECT_EQ(from_flag.code, 0) << from_flag;
+  EXPECT_THAT(from_flag.out,
+              HasSubstr("+ handler e POST http://127.0.0.1:5001/hook\n"));
+  EXPECT_EQ(Fingerprint(), before);
+
+  // A file that asks for the admin token gets nothing and changes nothing,
+  // wherever the placeholder is.
+  for (const std::string& webhook :
+       {std::string("      - url: http://127.0.0.1:5000/?t={{ "
+                    "RIO_ADMIN_TOKEN }}\n"),
+        std::string("      - url: http://127.0.0.1:5000/\n"
+                    "        headers: {Authorization: 'Bearer "
+                    "{{RIO_ADMIN_TOKEN}}'}\n")}) {
+    const std::string exfiltrate = WriteFile(
+        "exfiltrate.yml",
+        "project: example\nactions:\n  - slug: e\n    webhooks:\n" + webhook);
+    Result r = Run({"apply", "-f", exfiltrate});
+    EXPECT_EQ(r.code, 1) << r;
+    EXPECT_THAT(r.err, HasSubstr("placeholder {{ RIO_ADMIN_TOKEN }} has no "
+                                 "value: give it with `--var "
+                                 "RIO_ADMIN_TOKEN=VALUE` or the environment "
+                                 "variable RIO_VAR_RIO_ADMIN_TOKEN"));
+    EXPECT_THAT(r.out + r.err, Not(HasSubstr(kToken)));
+  }
+  EXPECT_EQ(Fingerprint(), before);
+
+  // A --var that is not NAME=VALUE is a usage error.
+  Result bad = Run({"apply", "-f", file, "--var", "HOOK_HOST"});
+  EXPECT_EQ(bad.code, 2) << bad;
+  EXPECT_THAT(bad.err, HasSubstr("error: --var HOOK_HOST: expected "
+                                 "NAME=VALUE (for {{ NAME }})"));
+
+  // And for real: the handler gets the --var value.
+  EXPECT_THAT(Ok({"apply", "-f", file, "--var", "HOOK_HOST=127.0.0.1:5002"}),
+              HasSubstr("+ handler e POST http://127.0.0.1:5002/hook ["));
+  EXPECT_THAT(Ok({"handler", "list", "-p", "example"}),
+              HasSubstr("http://127.0.0.1:5002/hook"));
 }
 
 // --- triage -----------------------------------------------------------------

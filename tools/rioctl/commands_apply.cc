@@ -7,6 +7,7 @@
 // order, each printed as it is made; the first refusal stops the run.
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -154,17 +155,18 @@ absl::Status Apply(Context& ctx) {
     return UsageError("-f FILE is required (- reads standard input)");
   }
   const std::string path = ctx.args().Get("filename");
+  absl::StatusOr<std::map<std::string, std::string>> vars =
+      ParseVarFlags(ctx.args().GetAll("var"));
+  if (!vars.ok()) return UsageError(std::string(vars.status().message()));
   RIO_ASSIGN_OR_RETURN(std::string text, ReadInput(ctx, path));
+  // Placeholders see --var and RIO_VAR_* only: never RIO_ADMIN_TOKEN.
   RIO_ASSIGN_OR_RETURN(
       ProjectFile file,
       ParseProjectFile(
-          path == "-" ? "<stdin>" : path, text, [&](const std::string& name) {
-            std::optional<std::string> value = ctx.io().getenv(name);
-            if (value.has_value() && value->empty()) {
-              return std::optional<std::string>();
-            }
-            return value;
-          }));
+          path == "-" ? "<stdin>" : path, text,
+          PlaceholderVariables(*std::move(vars), [&](const std::string& name) {
+            return ctx.io().getenv(name);
+          })));
   for (const std::string& warning : file.warnings) {
     ctx.err() << "warning: " << warning << "\n";
   }
@@ -261,18 +263,23 @@ void AddApplyCommands(std::vector<CommandSpec>* commands) {
        "          content_type: json            # form (default) or json\n"
        "          timeout: 5s                   # default 15s\n"
        "          enabled: true                 # unset: left as it is\n\n"
-       "`{{ NAME }}` in a value is replaced by the environment variable "
-       "NAME. A sender's `token:` is ignored (with a warning): Rio makes "
-       "tokens itself.\n\n"
+       "`{{ NAME }}` in a value is replaced by the value of --var "
+       "NAME=VALUE, else of the environment variable RIO_VAR_NAME; no other "
+       "environment variable is read, so a file cannot copy your "
+       "RIO_ADMIN_TOKEN anywhere. A sender's `token:` is ignored (with a "
+       "warning): Rio makes tokens itself.\n\n"
        "Header values are write-only: the server shows only their names, "
        "so apply compares names. To send changed values under unchanged "
        "names, add --rewrite-headers (every matched handler with headers "
        "gets them again).\n\nExamples:\n"
        "  rioctl apply -f project.yml --dry-run\n"
-       "  rioctl apply -f project.yml\n"
+       "  rioctl apply -f project.yml --var HOST=10.0.0.2:5000\n"
+       "  RIO_VAR_HOST=10.0.0.2:5000 rioctl apply -f project.yml\n"
        "  rioctl apply -f project.yml --prune",
        {{"filename", 'f', K::kValue, "FILE",
          "the project file (- for standard input)"},
+        {"var", 0, K::kRepeat, "NAME=VALUE",
+         "the value of {{ NAME }} in the file (repeatable)"},
         {"dry-run", 0, K::kBool, "", "print the plan; change nothing"},
         {"prune", 0, K::kBool, "",
          "delete senders and handlers that the file does not have"},

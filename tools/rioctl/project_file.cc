@@ -1,12 +1,12 @@
 #include "tools/rioctl/project_file.h"
 
-#include <cstdlib>
 #include <set>
 #include <sstream>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/util/validation.h"
@@ -16,6 +16,20 @@
 
 namespace rio::rioctl {
 namespace {
+
+// The environment variables placeholders may read start with this.
+constexpr absl::string_view kVariablePrefix = "RIO_VAR_";
+
+// What may stand between `{{` and `}}`: letters, digits and '_'.
+bool IsPlaceholderName(absl::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') {
+      return false;
+    }
+  }
+  return true;
+}
 
 // Raised inside the parser and turned into a status at its edge, so that
 // every check is one line.
@@ -197,7 +211,7 @@ class Parser {
     return substitute ? Substitute(node, key, node.Scalar()) : node.Scalar();
   }
 
-  // Fills `{{ NAME }}` placeholders from the environment.
+  // Fills `{{ NAME }}` placeholders from `variables_`.
   std::string Substitute(const YAML::Node& node, const std::string& key,
                          const std::string& text) {
     std::string out;
@@ -209,12 +223,7 @@ class Parser {
       if (close == std::string::npos) break;
       std::string name(absl::StripAsciiWhitespace(
           absl::string_view(text).substr(open + 2, close - open - 2)));
-      bool word = !name.empty();
-      for (char c : name) {
-        word = word &&
-               (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_');
-      }
-      if (!word) {
+      if (!IsPlaceholderName(name)) {
         out += text.substr(pos, close + 2 - pos);
         pos = close + 2;
         continue;
@@ -222,8 +231,11 @@ class Parser {
       std::optional<std::string> value = variables_(name);
       if (!value.has_value()) {
         Fail(node, key,
-             absl::StrCat("environment variable ", name,
-                          " is not set (used as {{ ", name, " }})"));
+             absl::StrCat("placeholder {{ ", name,
+                          " }} has no value: give it with `--var ", name,
+                          "=VALUE` or the environment variable ",
+                          PlaceholderEnvironmentName(name),
+                          " (no other environment variable is read)"));
       }
       out += text.substr(pos, open - pos) + *value;
       pos = close + 2;
@@ -476,12 +488,42 @@ class Parser {
 
 }  // namespace
 
-VariableLookup EnvironmentVariables() {
-  return [](const std::string& name) -> std::optional<std::string> {
-    const char* value = std::getenv(name.c_str());
-    if (value == nullptr || *value == '\0') return std::nullopt;
-    return std::string(value);
+std::string PlaceholderEnvironmentName(absl::string_view name) {
+  return absl::StartsWith(name, kVariablePrefix)
+             ? std::string(name)
+             : absl::StrCat(kVariablePrefix, name);
+}
+
+VariableLookup PlaceholderVariables(std::map<std::string, std::string> given,
+                                    VariableLookup environment) {
+  return [given = std::move(given), environment = std::move(environment)](
+             const std::string& name) -> std::optional<std::string> {
+    if (auto it = given.find(name); it != given.end()) return it->second;
+    std::optional<std::string> value =
+        environment(PlaceholderEnvironmentName(name));
+    if (!value.has_value() || value->empty()) return std::nullopt;
+    return value;
   };
+}
+
+absl::StatusOr<std::map<std::string, std::string>> ParseVarFlags(
+    const std::vector<std::string>& flags) {
+  std::map<std::string, std::string> vars;
+  for (const std::string& flag : flags) {
+    const size_t equals = flag.find('=');
+    if (equals == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--var ", flag, ": expected NAME=VALUE (for {{ NAME }})"));
+    }
+    const std::string name = flag.substr(0, equals);
+    if (!IsPlaceholderName(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--var ", name,
+                       "=...: NAME may contain only letters, digits and '_'"));
+    }
+    vars[name] = flag.substr(equals + 1);
+  }
+  return vars;
 }
 
 absl::StatusOr<ProjectFile> ParseProjectFile(absl::string_view path,

@@ -17,9 +17,11 @@
 //           enabled: true       # unset: left as the server has it
 //
 // String values may use the original's `{{ NAME }}` placeholders, filled
-// from the environment. A sender's `token:` is accepted for compatibility
-// but ignored with a warning: Rio generates sender tokens itself and shows
-// them once, when the sender is created.
+// from `rioctl apply --var NAME=VALUE` or the environment variable
+// RIO_VAR_NAME (PlaceholderVariables), never from any other variable. A
+// sender's `token:` is accepted for compatibility but ignored with a
+// warning: Rio generates sender tokens itself and shows them once, when the
+// sender is created.
 //
 // Pure functions and plain values; thread-compatible.
 #ifndef RIO_TOOLS_RIOCTL_PROJECT_FILE_H_
@@ -77,14 +79,31 @@ struct ProjectFile {
 using VariableLookup =
     std::function<std::optional<std::string>(const std::string& name)>;
 
-// The process environment (unset and empty variables are both missing).
-VariableLookup EnvironmentVariables();
+// The environment variable that may fill `{{ NAME }}`: RIO_VAR_NAME, or NAME
+// itself when it already starts with "RIO_VAR_".
+std::string PlaceholderEnvironmentName(absl::string_view name);
+
+// Where `{{ NAME }}` gets its value: `given[NAME]` (rioctl's `--var
+// NAME=VALUE`), else the environment variable PlaceholderEnvironmentName(
+// NAME) read through `environment` (unset and empty are both missing), else
+// nothing. No other environment variable is ever read, so a project file
+// written by someone else cannot copy RIO_ADMIN_TOKEN (or any other secret
+// of whoever applies it) into a handler's URL or headers.
+VariableLookup PlaceholderVariables(std::map<std::string, std::string> given,
+                                    VariableLookup environment);
+
+// The values of repeated `--var NAME=VALUE` flags; a later NAME wins. NAME
+// is what may stand between `{{ }}`: letters, digits and '_'; VALUE may be
+// empty. INVALID_ARGUMENT naming the flag otherwise.
+absl::StatusOr<std::map<std::string, std::string>> ParseVarFlags(
+    const std::vector<std::string>& flags);
 
 // Parses and validates a project file. `path` is only used in messages.
 // Any problem — malformed YAML, an unknown or duplicate key, a value of the
 // wrong type, an invalid slug, URL, method, content type, header or
-// timeout, a duplicate sender, action or webhook, a placeholder whose
-// variable is not set — is INVALID_ARGUMENT with the message
+// timeout, a duplicate sender, action or webhook, a placeholder that
+// `variables` has no value for (the message says how to give one) — is
+// INVALID_ARGUMENT with the message
 // "PATH:LINE:COL: KEY: what is wrong", KEY being the key's path such as
 // `actions[0].webhooks[1].method`.
 absl::StatusOr<ProjectFile> ParseProjectFile(absl::string_view path,

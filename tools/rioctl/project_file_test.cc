@@ -1,7 +1,10 @@
 #include "tools/rioctl/project_file.h"
 
 #include <map>
+#include <optional>
+#include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -224,8 +227,9 @@ TEST(ProjectFile, ValueErrors) {
             "p.yml:6:9: actions[0].webhooks[1]: the same method and url are "
             "already listed at line 5");
   EXPECT_EQ(ErrorOf(head + "      - url: http://{{ HOST }}/hook\n"),
-            "p.yml:5:14: actions[0].webhooks[0].url: environment variable "
-            "HOST is not set (used as {{ HOST }})");
+            "p.yml:5:14: actions[0].webhooks[0].url: placeholder {{ HOST }} "
+            "has no value: give it with `--var HOST=VALUE` or the environment "
+            "variable RIO_VAR_HOST (no other environment variable is read)");
   EXPECT_EQ(ErrorOf("project: bad slug\n"),
             "p.yml:1:10: project \"bad slug\" may contain only letters, "
             "digits, '.', '_' and '-'");
@@ -240,6 +244,100 @@ TEST(ProjectFile, ValueErrors) {
             "p.yml:5:9: actions[0].webhooks[0]: content_type json needs "
             "method POST or PUT (GET sends the payload's fields in the query "
             "string)");
+}
+
+// A stand-in for the process environment of whoever runs `rioctl apply`.
+VariableLookup FakeEnvironment() {
+  return Vars({{"RIO_ADMIN_TOKEN", "admin-secret"},
+               {"HOME", "/root"},
+               {"HOST", "from-plain-env"},
+               {"RIO_VAR_HOST", "10.0.0.2:5000"},
+               {"RIO_VAR_TEAM", "antispam"},
+               {"RIO_VAR_EMPTY", ""},
+               {"RIO_VAR_RIO_ADMIN_TOKEN", "explicitly-shared"}});
+}
+
+TEST(PlaceholderVariables, ReadsOnlyVarFlagsAndRioVarVariables) {
+  const VariableLookup lookup = PlaceholderVariables(
+      {{"PORT", "5000"}, {"TEAM", "flag-wins"}}, FakeEnvironment());
+  EXPECT_EQ(lookup("PORT"), "5000");
+  EXPECT_EQ(lookup("TEAM"), "flag-wins");      // --var beats the environment
+  EXPECT_EQ(lookup("HOST"), "10.0.0.2:5000");  // from RIO_VAR_HOST
+  EXPECT_EQ(lookup("RIO_VAR_HOST"), "10.0.0.2:5000");  // spelled out
+  EXPECT_EQ(lookup("EMPTY"), std::nullopt);            // empty is unset
+  EXPECT_EQ(lookup("HOME"), std::nullopt);
+  // Never the admin token itself; only a RIO_VAR_ copy made on purpose.
+  EXPECT_EQ(lookup("RIO_ADMIN_TOKEN"), "explicitly-shared");
+  EXPECT_EQ(PlaceholderVariables(
+                {}, Vars({{"RIO_ADMIN_TOKEN", "x"}}))("RIO_ADMIN_TOKEN"),
+            std::nullopt);
+  // An explicit empty --var is a value.
+  EXPECT_EQ(PlaceholderVariables({{"E", ""}}, Vars())("E"), "");
+}
+
+TEST(PlaceholderVariables, AFileCannotReadOtherEnvironmentVariables) {
+  const std::string head = "project: p\nactions:\n  - slug: e\n    webhooks:\n";
+  auto parse = [&](const std::string& webhook) {
+    return ParseProjectFile(
+        "p.yml", head + webhook,
+        PlaceholderVariables({}, Vars({{"RIO_ADMIN_TOKEN", "admin-secret"},
+                                       {"HOME", "/root"}})));
+  };
+  for (const char* name : {"RIO_ADMIN_TOKEN", "HOME"}) {
+    for (const std::string& webhook :
+         {absl::StrCat("      - url: http://h/?t={{ ", name, " }}\n"),
+          absl::StrCat("      - url: http://h/\n        headers: {X-T: '{{",
+                       name, "}}'}\n")}) {
+      const absl::StatusOr<ProjectFile> file = parse(webhook);
+      ASSERT_FALSE(file.ok()) << webhook;
+      EXPECT_EQ(file.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(
+          std::string(file.status().message()),
+          ::testing::HasSubstr(absl::StrCat("placeholder {{ ", name,
+                                            " }} has no value: give it "
+                                            "with `--var ",
+                                            name,
+                                            "=VALUE` or the environment "
+                                            "variable RIO_VAR_",
+                                            name)));
+      EXPECT_THAT(std::string(file.status().message()),
+                  ::testing::Not(::testing::HasSubstr("admin-secret")));
+    }
+  }
+  // Given on purpose, it is used.
+  const absl::StatusOr<ProjectFile> file = ParseProjectFile(
+      "p.yml", head + "      - url: http://{{ HOST }}/hook\n",
+      PlaceholderVariables({{"HOST", "10.0.0.3"}},
+                           Vars({{"RIO_ADMIN_TOKEN", "admin-secret"}})));
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->actions[0].webhooks[0].url, "http://10.0.0.3/hook");
+}
+
+TEST(ParseVarFlags, TakesNameEqualsValue) {
+  absl::StatusOr<std::map<std::string, std::string>> vars = ParseVarFlags(
+      {"HOST=10.0.0.2:5000", "EMPTY=", "EQ=a=b", "HOST=10.0.0.3", "x_1=y"});
+  ASSERT_TRUE(vars.ok()) << vars.status();
+  EXPECT_THAT(*vars, ElementsAre(Pair("EMPTY", ""), Pair("EQ", "a=b"),
+                                 Pair("HOST", "10.0.0.3"), Pair("x_1", "y")));
+  EXPECT_TRUE(ParseVarFlags({})->empty());
+}
+
+TEST(ParseVarFlags, RefusesWhatIsNotNameEqualsValue) {
+  EXPECT_EQ(ParseVarFlags({"HOST"}).status().message(),
+            "--var HOST: expected NAME=VALUE (for {{ NAME }})");
+  EXPECT_EQ(ParseVarFlags({"=x"}).status().message(),
+            "--var =...: NAME may contain only letters, digits and '_'");
+  EXPECT_EQ(ParseVarFlags({"A-B=x"}).status().message(),
+            "--var A-B=...: NAME may contain only letters, digits and '_'");
+  EXPECT_EQ(ParseVarFlags({"A B=x"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PlaceholderEnvironmentName, PrefixesRioVarOnce) {
+  EXPECT_EQ(PlaceholderEnvironmentName("HOST"), "RIO_VAR_HOST");
+  EXPECT_EQ(PlaceholderEnvironmentName("RIO_VAR_HOST"), "RIO_VAR_HOST");
+  EXPECT_EQ(PlaceholderEnvironmentName("RIO_ADMIN_TOKEN"),
+            "RIO_VAR_RIO_ADMIN_TOKEN");
 }
 
 }  // namespace

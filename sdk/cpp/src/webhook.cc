@@ -19,6 +19,8 @@ using client_internal::ConstantTimeEquals;
 using client_internal::HmacSha256;
 
 constexpr absl::string_view kSecretPrefix = "whsec_";
+// Unix seconds have 10 digits until the year 2286; int64 has 19.
+constexpr size_t kMaxTimestampDigits = 19;
 
 absl::StatusOr<std::string> KeyOf(absl::string_view secret) {
   absl::ConsumePrefix(&secret, kSecretPrefix);
@@ -102,12 +104,14 @@ absl::Status Verify(absl::Span<const std::string> secrets,
 
   const absl::string_view seconds_text = absl::StripAsciiWhitespace(*timestamp);
   int64_t seconds = 0;
-  if (seconds_text.empty() ||
+  if (seconds_text.empty() || seconds_text.size() > kMaxTimestampDigits ||
       !std::all_of(seconds_text.begin(), seconds_text.end(),
                    absl::ascii_isdigit) ||
       !absl::SimpleAtoi(seconds_text, &seconds)) {
     return absl::UnauthenticatedError("webhook-timestamp is not unix seconds");
   }
+  // absl::Time and Duration saturate (to infinity), never overflow, even at
+  // INT64_MAX seconds.
   if (absl::AbsDuration(now - absl::FromUnixSeconds(seconds)) > tolerance) {
     return absl::UnauthenticatedError(absl::StrCat(
         "webhook-timestamp is more than ", absl::ToInt64Seconds(tolerance),
@@ -133,6 +137,17 @@ absl::Status Verify(absl::Span<const std::string> secrets,
         "no webhook-signature entry matches the secret");
   }
   return absl::OkStatus();
+}
+
+absl::string_view SignedContent(absl::string_view method,
+                                absl::string_view target,
+                                absl::string_view body) {
+  if (!absl::EqualsIgnoreCase(method, "GET")) return body;
+  // A fragment never reaches a server; cut one all the same.
+  target = target.substr(0, target.find('#'));
+  const size_t question = target.find('?');
+  if (question == absl::string_view::npos) return absl::string_view();
+  return target.substr(question + 1);
 }
 
 absl::StatusOr<std::string> Sign(absl::string_view secret,

@@ -1,5 +1,7 @@
 #include "rio/webhook.h"
 
+#include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -154,14 +156,92 @@ TEST(Webhook, MissingHeaderIsRejected) {
 
 TEST(Webhook, MalformedTimestampIsRejected) {
   for (const std::string timestamp :
-       {" ", "abc", "1614265330.5", "-1614265330", "+1614265330",
-        "99999999999999999999999", "\xd9\xa1\xd9\xa6"}) {
+       {std::string(" "), std::string("abc"), std::string("1614265330.5"),
+        std::string("-1614265330"), std::string("+1614265330"),
+        std::string("0x5f"), std::string("1e9"), std::string("1614265330abc"),
+        std::string("1614265330\xff"), std::string("\xd9\xa1\xd9\xa6"),
+        std::string("1614\0"
+                    "265330",
+                    11),
+        // Beyond int64 (SimpleAtoi's overflow), and far beyond.
+        std::string("9223372036854775808"), std::string("99999999999999999999"),
+        std::string(400, '9'), std::string(5000, '9'),
+        std::string(100000, '1')}) {
     EXPECT_THAT(
         Verify(kSecret, RequestHeaders(kSignature, kMessageId, timestamp),
                kBody, kNow),
         StatusIs(Code::kUnauthenticated, HasSubstr("webhook-timestamp")))
-        << timestamp;
+        << timestamp.substr(0, 30);
   }
+}
+
+// Timestamps at the edges of int64 and absl::Time are stale, never an
+// overflow.
+TEST(Webhook, FarTimestampsAreStale) {
+  for (const std::string timestamp :
+       {"0", "1", "9223372036854775807", "9223372036854775806",
+        "0000000001614265330"}) {
+    for (const absl::Time now :
+         {kNow + absl::Hours(1), absl::InfinitePast(), absl::InfiniteFuture(),
+          absl::FromUnixSeconds(std::numeric_limits<int64_t>::min())}) {
+      EXPECT_THAT(
+          Verify(kSecret, RequestHeaders(kSignature, kMessageId, timestamp),
+                 kBody, now),
+          StatusIs(Code::kUnauthenticated, HasSubstr("seconds from now")))
+          << timestamp << " at " << now;
+    }
+  }
+  EXPECT_THAT(Verify(kSecret,
+                     RequestHeaders(kSignature, kMessageId,
+                                    absl::StrCat(" ", kTimestamp, " ")),
+                     kBody, kNow),
+              IsOk());
+}
+
+// A GET handler gets the payload in the query string and an empty body: the
+// signature covers the query string, the bytes after '?' as sent.
+constexpr char kQuery[] = "static=1&content=I+am+a+spammer&n=2";
+
+TEST(Webhook, AGetIsVerifiedOverItsQueryString) {
+  const absl::StatusOr<std::string> signature =
+      Sign(kSecret, kMessageId, kTimestamp, kQuery);
+  ASSERT_THAT(signature, IsOk());
+  const auto headers = RequestHeaders(*signature);
+  EXPECT_THAT(Verify(kSecret, headers, kQuery, kNow), IsOk());
+  const std::string target = absl::StrCat("/hooks/get?", kQuery);
+  EXPECT_THAT(Verify(kSecret, headers, SignedContent("GET", target, ""), kNow),
+              IsOk());
+  // Not over the empty body.
+  EXPECT_THAT(Verify(kSecret, headers, "", kNow),
+              StatusIs(Code::kUnauthenticated));
+}
+
+TEST(Webhook, ATamperedQueryStringIsRejected) {
+  const absl::StatusOr<std::string> signature =
+      Sign(kSecret, kMessageId, kTimestamp, kQuery);
+  ASSERT_THAT(signature, IsOk());
+  for (const char* tampered :
+       {"static=1&content=I+am+a+friend&n=2",
+        "static=1&content=I+am+a+spammer&n=2&admin=1",
+        "content=I+am+a+spammer&n=2",
+        "static=1&content=I%20am%20a%20spammer&n=2", ""}) {
+    EXPECT_THAT(Verify(kSecret, RequestHeaders(*signature), tampered, kNow),
+                StatusIs(Code::kUnauthenticated,
+                         Eq("no webhook-signature entry matches the secret")))
+        << tampered;
+  }
+}
+
+TEST(Webhook, SignedContentIsTheQueryStringForGetOnly) {
+  EXPECT_EQ(SignedContent("GET", "/h?a=1&b=%41", "body"), "a=1&b=%41");
+  EXPECT_EQ(SignedContent("get", "/h?a=1", ""), "a=1");
+  EXPECT_EQ(SignedContent("GET", "/h?a=?b/../c", ""), "a=?b/../c");
+  EXPECT_EQ(SignedContent("GET", "/h?a=1#frag", ""), "a=1");
+  EXPECT_EQ(SignedContent("GET", "/h#frag?a=1", ""), "");
+  EXPECT_EQ(SignedContent("GET", "/h?", "body"), "");
+  EXPECT_EQ(SignedContent("GET", "/h", "body"), "");
+  EXPECT_EQ(SignedContent("POST", "/h?a=1", "body"), "body");
+  EXPECT_EQ(SignedContent("PUT", "/h?a=1", "body"), "body");
 }
 
 TEST(Webhook, HeaderNamesAreCaseInsensitive) {

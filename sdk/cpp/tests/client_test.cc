@@ -243,6 +243,48 @@ TEST_F(ClientTest, EmitLandsAtARealReceiverWithAValidSignature) {
   EXPECT_EQ(MessagesWithKey(result->idempotency_key), "1");
 }
 
+// A GET handler gets the payload in the query string and an empty body; the
+// signature covers the query string exactly as sent.
+TEST_F(ClientTest, AGetDeliveryIsSignedOverItsQueryString) {
+  const absl::StatusOr<v1::Handler> handler =
+      rio_.CreateHandler(receiver_.Url("/hooks/get?static=1"), /*json=*/false,
+                         kEvent, kProject, v1::Handler::GET);
+  ASSERT_THAT(handler, IsOk());
+  const Client client(rio_.Dsn());
+  const absl::StatusOr<EmitResult> result = client.Emit(
+      "comment-published", R"({"ip":"127.0.0.1","content":"I am a spammer"})");
+  ASSERT_THAT(result, IsOk());
+
+  ASSERT_TRUE(receiver_.WaitForCount(1));
+  const testkit::ReceivedRequest request = receiver_.Requests()[0];
+  EXPECT_EQ(request.method, "GET");
+  EXPECT_EQ(request.path, "/hooks/get");
+  EXPECT_EQ(request.query, "static=1&ip=127.0.0.1&content=I+am+a+spammer");
+  EXPECT_EQ(request.body, "");
+  EXPECT_EQ(request.Header("webhook-id"), result->message_id);
+  const std::string& secret = handler->secret();
+  EXPECT_THAT(webhook::Verify(secret, HeadersOf(request), request.query),
+              IsOk());
+  // As a server that hands over the request line's target would.
+  const std::string target = absl::StrCat(request.path, "?", request.query);
+  EXPECT_THAT(webhook::Verify(
+                  secret, HeadersOf(request),
+                  webhook::SignedContent(request.method, target, request.body)),
+              IsOk());
+  // Not over the empty body, and no tampered query string.
+  EXPECT_THAT(webhook::Verify(secret, HeadersOf(request), request.body),
+              StatusIs(Code::kUnauthenticated));
+  for (const std::string& tampered : std::vector<std::string>{
+           "static=1&ip=127.0.0.1&content=I+am+a+friend",
+           "static=1&ip=10.6.6.6&content=I+am+a+spammer",
+           request.query + "&admin=1", "ip=127.0.0.1&content=I+am+a+spammer"}) {
+    EXPECT_THAT(webhook::Verify(secret, HeadersOf(request), tampered),
+                StatusIs(Code::kUnauthenticated,
+                         Eq("no webhook-signature entry matches the secret")))
+        << tampered;
+  }
+}
+
 TEST_F(ClientTest, JsonTextIsSentAndDeliveredByteForByte) {
   AddHandler();
   const Client client(rio_.Dsn());

@@ -130,12 +130,13 @@ absl::StatusOr<std::string> RioServer::CreateSender(const std::string& project,
 
 absl::StatusOr<v1::Handler> RioServer::CreateHandler(
     const std::string& url, bool json, const std::string& event,
-    const std::string& project) {
+    const std::string& project, v1::Handler::Method method) {
   v1::CreateHandlerRequest request;
   request.set_project(project);
   request.set_event(event);
   request.set_url(url);
   request.set_content_type(json ? v1::Handler::JSON : v1::Handler::FORM);
+  request.set_method(method);
   v1::Handler handler;
   const absl::Status status = FromGrpc(
       handlers_->CreateHandler(AdminContext().get(), request, &handler),

@@ -68,7 +68,8 @@ class RioServer {
   // A handler for `event` in `project`; its reply carries the secret.
   absl::StatusOr<v1::Handler> CreateHandler(
       const std::string& url, bool json = true,
-      const std::string& event = kEvent, const std::string& project = kProject);
+      const std::string& event = kEvent, const std::string& project = kProject,
+      v1::Handler::Method method = v1::Handler::POST);
   absl::Status SetHandlerUrl(const std::string& id, const std::string& url);
 
   // psql against this server's database (tuples only, '|'-separated).

@@ -7,6 +7,9 @@
     def antispam_comment():
         ...
 
+The signature covers the raw body, or for a GET (a GET handler gets the
+payload in the query string) the raw query string: the decorator checks
+whichever the request's method calls for, so the same view may take both.
 Requests that are unsigned, signed with another secret or older than the
 tolerance get ``401 {"status": "error", "error": "invalid webhook signature"}``
 and never reach the view; why is logged (app.logger, warning), not told to
@@ -51,10 +54,13 @@ def webhook_required(
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            # cache=True keeps the raw body for request.form / get_json later.
-            body = request.get_data(cache=True)
+            if request.method == "GET":
+                content = request.query_string  # raw bytes, as sent
+            else:
+                # cache=True keeps the raw body for request.form / get_json later.
+                content = request.get_data(cache=True)
             try:
-                webhook.check(_secret(secret), request.headers, body, tolerance=tolerance)
+                webhook.check(_secret(secret), request.headers, content, tolerance=tolerance)
             except webhook.WebhookVerificationError as error:
                 current_app.logger.warning("rejected webhook request: %s", error.message)
                 return jsonify(status="error", error="invalid webhook signature"), 401

@@ -223,11 +223,13 @@ class Admin:
         )
         return Sender(project, name, reply.token, reply.dsn)
 
-    def create_handler(self, project: str, event: str, url: str, json: bool = True) -> handler_pb2.Handler:
+    def create_handler(self, project: str, event: str, url: str, json: bool = True,
+                       method: str = "POST") -> handler_pb2.Handler:
         content_type = handler_pb2.Handler.JSON if json else handler_pb2.Handler.FORM
         return self.handlers.CreateHandler(
             handler_pb2.CreateHandlerRequest(
-                project=project, event=event, url=url, content_type=content_type, timeout_ms=5000
+                project=project, event=event, url=url, content_type=content_type, timeout_ms=5000,
+                method=handler_pb2.Handler.Method.Value(method),
             ),
             metadata=self.metadata, timeout=10,
         )
@@ -412,6 +414,22 @@ def make_test_certificates(directory: str) -> Dict[str, str]:
     subprocess.run(["/bin/sh", os.path.join(TESTKIT_DIR, "make_test_certs.sh"), directory],
                    check=True, capture_output=True)
     return {name: os.path.join(directory, name) for name in os.listdir(directory)}
+
+
+@contextlib.contextmanager
+def wsgi_server(app):
+    """Serves the WSGI ``app`` (e.g. a Flask app) with Werkzeug on
+    127.0.0.1:0 in a thread; yields the port."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 def parse_form(body: bytes) -> Dict[str, str]:

@@ -23,6 +23,7 @@ from rio_client import (
     RioError,
     Unauthenticated,
     Unavailable,
+    WebhookVerificationError,
     webhook,
 )
 from rio_client.v1 import emit_pb2
@@ -71,6 +72,83 @@ def test_emit_lands_at_a_real_receiver_signed(server, admin, sender, receiver):
     assert webhook.verify(handler.secret, h, request.body)
     webhook.check(handler.secret, h, request.body)
     assert not webhook.verify(handler.secret, h, request.body + b" ")
+
+
+def test_a_get_delivery_is_signed_over_its_query_string(admin, sender, receiver):
+    """A GET handler gets the payload in the query string and an empty body;
+    the signature covers the query string exactly as sent."""
+    handler = admin.create_handler(
+        sender.project, EVENT, receiver.url("/hooks/get?static=1"), json=False, method="GET")
+    with Client(sender.dsn) as client:
+        result = client.emit(EVENT, {"ip": "127.0.0.1", "content": "I am a spammer"})
+
+    [request] = receiver.wait(1)
+    assert request.method == "GET"
+    assert request.body == b""
+    path, _, query = request.path.partition("?")
+    assert path == "/hooks/get"
+    assert query == "static=1&ip=127.0.0.1&content=I+am+a+spammer"
+    assert request.headers["webhook-id"] == result.message_id
+    webhook.check(handler.secret, request.headers, query.encode())
+    assert webhook.verify(handler.secret, request.headers, query)
+    assert webhook.verify(
+        handler.secret, request.headers, webhook.signed_content("GET", request.body, query))
+    # Not the (empty) body, and no tampered query string.
+    assert not webhook.verify(handler.secret, request.headers, request.body)
+    for tampered in (
+        "static=1&ip=127.0.0.1&content=I+am+a+friend",
+        "static=1&ip=10.6.6.6&content=I+am+a+spammer",
+        query + "&admin=1",
+        "ip=127.0.0.1&content=I+am+a+spammer",
+    ):
+        with pytest.raises(WebhookVerificationError, match="no webhook-signature entry matches"):
+            webhook.check(handler.secret, request.headers, tampered)
+
+
+def test_a_get_delivery_passes_the_flask_decorator(admin, sender):
+    """A real GET delivery to a real Flask server: webhook_required checks the
+    query string by itself; Rio's headers replayed with another query string
+    get 401 and never reach the view."""
+    flask = pytest.importorskip("flask")
+    from rio_client.flask import webhook_required
+
+    handler = admin.create_handler(
+        sender.project, EVENT, "http://127.0.0.1:9/not-yet", json=False, method="GET")
+    app = flask.Flask(__name__)
+    seen = []
+
+    @app.route("/webhook/comment/antispam", methods=["GET"])
+    @webhook_required(handler.secret)
+    def antispam_comment():
+        seen.append((dict(flask.request.args), dict(flask.request.headers)))
+        return flask.jsonify(status="success", retval=0)
+
+    with support.wsgi_server(app) as port:
+        url = f"http://127.0.0.1:{port}/webhook/comment/antispam"
+        admin.update_handler_url(handler.id, url)
+        with Client(sender.dsn) as client:
+            client.emit(EVENT, {"ip": "127.0.0.1", "content": "I am a spammer"})
+        assert support.wait_for(lambda: len(seen) == 1), seen
+        args, headers = seen[0]
+        assert args == {"ip": "127.0.0.1", "content": "I am a spammer"}
+
+        signed = {k: v for k, v in headers.items() if k.lower().startswith("webhook-")}
+
+        def replay(query: str) -> int:
+            try:
+                with urllib.request.urlopen(urllib.request.Request(
+                        f"{url}?{query}", headers=signed), timeout=10) as reply:
+                    return reply.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        assert replay("ip=10.6.6.6&content=I+am+a+spammer") == 401
+        assert replay("ip=127.0.0.1&content=I+am+a+spammer&x=1") == 401
+        assert replay("") == 401
+        assert len(seen) == 1
+        # The request as Rio sent it still verifies (dedupe on webhook-id).
+        assert replay("ip=127.0.0.1&content=I+am+a+spammer") == 200
+        assert len(seen) == 2
 
 
 def test_json_text_payload_is_sent_byte_for_byte(admin, sender, receiver):

@@ -63,6 +63,57 @@ def test_bad_requests_get_401_and_never_reach_the_view(headers, body, why, caplo
     assert any(why in r.getMessage() for r in caplog.records), caplog.text
 
 
+QUERY = "ip=127.0.0.1&content=I+am+a+spammer"
+
+
+def make_get_app():
+    app = Flask(__name__)
+    seen = []
+
+    @app.route("/hook", methods=["GET", "POST"])
+    @webhook_required(SECRET)
+    def hook():
+        seen.append((request.method, request.values["ip"], request.values["content"]))
+        return jsonify(status="success", retval=0)
+
+    return app, seen
+
+
+def get(app, headers, query=QUERY):
+    # query_string as bytes goes on the request line exactly as given.
+    return app.test_client().get("/hook", query_string=query.encode(), headers=headers)
+
+
+def test_a_get_is_verified_over_its_query_string():
+    app, seen = make_get_app()
+    headers = signed_headers(body=QUERY)
+    del headers["Content-Type"]
+    assert get(app, headers).status_code == 200
+    # The same view still verifies a POST over its body.
+    assert post(app, signed_headers()).status_code == 200
+    assert seen == [("GET", "127.0.0.1", "I am a spammer"), ("POST", "127.0.0.1", "I am a spammer")]
+
+
+@pytest.mark.parametrize("query", [
+    QUERY.replace("spammer", "friend"),
+    QUERY + "&admin=1",
+    "content=I+am+a+spammer&ip=127.0.0.1",  # same fields, other bytes
+    "",
+])
+def test_a_get_with_a_tampered_query_string_gets_401(query, caplog):
+    app, seen = make_get_app()
+    response = get(app, signed_headers(body=QUERY), query)
+    assert response.status_code == 401
+    assert seen == []
+    assert any("no webhook-signature entry matches" in r.getMessage() for r in caplog.records)
+
+
+def test_a_get_signed_over_its_empty_body_gets_401():
+    app, seen = make_get_app()
+    assert get(app, signed_headers(body="")).status_code == 401
+    assert seen == []
+
+
 def test_secret_from_app_config_and_environment(monkeypatch):
     app, seen = make_app(secret=None)
     monkeypatch.setenv("RIO_WEBHOOK_SECRET", OTHER_SECRET)

@@ -94,9 +94,71 @@ def test_missing_header_is_rejected(missing):
     assert not webhook.verify(SECRET, h, BODY, now=TIMESTAMP)
 
 
-@pytest.mark.parametrize("timestamp", ["", "abc", "1614265330.5", "-1614265330", "١٦١"])
+@pytest.mark.parametrize("timestamp", [
+    "", " ", "abc", "1614265330.5", "-1614265330", "+1614265330", "١٦١", "1e9", "0x5f",
+    "1614265330abc",
+    pytest.param("9" * 21, id="21 digits"),
+    # Beyond a float: OverflowError in the arithmetic.
+    pytest.param("9" * 400, id="400 digits"),
+    # Beyond int()'s digit limit: ValueError.
+    pytest.param("9" * 5000, id="5000 digits"),
+    pytest.param("1" * 100000, id="100000 digits"),
+])
 def test_malformed_timestamp_is_rejected(timestamp):
     assert not webhook.verify(SECRET, headers(timestamp=timestamp), BODY, now=TIMESTAMP)
+    with pytest.raises(WebhookVerificationError, match="webhook-timestamp"):
+        webhook.check(SECRET, headers(timestamp=timestamp), BODY, now=TIMESTAMP)
+
+
+@pytest.mark.parametrize("timestamp", ["0", "1", "99999999999999999999", "00000000001614265330"])
+def test_far_timestamps_are_stale_not_errors(timestamp):
+    with pytest.raises(WebhookVerificationError, match="more than 300 seconds"):
+        webhook.check(SECRET, headers(timestamp=timestamp), BODY, now=TIMESTAMP + 3600)
+
+
+def test_timestamp_with_surrounding_space_verifies():
+    assert webhook.verify(SECRET, headers(timestamp=f" {TIMESTAMP} "), BODY, now=TIMESTAMP)
+
+
+def test_header_values_that_are_not_text_are_rejected():
+    # A lone surrogate cannot be encoded: still a verification failure.
+    with pytest.raises(WebhookVerificationError, match="webhook-id"):
+        webhook.check(SECRET, headers(msg_id="msg_\udc80"), BODY, now=TIMESTAMP)
+    assert not webhook.verify(SECRET, headers(msg_id="msg_\ud800"), BODY, now=TIMESTAMP)
+    assert not webhook.verify(SECRET, headers(signature="v1,\udc80 v1,é"), BODY, now=TIMESTAMP)
+
+
+# A GET handler gets the payload in the query string and an empty body: the
+# signature covers the query string, the bytes after '?' as sent.
+QUERY = b"static=1&content=I+am+a+spammer&n=2"
+
+
+def test_a_get_request_is_verified_over_its_query_string():
+    signed = headers(webhook.sign(SECRET, MSG_ID, TIMESTAMP, QUERY))
+    assert webhook.verify(SECRET, signed, QUERY, now=TIMESTAMP)
+    assert webhook.verify(SECRET, signed, QUERY.decode(), now=TIMESTAMP)
+    # Not over the empty body.
+    assert not webhook.verify(SECRET, signed, b"", now=TIMESTAMP)
+
+
+@pytest.mark.parametrize("tampered", [
+    b"static=1&content=I+am+a+friend&n=2",
+    b"static=1&content=I+am+a+spammer&n=2&admin=1",
+    b"content=I+am+a+spammer&n=2",
+    b"static=1&content=I%20am%20a%20spammer&n=2",  # decodes the same, signs differently
+    b"",
+])
+def test_a_tampered_query_string_is_rejected(tampered):
+    signed = headers(webhook.sign(SECRET, MSG_ID, TIMESTAMP, QUERY))
+    with pytest.raises(WebhookVerificationError, match="no webhook-signature entry matches"):
+        webhook.check(SECRET, signed, tampered, now=TIMESTAMP)
+
+
+def test_signed_content_is_the_query_string_for_get_only():
+    assert webhook.signed_content("GET", b"", QUERY) == QUERY
+    assert webhook.signed_content("get", b"", QUERY) == QUERY
+    assert webhook.signed_content("POST", BODY, b"x=1") == BODY
+    assert webhook.signed_content("PUT", BODY, b"") == BODY
 
 
 def test_header_names_are_case_insensitive():

@@ -1,6 +1,15 @@
 # frozen_string_literal: true
 
 require 'test_helper'
+require 'logger'
+require 'net/http'
+require 'rack'
+require 'timeout'
+begin
+  require 'rack/handler/webrick'
+rescue LoadError # Rack 3 moved the handlers to the rackup gem
+  require 'rackup/handler/webrick'
+end
 
 # The client against the real rio-server, a real PostgreSQL and real HTTP
 # receivers: what a receiver gets, every DSN form, errors, retries and
@@ -61,6 +70,74 @@ class EmitTest < RioIntegrationTest
     assert_equal({ 'ip' => '127.0.0.1', 'content' => 'I am a spammer' }, RioTest.parse_form(request.body))
     assert_equal 'application/x-www-form-urlencoded', request.headers['content-type']
     assert RioClient::Webhook.verify(handler.secret, request.headers, request.body)
+  end
+
+  # A GET handler gets the payload in the query string and an empty body; the
+  # signature covers the query string exactly as sent.
+  def test_a_get_delivery_is_signed_over_its_query_string
+    handler = @admin.create_handler(@sender.project, @receiver.url('/hooks/get?static=1'),
+                                    json: false, method: :GET)
+    result = client.emit(EVENT, ip: '127.0.0.1', content: 'I am a spammer')
+    request = @receiver.wait(1).first
+    assert_equal 'GET', request.method
+    assert_equal '', request.body
+    assert_equal '/hooks/get', request.path
+    assert_equal 'static=1&ip=127.0.0.1&content=I+am+a+spammer', request.query
+    assert_equal result.message_id, request.headers['webhook-id']
+    assert_nil RioClient::Webhook.verify!(handler.secret, request.headers, request.query)
+    content = RioClient::Webhook.signed_content(request.method, request.body, request.query)
+    assert RioClient::Webhook.verify(handler.secret, request.headers, content)
+    refute RioClient::Webhook.verify(handler.secret, request.headers, request.body)
+    ['static=1&ip=127.0.0.1&content=I+am+a+friend', 'static=1&ip=10.6.6.6&content=I+am+a+spammer',
+     "#{request.query}&admin=1", 'ip=127.0.0.1&content=I+am+a+spammer'].each do |tampered|
+      error = assert_raises(RioClient::WebhookVerificationError, tampered) do
+        RioClient::Webhook.verify!(handler.secret, request.headers, tampered)
+      end
+      assert_equal 'no webhook-signature entry matches the secret', error.message
+    end
+  end
+
+  # A real GET delivery to a real Rack server running the middleware: it
+  # checks the query string by itself; Rio's headers replayed with another
+  # query string get 401 and never reach the app.
+  def test_a_get_delivery_passes_the_rack_middleware
+    handler = @admin.create_handler(@sender.project, 'http://127.0.0.1:9/not-yet', json: false, method: :GET)
+    seen = Queue.new
+    app = lambda do |env|
+      req = Rack::Request.new(env)
+      seen << [req.GET, env.select { |k, _| k.start_with?('HTTP_WEBHOOK_') }]
+      [200, { 'content-type' => 'application/json' }, ['{"status":"success","retval":0}']]
+    end
+    guarded = RioClient::Webhook::Middleware.new(app, secret: handler.secret, path: '/webhook',
+                                                      logger: Logger.new(File::NULL))
+    server = WEBrick::HTTPServer.new(BindAddress: '127.0.0.1', Port: 0, Logger: WEBrick::Log.new(File::NULL),
+                                     AccessLog: [])
+    rack_handler = defined?(Rackup::Handler::WEBrick) ? Rackup::Handler::WEBrick : Rack::Handler::WEBrick
+    server.mount('/', rack_handler, guarded)
+    thread = Thread.new { server.start }
+    begin
+      url = "http://127.0.0.1:#{server.config[:Port]}/webhook/comment/antispam"
+      @admin.update_handler_url(handler.id, url)
+      client.emit(EVENT, ip: '127.0.0.1', content: 'I am a spammer')
+      params, signed = Timeout.timeout(15) { seen.pop }
+      assert_equal({ 'ip' => '127.0.0.1', 'content' => 'I am a spammer' }, params)
+
+      headers = signed.to_h { |k, v| [k.delete_prefix('HTTP_').tr('_', '-').downcase, v] }
+      replay = lambda do |query|
+        Net::HTTP.start('127.0.0.1', server.config[:Port]) do |http|
+          http.get("/webhook/comment/antispam?#{query}", headers).code
+        end
+      end
+      assert_equal '401', replay.call('ip=10.6.6.6&content=I+am+a+spammer')
+      assert_equal '401', replay.call('ip=127.0.0.1&content=I+am+a+spammer&x=1')
+      assert_equal '401', replay.call('')
+      assert seen.empty?
+      # The request as Rio sent it still verifies (dedupe on webhook-id).
+      assert_equal '200', replay.call('ip=127.0.0.1&content=I+am+a+spammer')
+    ensure
+      server.shutdown
+      thread.join(5)
+    end
   end
 
   def test_every_dsn_form_reaches_the_server

@@ -107,7 +107,7 @@ class RailsControllerExampleTest < Minitest::Test
   SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
   BODY = 'ip=127.0.0.1&content=I+am+a+spammer'
 
-  Request = Struct.new(:env, :raw_post) do
+  Request = Struct.new(:env, :raw_post, :request_method, :query_string) do
     def headers
       Struct.new(:env).new(env)
     end
@@ -116,7 +116,7 @@ class RailsControllerExampleTest < Minitest::Test
   def dispatch(env)
     log = StringIO.new
     params = URI.decode_www_form(BODY).to_h.transform_keys(&:to_sym)
-    controller = CommentsWebhookController.new(params, Request.new(env, BODY), log)
+    controller = CommentsWebhookController.new(params, Request.new(env, BODY, 'POST', ''), log)
     [controller.dispatch(:antispam_comment), log.string]
   end
 

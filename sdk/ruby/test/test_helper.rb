@@ -200,10 +200,10 @@ module RioTest
       Sender.new(project: project, name: name, token: reply.token, dsn: reply.dsn)
     end
 
-    def create_handler(project, url, event: EVENT, json: true)
+    def create_handler(project, url, event: EVENT, json: true, method: :POST)
       @handlers.create_handler(
         RioClient::V1::CreateHandlerRequest.new(project: project, event: event, url: url, timeout_ms: 5000,
-                                                content_type: json ? :JSON : :FORM),
+                                                content_type: json ? :JSON : :FORM, method: method),
         **@metadata
       )
     end
@@ -213,7 +213,8 @@ module RioTest
     end
   end
 
-  Request = Struct.new(:method, :path, :headers, :body, keyword_init: true)
+  # +query+: the query string as received, undecoded ('' without one).
+  Request = Struct.new(:method, :path, :query, :headers, :body, keyword_init: true)
 
   # A threaded HTTP server (WEBrick) on 127.0.0.1:0 recording every request
   # (header names lower-case) and answering 200.
@@ -229,7 +230,8 @@ module RioTest
       @port = @server.config[:Port]
       @server.mount_proc('/') do |req, res|
         headers = req.header.transform_values { |v| v.join(', ') }
-        record = Request.new(method: req.request_method, path: req.path, headers: headers, body: req.body.to_s)
+        record = Request.new(method: req.request_method, path: req.path, query: req.query_string.to_s,
+                             headers: headers, body: req.body.to_s)
         @mutex.synchronize do
           @requests << record
           @cond.broadcast

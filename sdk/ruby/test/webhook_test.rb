@@ -97,9 +97,71 @@ class WebhookTest < Minitest::Test
   end
 
   def test_malformed_timestamps_are_rejected
-    ['', 'abc', '1614265330.5', '-1614265330', "1614265330\nx"].each do |ts|
-      refute verify(SECRET, headers(timestamp: ts)), ts.inspect
+    ['', ' ', 'abc', '1614265330.5', '-1614265330', '+1614265330', "1614265330\nx", '1e9', '0x5f', '١٦١',
+     '9' * 21, '9' * 400, '9' * 5000, '1' * 100_000, "\xFF1614265330", "1614265330\xFF".b].each do |ts|
+      refute verify(SECRET, headers(timestamp: ts)), ts[0, 30].inspect
+      error = assert_raises(RioClient::WebhookVerificationError, ts[0, 30].inspect) do
+        RioClient::Webhook.verify!(SECRET, headers(timestamp: ts), BODY, now: TIMESTAMP)
+      end
+      assert_match(/webhook-timestamp/, error.message)
     end
+  end
+
+  def test_far_timestamps_are_stale_not_errors
+    %w[0 1 99999999999999999999 00000000001614265330].each do |ts|
+      error = assert_raises(RioClient::WebhookVerificationError, ts) do
+        RioClient::Webhook.verify!(SECRET, headers(timestamp: ts), BODY, now: TIMESTAMP + 3600)
+      end
+      assert_match(/more than 300 seconds/, error.message)
+    end
+    assert verify(SECRET, headers(timestamp: " #{TIMESTAMP} "))
+  end
+
+  # Header values that are not valid UTF-8 (a Hash built by hand, a
+  # framework that tags bytes as UTF-8) fail verification, not with
+  # ArgumentError from a regexp or split.
+  def test_header_values_that_are_not_utf8_are_rejected
+    bad = "\xFF\xFE".dup.force_encoding('UTF-8')
+    [headers(msg_id: "msg_#{bad}"), headers(signature: "#{bad} v1,#{bad}"),
+     headers(timestamp: "#{TIMESTAMP}#{bad}")].each do |hdrs|
+      refute verify(SECRET, hdrs)
+      assert_raises(RioClient::WebhookVerificationError) do
+        RioClient::Webhook.verify!(SECRET, hdrs, BODY, now: TIMESTAMP)
+      end
+    end
+    # The id's bytes are what is signed, whatever their encoding says.
+    id = "msg_#{bad}"
+    signature = RioClient::Webhook.sign(SECRET, id, TIMESTAMP, BODY)
+    assert verify(SECRET, headers(msg_id: id.b, signature: signature))
+  end
+
+  # A GET handler gets the payload in the query string and an empty body: the
+  # signature covers the query string, the bytes after '?' as sent.
+  QUERY = 'static=1&content=I+am+a+spammer&n=2'
+
+  def test_a_get_request_is_verified_over_its_query_string
+    signed = headers(signature: RioClient::Webhook.sign(SECRET, MSG_ID, TIMESTAMP, QUERY))
+    assert verify(SECRET, signed, QUERY)
+    assert verify(SECRET, signed, RioClient::Webhook.signed_content('GET', '', QUERY))
+    refute verify(SECRET, signed, '')
+  end
+
+  def test_a_tampered_query_string_is_rejected
+    signed = headers(signature: RioClient::Webhook.sign(SECRET, MSG_ID, TIMESTAMP, QUERY))
+    ['static=1&content=I+am+a+friend&n=2', "#{QUERY}&admin=1", 'content=I+am+a+spammer&n=2',
+     'static=1&content=I%20am%20a%20spammer&n=2', ''].each do |tampered|
+      error = assert_raises(RioClient::WebhookVerificationError, tampered) do
+        RioClient::Webhook.verify!(SECRET, signed, tampered, now: TIMESTAMP)
+      end
+      assert_equal 'no webhook-signature entry matches the secret', error.message
+    end
+  end
+
+  def test_signed_content_is_the_query_string_for_get_only
+    assert_equal QUERY, RioClient::Webhook.signed_content('GET', '', QUERY)
+    assert_equal QUERY, RioClient::Webhook.signed_content(:get, nil, QUERY)
+    assert_equal BODY, RioClient::Webhook.signed_content('POST', BODY, 'x=1')
+    assert_equal BODY, RioClient::Webhook.signed_content('PUT', BODY, nil)
   end
 
   def test_header_lookup_is_case_insensitive_and_takes_rack_envs

@@ -13,9 +13,11 @@ module RioClient
     #     verify_rio_webhook only: :antispam_comment
     #     ...
     #
-    # (or before_action :verify_rio_webhook!). Unsigned, tampered or stale
-    # requests get 401 {"status":"error","error":"invalid webhook signature"}
-    # and the action does not run. The secret is #rio_webhook_secret:
+    # (or before_action :verify_rio_webhook!). A GET is verified over its query
+    # string (where Rio puts a GET handler's payload), other methods over their
+    # raw body. Unsigned, tampered or stale requests get 401
+    # {"status":"error","error":"invalid webhook signature"} and the action
+    # does not run. The secret is #rio_webhook_secret:
     # ENV['RIO_WEBHOOK_SECRET'] unless the controller overrides it (e.g. with
     # Rails.application.credentials).
     module ControllerHelpers
@@ -33,8 +35,8 @@ module RioClient
       # The before_action: renders 401 (which halts the chain) unless the
       # request verifies.
       def verify_rio_webhook!
-        Webhook.verify!(rio_webhook_secret, request.headers, request.raw_post,
-                        tolerance: rio_webhook_tolerance)
+        content = Webhook.signed_content(request.request_method, request.raw_post, request.query_string)
+        Webhook.verify!(rio_webhook_secret, request.headers, content, tolerance: rio_webhook_tolerance)
       rescue WebhookVerificationError => e
         logger&.warn("rejected webhook request: #{e.message}") if respond_to?(:logger, true)
         render json: { status: 'error', error: 'invalid webhook signature' }, status: :unauthorized
