@@ -117,9 +117,10 @@ TEST_F(HttpsListenerTest, ServesHttpsAndReloadsTheCertificateOnSighup) {
   ASSERT_TRUE(pki_.Install("rio-two"));
   ASSERT_EQ(kill(server.pid(), SIGHUP), 0);
   ASSERT_TRUE(WaitFor([&] {
+    // The gRPC listener logs its own reload first.
     return absl::StrContains(server.Log(),
-                             "rio-server: SIGHUP: TLS "
-                             "certificate reloaded");
+                             "rio-server: SIGHUP: TLS certificate reloaded "
+                             "for new HTTP connections");
   })) << server.Log();
   CurlHandle new_client(curl_easy_init());
   const Reply fresh = Get(new_client.get(), url, ca);
