@@ -48,9 +48,9 @@
 #include "server/store/retention.h"
 #include "server/util/crypto.h"
 #include "server/util/metrics.h"
+#include "server/util/secret_box.h"
 #include "server/util/status_macros.h"
 #include "server/util/tls_files.h"
-#include "server/util/secret_box.h"
 #include "server/util/validation.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",

@@ -159,9 +159,9 @@ TEST_F(HttpsListenerTest, UnusableCertificateStopsStartUp) {
   EXPECT_FALSE(server.Start().ok());
   EXPECT_EQ(server.WaitExit(std::chrono::seconds(10)), 1);
   EXPECT_TRUE(absl::StrContains(
-      server.Log(), absl::StrCat("rio-server: --tls_cert ",
-                                 pki_.Path("absent.pem"),
-                                 ": cannot read it: No such file or directory")))
+      server.Log(),
+      absl::StrCat("rio-server: --tls_cert ", pki_.Path("absent.pem"),
+                   ": cannot read it: No such file or directory")))
       << server.Log();
 }
 
