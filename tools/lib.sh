@@ -5,7 +5,7 @@
 RIO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 RIO_PACKAGES=(
-  cmake ninja-build ccache g++ pkg-config iproute2
+  cmake ninja-build ccache g++ pkg-config iproute2 openssl ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libcurl4-openssl-dev libpq-dev libssl-dev libyaml-cpp-dev libboost-dev
   postgresql libgtest-dev libgmock-dev
