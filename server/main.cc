@@ -70,8 +70,13 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(std::string, database_url, "",
           "PostgreSQL connection URL, e.g. postgresql://rio@127.0.0.1/rio");
 ABSL_FLAG(std::string, admin_token, "",
-          "Token for admin calls (authorization: Bearer ...); generated and "
-          "printed at start-up when empty");
+          "Token for admin calls, at least 32 characters; when empty, the "
+          "token in --admin_token_file is used, or one is generated into it");
+ABSL_FLAG(std::string, admin_token_file, "rio-admin-token",
+          "File holding the admin token when --admin_token is not given: "
+          "read when it exists (it must be readable by its owner only), else "
+          "created with a new token (mode 0600; the token is never "
+          "printed)");
 ABSL_FLAG(std::string, public_address, "",
           "host:port that senders use to reach this server, written into "
           "sender DSNs (default: the gRPC address)");
@@ -204,6 +209,7 @@ constexpr const char* kEnvFlags[] = {"listen",
                                      "tls_client_ca",
                                      "database_url",
                                      "admin_token",
+                                     "admin_token_file",
                                      "public_address",
                                      "db_pool_size",
                                      "grpc_threads",
@@ -493,6 +499,20 @@ int main(int argc, char** argv) {
   const std::optional<rio::util::SecretBox> secret_box = LoadSecretKeys();
   const rio::util::SecretBox* box = secret_box ? &*secret_box : nullptr;
 
+  rio::api::AdminTokenSource token_source;
+  auto admin_token = rio::api::LoadAdminToken(
+      absl::GetFlag(FLAGS_admin_token), absl::GetFlag(FLAGS_admin_token_file),
+      &token_source);
+  if (!admin_token.ok()) Fail(2, std::string(admin_token.status().message()));
+  if (token_source != rio::api::AdminTokenSource::kFlag) {
+    std::fprintf(stderr, "rio-server: admin token %s %s\n",
+                 token_source == rio::api::AdminTokenSource::kGenerated
+                     ? "generated into"
+                     : "read from",
+                 absl::GetFlag(FLAGS_admin_token_file).c_str());
+  }
+  rio::api::AdminAuthenticator admin_auth(*admin_token);
+
   // Start-up: one connection for migrations and the first catalog load.
   auto setup = rio::store::PgConnection::Connect(database_url);
   if (!setup.ok()) Fail(1, std::string(setup.status().message()));
@@ -511,16 +531,6 @@ int main(int argc, char** argv) {
   auto database = rio::store::Database::Open(database_url,
                                              absl::GetFlag(FLAGS_db_pool_size));
   if (!database.ok()) Fail(1, std::string(database.status().message()));
-
-  std::string admin_token = absl::GetFlag(FLAGS_admin_token);
-  if (admin_token.empty()) {
-    admin_token = rio::api::NewToken();
-    std::fprintf(stderr,
-                 "rio-server: generated admin token %s (set --admin_token or "
-                 "RIO_ADMIN_TOKEN to choose one)\n",
-                 admin_token.c_str());
-  }
-  rio::api::AdminAuthenticator admin_auth(admin_token);
 
   // The delivery pipeline: ingest -> dispatcher -> outcomes, with the
   // scheduler feeding retries and orphaned deliveries to the dispatcher.

@@ -1,7 +1,17 @@
 #include "server/api/auth.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "server/util/crypto.h"
 
@@ -78,5 +88,77 @@ absl::StatusOr<SenderCredentials> ParseBasicCredentials(
 std::string NewToken() { return util::Base64UrlEncode(util::RandomBytes(32)); }
 
 std::string TokenHash(absl::string_view token) { return util::Sha256(token); }
+
+}  // namespace rio::api
+
+namespace rio::api {
+
+absl::StatusOr<std::string> LoadAdminToken(absl::string_view flag_token,
+                                           const std::string& token_file,
+                                           AdminTokenSource* source) {
+  auto too_short = [](absl::string_view where, size_t length) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, " must be at least ", kMinAdminTokenLength,
+                     " characters (it has ", length,
+                     "); make one with: openssl rand -base64 32"));
+  };
+  if (!flag_token.empty()) {
+    if (flag_token.size() < kMinAdminTokenLength) {
+      return too_short("--admin_token", flag_token.size());
+    }
+    *source = AdminTokenSource::kFlag;
+    return std::string(flag_token);
+  }
+  if (token_file.empty()) {
+    return absl::InvalidArgumentError(
+        "no admin token: give --admin_token or --admin_token_file");
+  }
+  struct stat info;
+  if (stat(token_file.c_str(), &info) == 0) {
+    if ((info.st_mode & 077) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--admin_token_file ", token_file,
+          " may be read or written by others than its owner: chmod 600 it"));
+    }
+    std::ifstream in(token_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--admin_token_file ", token_file, ": cannot read it"));
+    }
+    const std::string token(absl::StripAsciiWhitespace(text.str()));
+    if (token.size() < kMinAdminTokenLength) {
+      return too_short(
+          absl::StrCat("the token in --admin_token_file ", token_file),
+          token.size());
+    }
+    *source = AdminTokenSource::kFile;
+    return token;
+  }
+  if (errno != ENOENT) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--admin_token_file ", token_file, ": ", std::strerror(errno)));
+  }
+  const std::string token = NewToken();
+  const int fd =
+      open(token_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--admin_token_file ", token_file,
+                     ": cannot create it: ", std::strerror(errno)));
+  }
+  const std::string line = token + "\n";
+  const bool written =
+      write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  close(fd);
+  if (!written) {
+    unlink(token_file.c_str());
+    return absl::InvalidArgumentError(
+        absl::StrCat("--admin_token_file ", token_file, ": cannot write it"));
+  }
+  *source = AdminTokenSource::kGenerated;
+  return token;
+}
 
 }  // namespace rio::api

@@ -46,6 +46,21 @@ absl::StatusOr<SenderCredentials> ParseBasicCredentials(
 // A fresh secret token (256 random bits, URL-safe base64).
 std::string NewToken();
 
+// The shortest admin token accepted (NewToken() makes 43 characters).
+inline constexpr size_t kMinAdminTokenLength = 32;
+
+// Where the admin token came from, for the start-up log.
+enum class AdminTokenSource { kFlag, kFile, kGenerated };
+
+// The bootstrap admin token: `flag_token` when given (at least
+// kMinAdminTokenLength characters); else the token kept in `token_file`
+// (which only its owner may read or write); else a new one written to
+// `token_file` (created with mode 0600, never printed). INVALID_ARGUMENT
+// naming the flag or file and what is wrong otherwise.
+absl::StatusOr<std::string> LoadAdminToken(absl::string_view flag_token,
+                                           const std::string& token_file,
+                                           AdminTokenSource* source);
+
 // The hash stored for a token: raw SHA-256.
 std::string TokenHash(absl::string_view token);
 

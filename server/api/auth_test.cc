@@ -1,5 +1,11 @@
 #include "server/api/auth.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
 #include "gtest/gtest.h"
 #include "server/util/crypto.h"
 
@@ -66,6 +72,78 @@ TEST(NewToken, IsLongRandomAndUrlSafe) {
       std::string::npos);
   EXPECT_EQ(TokenHash(a).size(), 32u);
   EXPECT_EQ(TokenHash(a), util::Sha256(a));
+}
+
+}  // namespace
+}  // namespace rio::api
+
+namespace rio::api {
+namespace {
+
+std::string TempPath(const std::string& name) {
+  return ::testing::TempDir() + "/auth-test-" +
+         std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+         "-" + name;
+}
+
+TEST(LoadAdminToken, TakesALongEnoughFlagToken) {
+  AdminTokenSource source;
+  auto token = LoadAdminToken("0123456789abcdef0123456789abcdef", "", &source);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(*token, "0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(source, AdminTokenSource::kFlag);
+
+  token = LoadAdminToken("short-token", TempPath("unused"), &source);
+  EXPECT_EQ(token.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(token.status().message(),
+            "--admin_token must be at least 32 characters (it has 11); make "
+            "one with: openssl rand -base64 32");
+}
+
+TEST(LoadAdminToken, GeneratesIntoAnOwnerOnlyFileAndReadsItBack) {
+  const std::string path = TempPath("generated");
+  unlink(path.c_str());
+  AdminTokenSource source;
+  auto token = LoadAdminToken("", path, &source);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(source, AdminTokenSource::kGenerated);
+  EXPECT_EQ(token->size(), 43u);
+  struct stat info;
+  ASSERT_EQ(stat(path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
+
+  auto again = LoadAdminToken("", path, &source);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(source, AdminTokenSource::kFile);
+  EXPECT_EQ(*again, *token);
+
+  chmod(path.c_str(), 0640);
+  auto shared = LoadAdminToken("", path, &source);
+  EXPECT_EQ(shared.status().message(),
+            "--admin_token_file " + path +
+                " may be read or written by others than its owner: chmod 600 "
+                "it");
+  unlink(path.c_str());
+}
+
+TEST(LoadAdminToken, RefusesAShortTokenInTheFile) {
+  const std::string path = TempPath("short");
+  unlink(path.c_str());
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "tiny\n", 5), 5);
+  close(fd);
+  AdminTokenSource source;
+  auto token = LoadAdminToken("", path, &source);
+  EXPECT_EQ(token.status().message(),
+            "the token in --admin_token_file " + path +
+                " must be at least 32 characters (it has 4); make one with: "
+                "openssl rand -base64 32");
+  unlink(path.c_str());
+  EXPECT_EQ(
+      LoadAdminToken("", "/nonexistent-dir/token", &source).status().message(),
+      "--admin_token_file /nonexistent-dir/token: cannot create it: No "
+      "such file or directory");
 }
 
 }  // namespace

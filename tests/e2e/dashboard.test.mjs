@@ -24,7 +24,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
 const CHROMIUM = process.env.RIO_CHROMIUM || "/usr/bin/chromium";
 const SERVER = process.env.RIO_SERVER_BINARY || path.join(root, "build/server/rio-server");
-const TOKEN = "e2e-admin-token-" + Math.random().toString(36).slice(2);
+const TOKEN = "e2e-admin-token-0123456789-" + Math.random().toString(36).slice(2);
 
 let chromium;
 try {

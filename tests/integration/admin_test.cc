@@ -4,6 +4,7 @@
 // a PostgreSQL restart under a running server, and two servers starting on
 // one empty database at once.
 #include <curl/curl.h>
+#include <sys/stat.h>
 
 #include <thread>
 
@@ -24,11 +25,12 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testkit::PgCluster;
 using testkit::ServerProcess;
 using testkit::WaitFor;
 
-constexpr char kToken[] = "test-admin-token";
+constexpr char kToken[] = "test-admin-token-0123456789abcdef";
 
 // A context carrying the admin token (or `authorization` as given).
 std::unique_ptr<grpc::ClientContext> Admin(
@@ -749,25 +751,50 @@ TEST_F(AdminTest, BadInputGetsItsCodeAndChangesNothing) {
   EXPECT_EQ(Fingerprint(), before);
 }
 
-TEST(AdminStartup, GeneratedAdminTokenIsPrintedAndWorks) {
+// Without --admin_token the server generates one into an owner-only file
+// (never into the log) and reads it back after a restart.
+TEST(AdminStartup, GeneratedAdminTokenGoesToAnOwnerOnlyFileAndWorks) {
   auto url = PgCluster::Shared().CreateDatabase("gen");
   ASSERT_TRUE(url.ok());
   ServerProcess server(Opts(*url, ""));
   ASSERT_TRUE(server.Start().ok());
-  ASSERT_EQ(server.admin_token().size(), 43u) << server.Log();
+  const std::string token = server.admin_token();
+  ASSERT_EQ(token.size(), 43u) << server.Log();
+  EXPECT_THAT(server.Log(), Not(HasSubstr(token)));
+  EXPECT_THAT(server.Log(),
+              HasSubstr("rio-server: admin token generated into " +
+                        server.admin_token_file() + "\n"));
+  struct stat info;
+  ASSERT_EQ(stat(server.admin_token_file().c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
   auto stub = v1::ProjectService::NewStub(server.Channel());
   v1::ListProjectsRequest req;
   v1::ListProjectsResponse resp;
-  EXPECT_TRUE(
-      stub->ListProjects(
-              Admin(absl::StrCat("Bearer ", server.admin_token())).get(), req,
-              &resp)
-          .ok());
+  EXPECT_TRUE(stub->ListProjects(Admin(absl::StrCat("Bearer ", token)).get(),
+                                 req, &resp)
+                  .ok());
   EXPECT_EQ(stub->ListProjects(Admin().get(), req, &resp).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(server.Stop(), 0);
   EXPECT_THAT(server.Log(),
               HasSubstr("rio-server: SIGTERM received, shutting down"));
+
+  ASSERT_TRUE(server.Start().ok());
+  EXPECT_EQ(server.admin_token(), token);
+  EXPECT_THAT(server.Log(), HasSubstr("rio-server: admin token read from " +
+                                      server.admin_token_file() + "\n"));
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(AdminStartup, AShortAdminTokenStopsTheServer) {
+  auto url = PgCluster::Shared().CreateDatabase("short_token");
+  ASSERT_TRUE(url.ok());
+  ServerProcess server(Opts(*url, "sixteen-chars-xx"));
+  EXPECT_THAT(server.Start().message(), HasSubstr("exited with code 2"));
+  EXPECT_THAT(server.Log(),
+              HasSubstr("rio-server: --admin_token must be at least 32 "
+                        "characters (it has 16); make one with: openssl rand "
+                        "-base64 32\n"));
 }
 
 TEST(AdminStartup, UnreachableDatabaseFailsWithOneClearLine) {

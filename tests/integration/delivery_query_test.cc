@@ -55,7 +55,7 @@ using testkit::WaitFor;
 using Code = grpc::StatusCode;
 using ListStatus = v1::ListDeliveriesRequest;
 
-constexpr char kAdminToken[] = "test-admin-token";
+constexpr char kAdminToken[] = "test-admin-token-0123456789abcdef";
 constexpr char kProject[] = "shop";
 constexpr char kPaid[] = "order-paid";
 constexpr char kShipped[] = "order-shipped";

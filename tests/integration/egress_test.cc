@@ -40,7 +40,7 @@ using testkit::Receiver;
 using testkit::ServerProcess;
 using testkit::WaitFor;
 
-constexpr char kAdminToken[] = "test-admin-token";
+constexpr char kAdminToken[] = "test-admin-token-0123456789abcdef";
 constexpr char kProject[] = "shop";
 constexpr char kEvent[] = "order-paid";
 

@@ -82,7 +82,7 @@ using testkit::Sql;
 using testkit::WaitFor;
 using Code = grpc::StatusCode;
 
-constexpr char kAdminToken[] = "test-admin-token";
+constexpr char kAdminToken[] = "test-admin-token-0123456789abcdef";
 constexpr char kProject[] = "comments";
 constexpr char kSender[] = "app";
 constexpr char kEvent[] = "comment-published";

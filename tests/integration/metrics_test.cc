@@ -50,7 +50,7 @@ using testkit::ServerProcess;
 using testkit::Sql;
 using testkit::WaitFor;
 
-constexpr char kAdminToken[] = "test-admin-token";
+constexpr char kAdminToken[] = "test-admin-token-0123456789abcdef";
 constexpr char kProject[] = "comments";
 constexpr milliseconds kSettle(30000);
 

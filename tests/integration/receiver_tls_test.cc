@@ -32,7 +32,7 @@ using testkit::ServerProcess;
 using testkit::TestCertificates;
 using testkit::WaitFor;
 
-constexpr char kAdminToken[] = "test-admin-token";
+constexpr char kAdminToken[] = "test-admin-token-0123456789abcdef";
 constexpr char kProject[] = "shop";
 constexpr char kEvent[] = "order-paid";
 

@@ -38,7 +38,7 @@ using testkit::ServerProcess;
 using testkit::Sql;
 using testkit::WaitFor;
 
-constexpr char kToken[] = "recovery-admin-token";
+constexpr char kToken[] = "recovery-admin-token-0123456789abcdef";
 constexpr char kProject[] = "shop";
 constexpr char kEvent[] = "order-paid";
 constexpr milliseconds kSettle{20000};

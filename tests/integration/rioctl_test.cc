@@ -42,7 +42,7 @@ using testkit::Receiver;
 using testkit::ServerProcess;
 using testkit::WaitFor;
 
-constexpr char kToken[] = "test-admin-token";
+constexpr char kToken[] = "test-admin-token-0123456789abcdef";
 constexpr char kUuid[] =
     "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 

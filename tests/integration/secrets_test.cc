@@ -46,7 +46,7 @@ using testkit::Receiver;
 using testkit::ServerProcess;
 using testkit::Sql;
 
-constexpr char kToken[] = "test-admin-token";
+constexpr char kToken[] = "test-admin-token-0123456789abcdef";
 constexpr char kMasked[] = "\xE2\x80\xA2\xE2\x80\xA2\xE2\x80\xA2";
 
 std::unique_ptr<grpc::ClientContext> Context(const std::string& authorization) {

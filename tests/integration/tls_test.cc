@@ -35,7 +35,7 @@ using testkit::ServerProcess;
 using testkit::TestCertificates;
 using testkit::WaitFor;
 
-constexpr char kToken[] = "test-admin-token";
+constexpr char kToken[] = "test-admin-token-0123456789abcdef";
 
 std::string RioctlPath() {
   const char* from_env = std::getenv("RIOCTL_BINARY");

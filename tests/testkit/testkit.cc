@@ -518,7 +518,6 @@ PgCluster& PgCluster::Shared() {
 namespace {
 
 constexpr char kReadyPrefix[] = "rio-server: ready ";
-constexpr char kGeneratedTokenPrefix[] = "rio-server: generated admin token ";
 // What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer print
 // when a sanitized rio-server (tools/test's build-asan/) finds a bug. The
 // report goes to the server's log; its exit code may never be seen, since
@@ -714,6 +713,8 @@ absl::Status ServerProcess::Start() {
   if (!options_.admin_token.empty()) {
     argv.push_back("--admin_token");
     argv.push_back(options_.admin_token);
+  } else {
+    argv.push_back("--admin_token_file=" + admin_token_file());
   }
   if (options_.allow_loopback_receivers) {
     argv.push_back(kAllowLoopbackReceivers);
@@ -752,14 +753,9 @@ absl::Status ServerProcess::Start() {
     const std::string log = ReadFileFrom(log_path_, log_start);
     std::string grpc_address;
     std::string http_address;
-    std::string generated_token;
     bool ready = false;
     for (absl::string_view line : CompleteLines(log)) {
-      if (absl::ConsumePrefix(&line, kGeneratedTokenPrefix)) {
-        // The token is the first word; a hint may follow it.
-        generated_token = std::string(
-            absl::StripAsciiWhitespace(line.substr(0, line.find(' '))));
-      } else if (ParseReadyLine(line, &grpc_address, &http_address)) {
+      if (ParseReadyLine(line, &grpc_address, &http_address)) {
         ready = true;
         break;
       }
@@ -768,13 +764,14 @@ absl::Status ServerProcess::Start() {
       grpc_address_ = std::move(grpc_address);
       http_address_ = std::move(http_address);
       if (!options_.admin_token.empty()) return absl::OkStatus();
-      if (generated_token.empty()) {
+      // The token the server generated (or found) in its token file.
+      admin_token_ = std::string(
+          absl::StripAsciiWhitespace(ReadFileFrom(admin_token_file(), 0)));
+      if (admin_token_.empty()) {
         return absl::InternalError(
-            "rio-server became ready without printing the admin token it "
-            "generated; log:\n" +
-            Log());
+            absl::StrCat("rio-server became ready without an admin token in ",
+                         admin_token_file(), "; log:\n", Log()));
       }
-      admin_token_ = std::move(generated_token);
       return absl::OkStatus();
     }
 

@@ -117,7 +117,8 @@ class ServerProcess {
  public:
   struct Options {
     std::string database_url;
-    std::string admin_token = "test-admin-token";  // empty: let it generate
+    // Empty: the server generates one into admin_token_file().
+    std::string admin_token = "test-admin-token-0123456789abcdef";
     // Test receivers listen on 127.0.0.1, which the egress guard refuses by
     // default: this passes kAllowLoopbackReceivers before extra_args.
     bool allow_loopback_receivers = true;
@@ -164,6 +165,9 @@ class ServerProcess {
   std::string grpc_address() const { return grpc_address_; }
   std::string http_address() const { return http_address_; }
   const std::string& admin_token() const { return admin_token_; }
+  // Where a server started without Options::admin_token keeps the token it
+  // generates (kept across restarts): in the log directory.
+  std::string admin_token_file() const { return log_dir_ + "/admin_token"; }
   // The --secret_key_file given to the process; empty when none.
   const std::string& secret_key_file() const { return secret_key_file_; }
   // Everything the process wrote so far.

@@ -133,8 +133,8 @@ TEST(PgCluster, CreateDatabaseRejectsPrefixThatNeedsQuoting) {
 
 // ---------------------------------------------------------------------------
 // ServerProcess, against a shell script that follows rio-server's start-up
-// protocol. It generates a token when given no --admin_token, fails when
-// RIO_FAKE_FAIL is set, and prints RIO_FAKE_REPORT to stderr.
+// protocol. It writes a token into --admin_token_file when given one, fails
+// when RIO_FAKE_FAIL is set, and prints RIO_FAKE_REPORT to stderr.
 constexpr char kFakeServerScript[] = R"sh(#!/bin/sh
 echo "args: $*"
 echo "env: RIO_FAKE_ENV=$RIO_FAKE_ENV"
@@ -142,10 +142,11 @@ if [ -n "$RIO_FAKE_FAIL" ]; then
   echo "rio-server: cannot open the database" >&2
   exit 3
 fi
-case " $* " in
-  *" --admin_token "*) ;;
-  *) echo "rio-server: generated admin token generated-42 (a hint)" >&2 ;;
-esac
+for arg in "$@"; do
+  case "$arg" in
+    --admin_token_file=*) echo generated-42 > "${arg#--admin_token_file=}" ;;
+  esac
+done
 trap 'echo "rio-server: stopping" >&2; exit 0' TERM
 if [ -n "$RIO_FAKE_REPORT" ]; then echo "$RIO_FAKE_REPORT" >&2; fi
 echo "rio-server: ready grpc=127.0.0.1:50001 http=127.0.0.1:50002" >&2
@@ -190,7 +191,7 @@ TEST_F(ServerProcessTest, StartsWithFlagsAndEnvironmentAndReadsAddresses) {
 
   EXPECT_EQ(server.grpc_address(), "127.0.0.1:50001");
   EXPECT_EQ(server.http_address(), "127.0.0.1:50002");
-  EXPECT_EQ(server.admin_token(), "test-admin-token");
+  EXPECT_EQ(server.admin_token(), "test-admin-token-0123456789abcdef");
   // A key file of the test process's own, readable by its owner only.
   ASSERT_FALSE(server.secret_key_file().empty());
   EXPECT_THAT(server.Log(),
@@ -198,7 +199,7 @@ TEST_F(ServerProcessTest, StartsWithFlagsAndEnvironmentAndReadsAddresses) {
                   "args: --database_url postgresql://db/x --listen "
                   "127.0.0.1:0 --http_listen 127.0.0.1:0 --secret_key_file ",
                   server.secret_key_file(),
-                  " --admin_token test-admin-token "
+                  " --admin_token test-admin-token-0123456789abcdef "
                   "--egress_allow=127.0.0.0/8,::1/128 --flag value\n")));
   EXPECT_THAT(server.Log(), HasSubstr("env: RIO_FAKE_ENV=hello\n"));
   struct stat st;

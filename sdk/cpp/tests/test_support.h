@@ -33,7 +33,7 @@
 
 namespace rio::sdk_test {
 
-inline constexpr char kAdminToken[] = "test-admin-token";
+inline constexpr char kAdminToken[] = "test-admin-token-0123456789abcdef";
 inline constexpr char kProject[] = "comments";
 inline constexpr char kSender[] = "app";
 inline constexpr char kEvent[] = "comment-published";

@@ -31,7 +31,7 @@ import grpc
 
 from rio_client.v1 import emit_pb2, handler_pb2, handler_pb2_grpc, project_pb2, project_pb2_grpc
 
-ADMIN_TOKEN = "sdk-test-admin-token"
+ADMIN_TOKEN = "sdk-test-admin-token-0123456789abcdef"
 READY = re.compile(r"rio-server: ready grpc=(\S+) http=(\S+)")
 
 

@@ -24,7 +24,7 @@ require 'rio_client/v1/project_services_pb'
 require 'rio_client/v1/handler_services_pb'
 
 module RioTest
-  ADMIN_TOKEN = 'sdk-test-admin-token'
+  ADMIN_TOKEN = 'sdk-test-admin-token-0123456789abcdef'
   SDK_DIR = File.expand_path('..', __dir__)
   EXAMPLES_DIR = File.join(SDK_DIR, 'examples')
   EVENT = 'comment-published'
