@@ -511,7 +511,6 @@ int main(int argc, char** argv) {
                      : "read from",
                  absl::GetFlag(FLAGS_admin_token_file).c_str());
   }
-  rio::api::AdminAuthenticator admin_auth(*admin_token);
 
   // Start-up: one connection for migrations and the first catalog load.
   auto setup = rio::store::PgConnection::Connect(database_url);
@@ -523,6 +522,7 @@ int main(int argc, char** argv) {
   }
   SealStoredSecrets(**setup, box);
   rio::store::Catalog catalog(database_url, box);
+  rio::api::AdminAuthenticator admin_auth(*admin_token, &catalog);
   if (auto s = catalog.Reload(**setup); !s.ok()) {
     Fail(1, absl::StrCat("cannot load the catalog: ", s.message()));
   }
@@ -688,6 +688,7 @@ int main(int argc, char** argv) {
   public_address.SetTls(tls_files != nullptr);
   auto projects = rio::api::RegisterProjectService(server, deps);
   auto handlers = rio::api::RegisterHandlerService(server, deps);
+  auto access = rio::api::RegisterAccessService(server, deps);
   auto deliveries = rio::api::RegisterDeliveryService(server, deps);
   rio::api::AddRecoveryMethods(
       server, deliveries.get(),

@@ -15,6 +15,7 @@
 #include "server/api/cq_server.h"
 #include "server/dispatch/egress_guard.h"
 #include "server/dispatch/scheduler.h"
+#include "server/store/access_store.h"
 #include "server/store/catalog.h"
 #include "server/store/database.h"
 
@@ -58,6 +59,12 @@ struct AdminDeps {
   const dispatch::EgressGuard* egress = nullptr;
 };
 
+// For a call on one object named by id: OK when `caller` may touch it (for a
+// caller limited to a project, one query finds the object's project).
+absl::Status CheckObject(const Caller& caller, store::PgConnection& conn,
+                         store::ObjectKind kind, const std::string& id,
+                         absl::string_view method);
+
 // Runs `work(conn)` on a database worker and answers with its result. For
 // `writes`, the local catalog is reloaded before answering, so this
 // instance's next emit already sees the change (others learn of it through
@@ -90,6 +97,8 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
                                                       const AdminDeps& deps);
 std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
                                                       const AdminDeps& deps);
+std::unique_ptr<grpc::Service> RegisterAccessService(CqServer& server,
+                                                     const AdminDeps& deps);
 // The read side of rio.v1.DeliveryService (ListDeliveries, GetDelivery,
 // ListMessages, GetMessage, GetHandlerStats). Its other methods are added to
 // the returned service by their own Register functions, before Start.

@@ -13,6 +13,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "server/store/catalog.h"
 #include "server/util/crypto.h"
 
 namespace rio::api {
@@ -39,23 +41,103 @@ std::string AuthorizationHeader(const grpc::ServerContext& context) {
   return std::string(it->second.data(), it->second.size());
 }
 
-AdminAuthenticator::AdminAuthenticator(absl::string_view admin_token)
-    : token_hash_(util::Sha256(admin_token)) {}
+namespace {
 
-absl::Status AdminAuthenticator::Check(absl::string_view authorization) const {
+std::string Describe(const Caller& caller) {
+  if (caller.name == kBootstrapCallerName) return "the admin token";
+  return absl::StrCat("access token \"", caller.name, "\" (scope ",
+                      v1::AccessToken::Scope_Name(caller.scope), ")");
+}
+
+}  // namespace
+
+absl::Status Caller::Permits(Access access, absl::string_view method,
+                             absl::string_view project) const {
+  switch (access) {
+    case Access::kInstall:
+      if (scope != v1::AccessToken::ADMIN) {
+        return absl::PermissionDeniedError(
+            absl::StrCat(Describe(*this), " may not call ", method,
+                         ": it needs scope ADMIN"));
+      }
+      break;
+    case Access::kWrite:
+      if (scope == v1::AccessToken::READ_ONLY) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            Describe(*this), " may not call ", method,
+            ": it changes data and needs scope ADMIN or PROJECT_ADMIN"));
+      }
+      break;
+    case Access::kRead:
+      break;
+  }
+  if (limited_to_project() && !project.empty() && project != this->project) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        Describe(*this), " is limited to project \"", this->project, "\"; ",
+        method, " named project \"", project, "\""));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Caller::PermitsObject(absl::string_view method,
+                                   absl::string_view kind, absl::string_view id,
+                                   absl::string_view owner) const {
+  if (!limited_to_project() || owner == project) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      Describe(*this), " is limited to project \"", project, "\"; ", method,
+      " named ", kind, " ", id, ", which belongs to another project"));
+}
+
+AdminAuthenticator::AdminAuthenticator(absl::string_view admin_token,
+                                       const store::Catalog* catalog)
+    : token_hash_(util::Sha256(admin_token)), catalog_(catalog) {}
+
+absl::StatusOr<Caller> AdminAuthenticator::Authenticate(
+    absl::string_view authorization) const {
   if (authorization.empty()) {
     return absl::UnauthenticatedError(
-        "missing admin token: send 'authorization: Bearer <admin token>'");
+        "missing admin token: send 'authorization: Bearer <admin token or "
+        "access token>'");
   }
   absl::string_view token = authorization;
   if (!ConsumeScheme(token, "Bearer") || token.empty()) {
     return absl::UnauthenticatedError(
-        "authorization must be 'Bearer <admin token>'");
+        "authorization must be 'Bearer <admin token or access token>'");
   }
-  if (!util::ConstantTimeEquals(util::Sha256(token), token_hash_)) {
-    return absl::UnauthenticatedError("invalid admin token");
+  const std::string hash = util::Sha256(token);
+  if (util::ConstantTimeEquals(hash, token_hash_)) {
+    return Caller{kBootstrapCallerName, v1::AccessToken::ADMIN, ""};
   }
-  return absl::OkStatus();
+  if (absl::StartsWith(token, kAccessTokenPrefix)) {
+    auto snapshot = catalog_ == nullptr ? nullptr : catalog_->snapshot();
+    if (snapshot != nullptr) {
+      auto it = snapshot->access_tokens_by_hash.find(hash);
+      if (it != snapshot->access_tokens_by_hash.end()) {
+        const store::CachedAccessToken& grant = it->second;
+        if (absl::Now() >= grant.expire_time) {
+          return absl::UnauthenticatedError(absl::StrCat(
+              "access token \"", grant.name, "\" expired at ",
+              absl::FormatTime(absl::RFC3339_sec, grant.expire_time,
+                               absl::UTCTimeZone())));
+        }
+        return Caller{grant.name, grant.scope, grant.project};
+      }
+    }
+    return absl::UnauthenticatedError(
+        "invalid access token (revoked, or never issued here)");
+  }
+  return absl::UnauthenticatedError("invalid admin token");
+}
+
+absl::StatusOr<Caller> AdminAuthenticator::Authorize(
+    const grpc::ServerContext& context, Access access, absl::string_view method,
+    absl::string_view project) const {
+  absl::StatusOr<Caller> caller = Authenticate(AuthorizationHeader(context));
+  if (!caller.ok()) return caller;
+  if (absl::Status s = caller->Permits(access, method, project); !s.ok()) {
+    return s;
+  }
+  return caller;
 }
 
 absl::StatusOr<SenderCredentials> ParseBasicCredentials(

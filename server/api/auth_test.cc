@@ -24,16 +24,67 @@ TEST(AdminAuthenticator, RejectsMissingWrongAndMalformed) {
   absl::Status missing = auth.Check("");
   EXPECT_EQ(missing.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(missing.message(),
-            "missing admin token: send 'authorization: Bearer <admin token>'");
+            "missing admin token: send 'authorization: Bearer <admin token or "
+            "access token>'");
   absl::Status wrong = auth.Check("Bearer s3cre");
   EXPECT_EQ(wrong.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(wrong.message(), "invalid admin token");
   EXPECT_EQ(auth.Check("Bearer s3cretX").message(), "invalid admin token");
   EXPECT_EQ(auth.Check("s3cret").message(),
-            "authorization must be 'Bearer <admin token>'");
+            "authorization must be 'Bearer <admin token or access token>'");
   EXPECT_EQ(auth.Check("Basic s3cret").message(),
-            "authorization must be 'Bearer <admin token>'");
+            "authorization must be 'Bearer <admin token or access token>'");
   EXPECT_EQ(auth.Check("Bearer ").code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST(AdminAuthenticator, TheBootstrapTokenIsAnUnlimitedAdmin) {
+  AdminAuthenticator auth("s3cret");
+  absl::StatusOr<Caller> caller = auth.Authenticate("Bearer s3cret");
+  ASSERT_TRUE(caller.ok()) << caller.status();
+  EXPECT_EQ(caller->name, "bootstrap");
+  EXPECT_EQ(caller->scope, v1::AccessToken::ADMIN);
+  EXPECT_FALSE(caller->limited_to_project());
+  // Without a catalog, no access token is known.
+  EXPECT_EQ(auth.Check("Bearer rio_at_x").message(),
+            "invalid access token (revoked, or never issued here)");
+}
+
+TEST(Caller, EachScopeAllowsWhatItSays) {
+  const Caller admin{"a", v1::AccessToken::ADMIN, ""};
+  const Caller shop_admin{"s", v1::AccessToken::PROJECT_ADMIN, "shop"};
+  const Caller reader{"r", v1::AccessToken::READ_ONLY, ""};
+  const Caller shop_reader{"sr", v1::AccessToken::READ_ONLY, "shop"};
+  struct Case {
+    Access access;
+    const char* project;
+    bool admin, shop_admin, reader, shop_reader;
+  };
+  const Case cases[] = {
+      {Access::kInstall, "", true, false, false, false},
+      {Access::kWrite, "", true, true, false, false},
+      {Access::kWrite, "shop", true, true, false, false},
+      {Access::kWrite, "blog", true, false, false, false},
+      {Access::kRead, "", true, true, true, true},
+      {Access::kRead, "shop", true, true, true, true},
+      {Access::kRead, "blog", true, false, true, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.project);
+    EXPECT_EQ(admin.Permits(c.access, "M", c.project).ok(), c.admin);
+    EXPECT_EQ(shop_admin.Permits(c.access, "M", c.project).ok(), c.shop_admin);
+    EXPECT_EQ(reader.Permits(c.access, "M", c.project).ok(), c.reader);
+    EXPECT_EQ(shop_reader.Permits(c.access, "M", c.project).ok(),
+              c.shop_reader);
+  }
+  EXPECT_TRUE(shop_admin.PermitsObject("M", "handler", "h1", "shop").ok());
+  const absl::Status other =
+      shop_reader.PermitsObject("GetDelivery", "delivery", "d1", "blog");
+  EXPECT_EQ(other.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(other.message(),
+            "access token \"sr\" (scope READ_ONLY) is limited to project "
+            "\"shop\"; GetDelivery named delivery d1, which belongs to another "
+            "project");
+  EXPECT_TRUE(reader.PermitsObject("M", "handler", "h1", "blog").ok());
 }
 
 TEST(ParseBasicCredentials, ParsesSenderAndToken) {

@@ -533,7 +533,11 @@ std::unique_ptr<v1::DeliveryService::AsyncService> RegisterDeliveryService(
           s, &Service::RequestListDeliveries,
           [deps](grpc::ServerContext& ctx, const v1::ListDeliveriesRequest& req,
                  Reply<v1::ListDeliveriesResponse> reply) {
-            absl::Status status = deps.auth->Check(ctx);
+            absl::Status status =
+                deps.auth
+                    ->Authorize(ctx, Access::kRead, "ListDeliveries",
+                                req.project())
+                    .status();
             if (!status.ok()) return reply(status);
             absl::StatusOr<DeliveryListQuery> q = ValidateListDeliveries(req);
             if (!q.ok()) return reply(q.status());
@@ -547,7 +551,9 @@ std::unique_ptr<v1::DeliveryService::AsyncService> RegisterDeliveryService(
       s, &Service::RequestGetDelivery,
       [deps](grpc::ServerContext& ctx, const v1::GetDeliveryRequest& req,
              Reply<v1::Delivery> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::StatusOr<Caller> caller =
+            deps.auth->Authorize(ctx, Access::kRead, "GetDelivery");
+        absl::Status status = caller.status();
         if (status.ok()) {
           status = util::ValidateUuid("id", req.id(),
                                       "a delivery id (a UUID as listed by "
@@ -556,8 +562,13 @@ std::unique_ptr<v1::DeliveryService::AsyncService> RegisterDeliveryService(
         if (!status.ok()) return reply(status);
         RunOnDatabase(
             deps, std::move(reply), /*writes=*/false,
-            [id = absl::AsciiStrToLower(req.id())](store::PgConnection& conn) {
-              return GetDelivery(conn, id);
+            [id = absl::AsciiStrToLower(req.id()), caller = *caller](
+                store::PgConnection& conn) -> absl::StatusOr<v1::Delivery> {
+              RIO_ASSIGN_OR_RETURN(v1::Delivery delivery,
+                                   GetDelivery(conn, id));
+              RIO_RETURN_IF_ERROR(caller.PermitsObject(
+                  "GetDelivery", "delivery", id, delivery.project()));
+              return delivery;
             });
       });
 
@@ -565,7 +576,10 @@ std::unique_ptr<v1::DeliveryService::AsyncService> RegisterDeliveryService(
       s, &Service::RequestListMessages,
       [deps](grpc::ServerContext& ctx, const v1::ListMessagesRequest& req,
              Reply<v1::ListMessagesResponse> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::Status status =
+            deps.auth
+                ->Authorize(ctx, Access::kRead, "ListMessages", req.project())
+                .status();
         if (!status.ok()) return reply(status);
         absl::StatusOr<MessageListQuery> q = ValidateListMessages(req);
         if (!q.ok()) return reply(q.status());
@@ -579,7 +593,9 @@ std::unique_ptr<v1::DeliveryService::AsyncService> RegisterDeliveryService(
       s, &Service::RequestGetMessage,
       [deps](grpc::ServerContext& ctx, const v1::GetMessageRequest& req,
              Reply<v1::Message> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::StatusOr<Caller> caller =
+            deps.auth->Authorize(ctx, Access::kRead, "GetMessage");
+        absl::Status status = caller.status();
         if (status.ok()) {
           status = util::ValidateUuid(
               "id", req.id(), "a message id (a UUID as returned by Emit)");
@@ -587,8 +603,12 @@ std::unique_ptr<v1::DeliveryService::AsyncService> RegisterDeliveryService(
         if (!status.ok()) return reply(status);
         RunOnDatabase(
             deps, std::move(reply), /*writes=*/false,
-            [id = absl::AsciiStrToLower(req.id())](store::PgConnection& conn) {
-              return GetMessage(conn, id);
+            [id = absl::AsciiStrToLower(req.id()), caller = *caller](
+                store::PgConnection& conn) -> absl::StatusOr<v1::Message> {
+              RIO_ASSIGN_OR_RETURN(v1::Message message, GetMessage(conn, id));
+              RIO_RETURN_IF_ERROR(caller.PermitsObject("GetMessage", "message",
+                                                       id, message.project()));
+              return message;
             });
       });
 
@@ -596,7 +616,9 @@ std::unique_ptr<v1::DeliveryService::AsyncService> RegisterDeliveryService(
       s, &Service::RequestGetHandlerStats,
       [deps](grpc::ServerContext& ctx, const v1::GetHandlerStatsRequest& req,
              Reply<v1::HandlerStats> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::StatusOr<Caller> caller =
+            deps.auth->Authorize(ctx, Access::kRead, "GetHandlerStats");
+        absl::Status status = caller.status();
         if (status.ok()) {
           status = util::ValidateUuid("handler_id", req.handler_id(),
                                       kHandlerIdKind);
@@ -607,11 +629,15 @@ std::unique_ptr<v1::DeliveryService::AsyncService> RegisterDeliveryService(
         RunOnDatabase(
             deps, std::move(reply), /*writes=*/false,
             [id = absl::AsciiStrToLower(req.handler_id()), window = *window,
+             caller = *caller,
              echo = req.has_window()
                         ? req.window()
                         : TimeUtil::MicrosecondsToDuration(
                               absl::ToInt64Microseconds(kDefaultStatsWindow))](
                 store::PgConnection& conn) -> absl::StatusOr<v1::HandlerStats> {
+              RIO_RETURN_IF_ERROR(CheckObject(caller, conn,
+                                              store::ObjectKind::kHandler, id,
+                                              "GetHandlerStats"));
               RIO_ASSIGN_OR_RETURN(v1::HandlerStats stats,
                                    GetHandlerStats(conn, id, window));
               *stats.mutable_window() = echo;

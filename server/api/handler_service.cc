@@ -129,7 +129,10 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
       s, &Service::RequestCreateHandler,
       [deps](grpc::ServerContext& ctx, const v1::CreateHandlerRequest& req,
              Reply<v1::Handler> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::Status status =
+            deps.auth
+                ->Authorize(ctx, Access::kWrite, "CreateHandler", req.project())
+                .status();
         if (status.ok()) status = ValidateCreate(deps, req);
         v1::Handler handler;
         handler.set_method(req.method() == v1::Handler::METHOD_UNSPECIFIED
@@ -167,20 +170,31 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
       s, &Service::RequestGetHandler,
       [deps](grpc::ServerContext& ctx, const v1::GetHandlerRequest& req,
              Reply<v1::Handler> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::StatusOr<Caller> caller =
+            deps.auth->Authorize(ctx, Access::kRead, "GetHandler");
+        absl::Status status = caller.status();
         if (status.ok()) status = ValidateHandlerId(req.id());
         if (!status.ok()) return reply(status);
-        RunOnDatabase(deps, std::move(reply), /*writes=*/false,
-                      [id = req.id()](store::PgConnection& conn) {
-                        return store::GetHandler(conn, id);
-                      });
+        RunOnDatabase(
+            deps, std::move(reply), /*writes=*/false,
+            [id = req.id(), caller = *caller](
+                store::PgConnection& conn) -> absl::StatusOr<v1::Handler> {
+              RIO_ASSIGN_OR_RETURN(v1::Handler handler,
+                                   store::GetHandler(conn, id));
+              RIO_RETURN_IF_ERROR(caller.PermitsObject("GetHandler", "handler",
+                                                       id, handler.project()));
+              return handler;
+            });
       });
 
   server.AddUnary<Service, v1::ListHandlersRequest, v1::ListHandlersResponse>(
       s, &Service::RequestListHandlers,
       [deps](grpc::ServerContext& ctx, const v1::ListHandlersRequest& req,
              Reply<v1::ListHandlersResponse> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::Status status =
+            deps.auth
+                ->Authorize(ctx, Access::kRead, "ListHandlers", req.project())
+                .status();
         if (status.ok()) status = util::ValidateName("project", req.project());
         if (status.ok() && !req.event().empty()) {
           status = util::ValidateName("event", req.event());
@@ -204,12 +218,14 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
       s, &Service::RequestUpdateHandler,
       [deps](grpc::ServerContext& ctx, const v1::UpdateHandlerRequest& req,
              Reply<v1::Handler> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::StatusOr<Caller> caller =
+            deps.auth->Authorize(ctx, Access::kWrite, "UpdateHandler");
+        absl::Status status = caller.status();
         if (status.ok()) status = ValidateUpdate(deps, req);
         if (!status.ok()) return reply(status);
         RunOnDatabase(
             deps, std::move(reply), /*writes=*/true,
-            [req, secrets = &deps.catalog->secrets()](
+            [req, secrets = &deps.catalog->secrets(), caller = *caller](
                 store::PgConnection& conn) -> absl::StatusOr<v1::Handler> {
               // The method/content type pair is checked against the stored
               // row, inside the same transaction as the update.
@@ -217,6 +233,8 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
               absl::Status status = conn.InTransaction([&]() -> absl::Status {
                 RIO_ASSIGN_OR_RETURN(v1::Handler current,
                                      store::GetHandler(conn, req.id()));
+                RIO_RETURN_IF_ERROR(caller.PermitsObject(
+                    "UpdateHandler", "handler", req.id(), current.project()));
                 RIO_RETURN_IF_ERROR(ValidateMethodAndType(
                     req.has_method() ? req.method() : current.method(),
                     req.has_content_type() ? req.content_type()
@@ -233,12 +251,17 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
       s, &Service::RequestDeleteHandler,
       [deps](grpc::ServerContext& ctx, const v1::DeleteHandlerRequest& req,
              Reply<Empty> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::StatusOr<Caller> caller =
+            deps.auth->Authorize(ctx, Access::kWrite, "DeleteHandler");
+        absl::Status status = caller.status();
         if (status.ok()) status = ValidateHandlerId(req.id());
         if (!status.ok()) return reply(status);
         RunOnDatabase(deps, std::move(reply), /*writes=*/true,
-                      [id = req.id()](
+                      [id = req.id(), caller = *caller](
                           store::PgConnection& conn) -> absl::StatusOr<Empty> {
+                        RIO_RETURN_IF_ERROR(CheckObject(
+                            caller, conn, store::ObjectKind::kHandler, id,
+                            "DeleteHandler"));
                         RIO_RETURN_IF_ERROR(store::DeleteHandler(conn, id));
                         return Empty();
                       });
@@ -249,7 +272,9 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
       [deps](grpc::ServerContext& ctx,
              const v1::RotateHandlerSecretRequest& req,
              Reply<v1::Handler> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::StatusOr<Caller> caller =
+            deps.auth->Authorize(ctx, Access::kWrite, "RotateHandlerSecret");
+        absl::Status status = caller.status();
         if (status.ok()) status = ValidateHandlerId(req.id());
         int64_t ttl = req.previous_secret_ttl_seconds();
         if (status.ok() && (ttl < 0 || ttl > kMaxPreviousSecretTtlSeconds)) {
@@ -266,12 +291,17 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
         if (ttl == 0) ttl = kDefaultPreviousSecretTtlSeconds;
         absl::Duration keep =
             req.expire_previous() ? absl::ZeroDuration() : absl::Seconds(ttl);
-        RunOnDatabase(deps, std::move(reply), /*writes=*/true,
-                      [id = req.id(), keep, secrets = &deps.catalog->secrets()](
-                          store::PgConnection& conn) {
-                        return store::RotateHandlerSecret(
-                            conn, *secrets, id, NewSigningSecret(), keep);
-                      });
+        RunOnDatabase(
+            deps, std::move(reply), /*writes=*/true,
+            [id = req.id(), keep, secrets = &deps.catalog->secrets(),
+             caller = *caller](
+                store::PgConnection& conn) -> absl::StatusOr<v1::Handler> {
+              RIO_RETURN_IF_ERROR(CheckObject(caller, conn,
+                                              store::ObjectKind::kHandler, id,
+                                              "RotateHandlerSecret"));
+              return store::RotateHandlerSecret(conn, *secrets, id,
+                                                NewSigningSecret(), keep);
+            });
       });
 
   server.RegisterService(s);

@@ -29,7 +29,9 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
       s, &Service::RequestCreateProject,
       [deps](grpc::ServerContext& ctx, const v1::CreateProjectRequest& req,
              Reply<v1::Project> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::Status status =
+            deps.auth->Authorize(ctx, Access::kInstall, "CreateProject")
+                .status();
         if (status.ok()) status = util::ValidateName("slug", req.slug());
         if (status.ok()) status = util::ValidateDisplayName("name", req.name());
         if (!status.ok()) return reply(status);
@@ -44,7 +46,9 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
       s, &Service::RequestGetProject,
       [deps](grpc::ServerContext& ctx, const v1::GetProjectRequest& req,
              Reply<v1::Project> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::Status status =
+            deps.auth->Authorize(ctx, Access::kRead, "GetProject", req.slug())
+                .status();
         if (status.ok()) status = util::ValidateName("slug", req.slug());
         if (!status.ok()) return reply(status);
         RunOnDatabase(deps, std::move(reply), /*writes=*/false,
@@ -57,7 +61,9 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
       s, &Service::RequestListProjects,
       [deps](grpc::ServerContext& ctx, const v1::ListProjectsRequest& req,
              Reply<v1::ListProjectsResponse> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::StatusOr<Caller> caller =
+            deps.auth->Authorize(ctx, Access::kRead, "ListProjects");
+        absl::Status status = caller.status();
         if (status.ok() && req.page_size() < 0) {
           status = absl::InvalidArgumentError(absl::StrCat(
               "page_size must not be negative (got ", req.page_size(), ")"));
@@ -70,8 +76,17 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
                         ? kDefaultPageSize
                         : std::min(req.page_size(), kMaxPageSize);
         RunOnDatabase(deps, std::move(reply), /*writes=*/false,
-                      [after = *after, limit](store::PgConnection& conn)
+                      [after = *after, limit,
+                       only = caller->project](store::PgConnection& conn)
                           -> absl::StatusOr<v1::ListProjectsResponse> {
+                        // A token limited to one project sees that one.
+                        if (!only.empty()) {
+                          v1::ListProjectsResponse page;
+                          if (only <= after) return page;
+                          RIO_ASSIGN_OR_RETURN(*page.add_projects(),
+                                               store::GetProject(conn, only));
+                          return page;
+                        }
                         RIO_ASSIGN_OR_RETURN(
                             auto page, store::ListProjects(conn, after, limit));
                         if (!page.next_page_token().empty()) {
@@ -86,7 +101,9 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
       s, &Service::RequestUpdateProject,
       [deps](grpc::ServerContext& ctx, const v1::UpdateProjectRequest& req,
              Reply<v1::Project> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::Status status =
+            deps.auth->Authorize(ctx, Access::kInstall, "UpdateProject")
+                .status();
         if (status.ok()) status = util::ValidateName("slug", req.slug());
         if (status.ok() && req.name().empty()) {
           status = absl::InvalidArgumentError("name is required");
@@ -104,7 +121,9 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
       s, &Service::RequestDeleteProject,
       [deps](grpc::ServerContext& ctx, const v1::DeleteProjectRequest& req,
              Reply<Empty> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::Status status =
+            deps.auth->Authorize(ctx, Access::kInstall, "DeleteProject")
+                .status();
         if (status.ok()) status = util::ValidateName("slug", req.slug());
         if (!status.ok()) return reply(status);
         RunOnDatabase(deps, std::move(reply), /*writes=*/true,
@@ -119,7 +138,10 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
       s, &Service::RequestCreateSender,
       [deps](grpc::ServerContext& ctx, const v1::CreateSenderRequest& req,
              Reply<v1::CreateSenderResponse> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::Status status =
+            deps.auth
+                ->Authorize(ctx, Access::kWrite, "CreateSender", req.project())
+                .status();
         if (status.ok()) status = util::ValidateName("project", req.project());
         if (status.ok()) status = util::ValidateName("name", req.name());
         if (!status.ok()) return reply(status);
@@ -146,7 +168,10 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
       s, &Service::RequestListSenders,
       [deps](grpc::ServerContext& ctx, const v1::ListSendersRequest& req,
              Reply<v1::ListSendersResponse> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::Status status =
+            deps.auth
+                ->Authorize(ctx, Access::kRead, "ListSenders", req.project())
+                .status();
         if (status.ok()) status = util::ValidateName("project", req.project());
         if (!status.ok()) return reply(status);
         RunOnDatabase(deps, std::move(reply), /*writes=*/false,
@@ -166,7 +191,10 @@ std::unique_ptr<grpc::Service> RegisterProjectService(CqServer& server,
       s, &Service::RequestDeleteSender,
       [deps](grpc::ServerContext& ctx, const v1::DeleteSenderRequest& req,
              Reply<Empty> reply) {
-        absl::Status status = deps.auth->Check(ctx);
+        absl::Status status =
+            deps.auth
+                ->Authorize(ctx, Access::kWrite, "DeleteSender", req.project())
+                .status();
         if (status.ok()) status = util::ValidateName("project", req.project());
         if (status.ok()) status = util::ValidateName("name", req.name());
         if (!status.ok()) return reply(status);

@@ -98,24 +98,30 @@ template <class Request>
 void AddRecoveryByIdMethod(
     CqServer& server, Service* s,
     RequestUnaryFn<Service, Request, v1::Recovery> request,
-    const RecoveryDeps& deps,
+    const RecoveryDeps& deps, Access access, const char* method,
     absl::StatusOr<v1::Recovery> (*act)(store::PgConnection&,
                                         const std::string&)) {
   server.AddUnary<Service, Request, v1::Recovery>(
       s, request,
-      [deps, act](grpc::ServerContext& ctx, const Request& req,
-                  Reply<v1::Recovery> reply) {
-        absl::Status status = deps.admin.auth->Check(ctx);
+      [deps, act, access, method](grpc::ServerContext& ctx, const Request& req,
+                                  Reply<v1::Recovery> reply) {
+        absl::StatusOr<Caller> caller =
+            deps.admin.auth->Authorize(ctx, access, method);
+        absl::Status status = caller.status();
         if (status.ok()) {
           status = util::ValidateUuid("id", req.id(),
                                       "a recovery id (a UUID as returned by "
                                       "RecoverFailed)");
         }
         if (!status.ok()) return reply(status);
-        RunOnDatabase(deps.admin, std::move(reply), /*writes=*/false,
-                      [id = req.id(), act](store::PgConnection& conn) {
-                        return act(conn, id);
-                      });
+        RunOnDatabase(
+            deps.admin, std::move(reply), /*writes=*/false,
+            [id = req.id(), act, method, caller = *caller](
+                store::PgConnection& conn) -> absl::StatusOr<v1::Recovery> {
+              RIO_RETURN_IF_ERROR(CheckObject(
+                  caller, conn, store::ObjectKind::kRecovery, id, method));
+              return act(conn, id);
+            });
       });
 }
 
@@ -127,7 +133,9 @@ void AddRecoveryMethods(CqServer& server, Service* s,
       s, &Service::RequestRedeliver,
       [deps](grpc::ServerContext& ctx, const v1::RedeliverRequest& req,
              Reply<v1::Delivery> reply) {
-        absl::Status status = deps.admin.auth->Check(ctx);
+        absl::StatusOr<Caller> caller =
+            deps.admin.auth->Authorize(ctx, Access::kWrite, "Redeliver");
+        absl::Status status = caller.status();
         if (status.ok()) {
           status = util::ValidateUuid("delivery_id", req.delivery_id(),
                                       "a delivery id (a UUID)");
@@ -135,8 +143,11 @@ void AddRecoveryMethods(CqServer& server, Service* s,
         if (!status.ok()) return reply(status);
         RunOnDatabase(
             deps.admin, std::move(reply), /*writes=*/false,
-            [req,
-             deps](store::PgConnection& conn) -> absl::StatusOr<v1::Delivery> {
+            [req, deps, caller = *caller](
+                store::PgConnection& conn) -> absl::StatusOr<v1::Delivery> {
+              RIO_RETURN_IF_ERROR(CheckObject(caller, conn,
+                                              store::ObjectKind::kDelivery,
+                                              req.delivery_id(), "Redeliver"));
               RIO_RETURN_IF_ERROR(store::Redeliver(conn, req.delivery_id(),
                                                    deps.lease_timeout));
               return LoadDelivery(conn, req.delivery_id());
@@ -147,7 +158,14 @@ void AddRecoveryMethods(CqServer& server, Service* s,
       s, &Service::RequestRecoverFailed,
       [deps](grpc::ServerContext& ctx, const v1::RecoverFailedRequest& req,
              Reply<v1::Recovery> reply) {
-        if (absl::Status s = deps.admin.auth->Check(ctx); !s.ok()) {
+        // A dry run only counts.
+        if (absl::Status s =
+                deps.admin.auth
+                    ->Authorize(ctx,
+                                req.dry_run() ? Access::kRead : Access::kWrite,
+                                "RecoverFailed", req.project())
+                    .status();
+            !s.ok()) {
           return reply(s);
         }
         auto filter = ToFilter(req, *deps.admin.catalog->snapshot());
@@ -180,14 +198,19 @@ void AddRecoveryMethods(CqServer& server, Service* s,
       });
 
   AddRecoveryByIdMethod<v1::GetRecoveryRequest>(
-      server, s, &Service::RequestGetRecovery, deps, &store::GetRecovery);
+      server, s, &Service::RequestGetRecovery, deps, Access::kRead,
+      "GetRecovery", &store::GetRecovery);
 
   server
       .AddUnary<Service, v1::ListRecoveriesRequest, v1::ListRecoveriesResponse>(
           s, &Service::RequestListRecoveries,
           [deps](grpc::ServerContext& ctx, const v1::ListRecoveriesRequest& req,
                  Reply<v1::ListRecoveriesResponse> reply) {
-            absl::Status status = deps.admin.auth->Check(ctx);
+            absl::Status status =
+                deps.admin.auth
+                    ->Authorize(ctx, Access::kRead, "ListRecoveries",
+                                req.project())
+                    .status();
             if (status.ok())
               status = util::ValidateName("project", req.project());
             if (!status.ok()) return reply(status);
@@ -212,7 +235,8 @@ void AddRecoveryMethods(CqServer& server, Service* s,
           });
 
   AddRecoveryByIdMethod<v1::CancelRecoveryRequest>(
-      server, s, &Service::RequestCancelRecovery, deps, &store::CancelRecovery);
+      server, s, &Service::RequestCancelRecovery, deps, Access::kWrite,
+      "CancelRecovery", &store::CancelRecovery);
 }
 
 }  // namespace rio::api

@@ -141,7 +141,13 @@ void AddTailMethod(CqServer& server, v1::DeliveryService::AsyncService* service,
         auto fail = [&](const absl::Status& status) {
           stream->Finish(ToGrpcStatus(status));
         };
-        if (absl::Status s = deps.auth->Check(ctx); !s.ok()) return fail(s);
+        if (absl::Status s = deps.auth
+                                 ->Authorize(ctx, Access::kRead,
+                                             "TailDeliveries", req.project())
+                                 .status();
+            !s.ok()) {
+          return fail(s);
+        }
         if (absl::Status s = util::ValidateName("project", req.project());
             !s.ok()) {
           return fail(s);

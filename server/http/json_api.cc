@@ -13,6 +13,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/byte_buffer.h"
+#include "rio/v1/access.pb.h"
 #include "rio/v1/delivery.pb.h"
 #include "rio/v1/emit.pb.h"
 #include "rio/v1/handler.pb.h"
@@ -125,6 +126,7 @@ void LinkServiceDescriptors() {
     (void)v1::Handler::descriptor();
     (void)v1::Delivery::descriptor();
     (void)v1::EmitRequest::descriptor();
+    (void)v1::AccessToken::descriptor();
     return true;
   }();
   (void)linked;

@@ -28,7 +28,7 @@ std::shared_ptr<const CatalogSnapshot> Catalog::snapshot() const {
 absl::Status Catalog::Reload(PgConnection& conn) {
   absl::MutexLock reload_lock(&reload_mu_);
   auto next = std::make_shared<CatalogSnapshot>();
-  // One transaction so that the three reads see one consistent state.
+  // One transaction so that the reads see one consistent state.
   RIO_RETURN_IF_ERROR(conn.InTransaction([&]() -> absl::Status {
     RIO_RETURN_IF_ERROR(
         conn.Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -93,6 +93,25 @@ absl::Status Catalog::Reload(PgConnection& conn) {
       }
       next->handlers_by_id[h->id] = h;
       it->second->handlers_by_event[h->event].push_back(std::move(h));
+    }
+    RIO_ASSIGN_OR_RETURN(
+        PgResult tokens,
+        conn.Exec("SELECT t.name, t.scope, coalesce(p.slug, ''), "
+                  "encode(t.token_hash, 'hex'), "
+                  "(extract(epoch FROM t.expire_time) * 1000000)::bigint "
+                  "FROM access_tokens t "
+                  "LEFT JOIN projects p ON p.id = t.project_id"));
+    for (int i = 0; i < tokens.rows(); ++i) {
+      CachedAccessToken token;
+      token.name = std::string(tokens.Get(i, 0));
+      if (!v1::AccessToken::Scope_Parse(std::string(tokens.Get(i, 1)),
+                                        &token.scope)) {
+        continue;  // the table's CHECK allows no other value
+      }
+      token.project = std::string(tokens.Get(i, 2));
+      if (!tokens.IsNull(i, 4)) token.expire_time = tokens.GetMicros(i, 4);
+      next->access_tokens_by_hash[absl::HexStringToBytes(tokens.Get(i, 3))] =
+          std::move(token);
     }
     return absl::OkStatus();
   }));

@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "rio/v1/access.pb.h"
 #include "server/store/handler_secrets.h"
 #include "server/store/pg.h"
 #include "server/util/secret_box.h"
@@ -69,6 +70,14 @@ struct SenderRef {
   std::string name;
 };
 
+// An access token, as the admin services check it.
+struct CachedAccessToken {
+  std::string name;
+  v1::AccessToken::Scope scope = v1::AccessToken::READ_ONLY;
+  std::string project;  // slug; empty: every project
+  absl::Time expire_time = absl::InfiniteFuture();
+};
+
 struct CatalogSnapshot {
   // Increases with every published snapshot.
   uint64_t generation = 0;
@@ -78,6 +87,8 @@ struct CatalogSnapshot {
   absl::flat_hash_map<std::string, SenderRef> senders_by_token_hash;
   absl::flat_hash_map<std::string, std::shared_ptr<const CachedHandler>>
       handlers_by_id;
+  // SHA-256 of an access token -> what it grants.
+  absl::flat_hash_map<std::string, CachedAccessToken> access_tokens_by_hash;
 
   const CachedProject* FindProject(const std::string& slug) const {
     auto it = projects.find(slug);

@@ -240,6 +240,24 @@ constexpr const char* kSecretsSchema = R"sql(
 ALTER TABLE handlers ADD COLUMN secrets_sealed boolean NOT NULL DEFAULT false;
 )sql";
 
+// Scoped access tokens for the admin services, kept (as hashes) in every
+// instance's catalog so that a call is authorized without a query.
+constexpr const char* kAccessTokensSchema = R"sql(
+CREATE TABLE access_tokens (
+  name        text PRIMARY KEY,
+  scope       text NOT NULL CHECK (scope IN ('ADMIN', 'PROJECT_ADMIN', 'READ_ONLY')),
+  project_id  bigint REFERENCES projects (id) ON DELETE CASCADE,
+  token_hash  bytea NOT NULL UNIQUE,
+  create_time timestamptz NOT NULL DEFAULT now(),
+  expire_time timestamptz,
+  CHECK ((scope = 'ADMIN' AND project_id IS NULL) OR
+         (scope = 'PROJECT_ADMIN' AND project_id IS NOT NULL) OR
+         scope = 'READ_ONLY')
+);
+CREATE TRIGGER access_tokens_changed AFTER INSERT OR UPDATE OR DELETE ON access_tokens
+  FOR EACH STATEMENT EXECUTE FUNCTION rio_notify_catalog();
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& SchemaMigrations() {
@@ -250,6 +268,7 @@ const std::vector<Migration>& SchemaMigrations() {
        kMonitoringSchema},
       {4, "hot path without foreign-key checks", kHotPathSchema},
       {5, "handler secrets sealed at rest", kSecretsSchema},
+      {6, "scoped access tokens", kAccessTokensSchema},
   };
   return *migrations;
 }

@@ -145,8 +145,9 @@ TEST_F(AdminTest, ReflectionListsTheServices) {
   EXPECT_THAT(*services,
               ElementsAre("grpc.health.v1.Health",
                           "grpc.reflection.v1alpha.ServerReflection",
-                          "rio.v1.DeliveryService", "rio.v1.EmitService",
-                          "rio.v1.HandlerService", "rio.v1.ProjectService"));
+                          "rio.v1.AccessService", "rio.v1.DeliveryService",
+                          "rio.v1.EmitService", "rio.v1.HandlerService",
+                          "rio.v1.ProjectService"));
 }
 
 // `grpcurl describe` works for every service `grpcurl list` shows, and the
@@ -511,11 +512,13 @@ TEST_F(AdminTest, BadInputGetsItsCodeAndChangesNothing) {
 
   std::vector<BadCall> cases = {
       {"no token", create_project("x", "", ""), Code::UNAUTHENTICATED,
-       "missing admin token: send 'authorization: Bearer <admin token>'"},
+       "missing admin token: send 'authorization: Bearer <admin token or "
+       "access token>'"},
       {"wrong token", create_project("x", "", "Bearer nope"),
        Code::UNAUTHENTICATED, "invalid admin token"},
       {"wrong scheme", create_project("x", "", "Basic abc"),
-       Code::UNAUTHENTICATED, "authorization must be 'Bearer <admin token>'"},
+       Code::UNAUTHENTICATED,
+       "authorization must be 'Bearer <admin token or access token>'"},
       {"empty slug", create_project("", ""), Code::INVALID_ARGUMENT,
        "slug is required"},
       {"bad slug", create_project("no spaces", ""), Code::INVALID_ARGUMENT,

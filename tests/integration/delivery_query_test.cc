@@ -1100,10 +1100,10 @@ TEST_F(DeliveryQueryTest, EveryCallNeedsTheAdminToken) {
     const std::string want =
         auth.empty()
             ? "UNAUTHENTICATED: missing admin token: send 'authorization: "
-              "Bearer <admin token>'"
+              "Bearer <admin token or access token>'"
         : absl::StartsWith(auth, "Basic")
-            ? "UNAUTHENTICATED: authorization must be 'Bearer <admin "
-              "token>'"
+            ? "UNAUTHENTICATED: authorization must be 'Bearer <admin token or "
+              "access token>'"
             : "UNAUTHENTICATED: invalid admin token";
     {
       v1::ListDeliveriesRequest req;

@@ -412,7 +412,7 @@ TEST_F(SecretsTest, PlaintextRowsFromBeforeTheMigrationAreSealedAtStartUp) {
     auto conn = store::PgConnection::Connect(url_);
     ASSERT_TRUE(conn.ok()) << conn.status();
     const std::vector<store::Migration>& all = store::SchemaMigrations();
-    ASSERT_EQ(all.size(), 5u);
+    ASSERT_GE(all.size(), 5u);
     ASSERT_TRUE(
         store::ApplyMigrations(
             **conn, std::vector<store::Migration>(all.begin(), all.begin() + 4))
@@ -436,8 +436,10 @@ TEST_F(SecretsTest, PlaintextRowsFromBeforeTheMigrationAreSealedAtStartUp) {
   ASSERT_NO_FATAL_FAILURE(Start(std::nullopt));
   EXPECT_THAT(server_->Log(),
               HasSubstr("applied migration 5 (handler secrets sealed at "
-                        "rest)\nrio-server: secrets at rest: sealing with "
-                        "key \"test\"; 1 plaintext handlers sealed, 0 "
+                        "rest)\n"));
+  EXPECT_THAT(server_->Log(),
+              HasSubstr("rio-server: secrets at rest: sealing with key "
+                        "\"test\"; 1 plaintext handlers sealed, 0 "
                         "re-sealed\n"));
   EXPECT_EQ(Sql(url_, "SELECT secrets_sealed FROM handlers"), "t");
   const std::vector<std::string> stored = StoredValues();

@@ -8,6 +8,8 @@ contract.
 """
 
 from ._gen.rio.v1 import (  # noqa: F401
+    access_pb2,
+    access_pb2_grpc,
     emit_pb2,
     emit_pb2_grpc,
     handler_pb2,
@@ -17,6 +19,8 @@ from ._gen.rio.v1 import (  # noqa: F401
 )
 
 __all__ = [
+    "access_pb2",
+    "access_pb2_grpc",
     "emit_pb2",
     "emit_pb2_grpc",
     "handler_pb2",

@@ -9,7 +9,9 @@ module RioClient
     module DeliveryService
       # What happened to every emitted message: find the latest failing webhook
       # calls, look at one call's request and response, and re-trigger one or all
-      # of them. Every call needs `authorization: Bearer <admin token>`.
+      # of them. Every call needs `authorization: Bearer <token>`: the admin token
+      # or an access token whose scope allows it (rio.v1.AccessService); re-
+      # triggering needs ADMIN or PROJECT_ADMIN.
       class Service
 
         include ::GRPC::GenericService

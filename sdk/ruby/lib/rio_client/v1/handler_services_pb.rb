@@ -8,7 +8,8 @@ module RioClient
   module V1
     module HandlerService
       # Administration of webhooks. Every call needs
-      # `authorization: Bearer <admin token>`.
+      # `authorization: Bearer <token>`: the admin token or an access token whose
+      # scope allows it (rio.v1.AccessService).
       class Service
 
         include ::GRPC::GenericService

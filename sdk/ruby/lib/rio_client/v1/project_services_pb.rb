@@ -8,7 +8,9 @@ module RioClient
   module V1
     module ProjectService
       # Administration of projects and of the senders allowed to emit into them.
-      # Every call needs `authorization: Bearer <admin token>`.
+      # Every call needs `authorization: Bearer <token>`: the admin token or an
+      # access token whose scope allows it (rio.v1.AccessService). Creating,
+      # renaming and deleting projects needs scope ADMIN.
       class Service
 
         include ::GRPC::GenericService

@@ -8,7 +8,9 @@ from . import delivery_pb2 as rio_dot_v1_dot_delivery__pb2
 class DeliveryServiceStub(object):
     """What happened to every emitted message: find the latest failing webhook
     calls, look at one call's request and response, and re-trigger one or all
-    of them. Every call needs `authorization: Bearer <admin token>`.
+    of them. Every call needs `authorization: Bearer <token>`: the admin token
+    or an access token whose scope allows it (rio.v1.AccessService); re-
+    triggering needs ADMIN or PROJECT_ADMIN.
     """
 
     def __init__(self, channel):
@@ -77,7 +79,9 @@ class DeliveryServiceStub(object):
 class DeliveryServiceServicer(object):
     """What happened to every emitted message: find the latest failing webhook
     calls, look at one call's request and response, and re-trigger one or all
-    of them. Every call needs `authorization: Bearer <admin token>`.
+    of them. Every call needs `authorization: Bearer <token>`: the admin token
+    or an access token whose scope allows it (rio.v1.AccessService); re-
+    triggering needs ADMIN or PROJECT_ADMIN.
     """
 
     def ListDeliveries(self, request, context):
@@ -229,7 +233,9 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
 class DeliveryService(object):
     """What happened to every emitted message: find the latest failing webhook
     calls, look at one call's request and response, and re-trigger one or all
-    of them. Every call needs `authorization: Bearer <admin token>`.
+    of them. Every call needs `authorization: Bearer <token>`: the admin token
+    or an access token whose scope allows it (rio.v1.AccessService); re-
+    triggering needs ADMIN or PROJECT_ADMIN.
     """
 
     @staticmethod

@@ -8,7 +8,8 @@ from . import handler_pb2 as rio_dot_v1_dot_handler__pb2
 
 class HandlerServiceStub(object):
     """Administration of webhooks. Every call needs
-    `authorization: Bearer <admin token>`.
+    `authorization: Bearer <token>`: the admin token or an access token whose
+    scope allows it (rio.v1.AccessService).
     """
 
     def __init__(self, channel):
@@ -51,7 +52,8 @@ class HandlerServiceStub(object):
 
 class HandlerServiceServicer(object):
     """Administration of webhooks. Every call needs
-    `authorization: Bearer <admin token>`.
+    `authorization: Bearer <token>`: the admin token or an access token whose
+    scope allows it (rio.v1.AccessService).
     """
 
     def CreateHandler(self, request, context):
@@ -137,7 +139,8 @@ def add_HandlerServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class HandlerService(object):
     """Administration of webhooks. Every call needs
-    `authorization: Bearer <admin token>`.
+    `authorization: Bearer <token>`: the admin token or an access token whose
+    scope allows it (rio.v1.AccessService).
     """
 
     @staticmethod

@@ -8,7 +8,9 @@ from . import project_pb2 as rio_dot_v1_dot_project__pb2
 
 class ProjectServiceStub(object):
     """Administration of projects and of the senders allowed to emit into them.
-    Every call needs `authorization: Bearer <admin token>`.
+    Every call needs `authorization: Bearer <token>`: the admin token or an
+    access token whose scope allows it (rio.v1.AccessService). Creating,
+    renaming and deleting projects needs scope ADMIN.
     """
 
     def __init__(self, channel):
@@ -61,7 +63,9 @@ class ProjectServiceStub(object):
 
 class ProjectServiceServicer(object):
     """Administration of projects and of the senders allowed to emit into them.
-    Every call needs `authorization: Bearer <admin token>`.
+    Every call needs `authorization: Bearer <token>`: the admin token or an
+    access token whose scope allows it (rio.v1.AccessService). Creating,
+    renaming and deleting projects needs scope ADMIN.
     """
 
     def CreateProject(self, request, context):
@@ -167,7 +171,9 @@ def add_ProjectServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ProjectService(object):
     """Administration of projects and of the senders allowed to emit into them.
-    Every call needs `authorization: Bearer <admin token>`.
+    Every call needs `authorization: Bearer <token>`: the admin token or an
+    access token whose scope allows it (rio.v1.AccessService). Creating,
+    renaming and deleting projects needs scope ADMIN.
     """
 
     @staticmethod
