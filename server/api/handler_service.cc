@@ -7,8 +7,10 @@
 #include "rio/v1/handler.grpc.pb.h"
 #include "server/api/admin.h"
 #include "server/store/catalog_store.h"
+#include "server/store/handler_secrets.h"
 #include "server/util/crypto.h"
 #include "server/util/status_macros.h"
+#include "server/util/tls_files.h"
 #include "server/util/validation.h"
 
 namespace rio::api {
@@ -82,6 +84,34 @@ absl::Status ValidateUrl(const AdminDeps& deps, absl::string_view url) {
   return deps.egress->CheckUrl("url", url);
 }
 
+// A client certificate and key given together (`update`: in UpdateHandler,
+// where both empty removes them and a masked key keeps the stored one, which
+// the store checks against the certificate).
+absl::Status ValidateClientCertificate(const std::string& certificate,
+                                       const std::string& key, bool update) {
+  if (certificate.empty() && key.empty()) return absl::OkStatus();
+  const bool masked = key == store::kMaskedValue;
+  if (masked && !update) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "client_key is the masked value ", store::kMaskedValue,
+        ", which only UpdateHandler accepts (to keep a stored key); give the "
+        "PEM private key"));
+  }
+  if (certificate.empty()) {
+    if (masked) return absl::OkStatus();  // removes both
+    return absl::InvalidArgumentError(
+        "client_key needs a client_certificate (both empty removes them)");
+  }
+  if (key.empty()) {
+    return absl::InvalidArgumentError(
+        "client_certificate needs its client_key (the PEM private key)");
+  }
+  if (masked) return absl::OkStatus();
+  return util::CheckCertifiedKey(certificate, key, "client_certificate",
+                                 "client_key")
+      .status();
+}
+
 absl::Status ValidateCreate(const AdminDeps& deps,
                             const v1::CreateHandlerRequest& req) {
   RIO_RETURN_IF_ERROR(util::ValidateName("project", req.project()));
@@ -93,6 +123,8 @@ absl::Status ValidateCreate(const AdminDeps& deps,
     RIO_RETURN_IF_ERROR(
         util::ValidateTimeoutMs("timeout_ms", req.timeout_ms()));
   }
+  RIO_RETURN_IF_ERROR(ValidateClientCertificate(
+      req.client_certificate(), req.client_key(), /*update=*/false));
   return util::ValidateHeaders("headers", HeaderMap(req.headers()));
 }
 
@@ -114,6 +146,17 @@ absl::Status ValidateUpdate(const AdminDeps& deps,
   if (req.clear_headers() && !req.headers().empty()) {
     return absl::InvalidArgumentError(
         "clear_headers and headers may not be combined");
+  }
+  if (req.has_client_certificate() != req.has_client_key()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "client_certificate and client_key are set together (a client_key "
+        "of ",
+        store::kMaskedValue,
+        " keeps the stored key; both empty removes them)"));
+  }
+  if (req.has_client_certificate()) {
+    RIO_RETURN_IF_ERROR(ValidateClientCertificate(
+        req.client_certificate(), req.client_key(), /*update=*/true));
   }
   return util::ValidateHeaders("headers", HeaderMap(req.headers()));
 }
@@ -152,6 +195,8 @@ std::unique_ptr<grpc::Service> RegisterHandlerService(CqServer& server,
         handler.set_event(req.event());
         handler.set_url(req.url());
         *handler.mutable_headers() = req.headers();
+        handler.set_client_certificate(req.client_certificate());
+        handler.set_client_key(req.client_key());
         handler.set_timeout_ms(req.timeout_ms() == 0 ? kDefaultTimeoutMs
                                                      : req.timeout_ms());
         handler.set_enabled(!req.has_enabled() || req.enabled());

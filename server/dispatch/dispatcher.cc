@@ -690,6 +690,17 @@ void Dispatcher::StartTransfer(DeliveryJob job) {
     curl_easy_setopt(easy, CURLOPT_CAINFO, options_.ca_file.c_str());
     curl_easy_setopt(easy, CURLOPT_CAPATH, ca_path_.c_str());
   }
+  if (!h.client_certificate.empty()) {
+    // Mutual TLS: libcurl copies the blobs into the connection it opens; the
+    // handler (held by the job until the transfer ends) keeps them until
+    // then. Connections are reused only by calls with the same certificate.
+    curl_blob certificate{const_cast<char*>(h.client_certificate.data()),
+                          h.client_certificate.size(), CURL_BLOB_NOCOPY};
+    curl_blob key{const_cast<char*>(h.client_key.data()), h.client_key.size(),
+                  CURL_BLOB_NOCOPY};
+    curl_easy_setopt(easy, CURLOPT_SSLCERT_BLOB, &certificate);
+    curl_easy_setopt(easy, CURLOPT_SSLKEY_BLOB, &key);
+  }
   curl_easy_setopt(easy, CURLOPT_URL, url);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
   if (options_.egress != nullptr && options_.egress->https_only() &&

@@ -64,8 +64,8 @@ absl::Status Catalog::Reload(PgConnection& conn) {
                   "headers::text, timeout_ms, enabled, secret, "
                   "coalesce(previous_secret, ''), "
                   "(extract(epoch FROM previous_secret_expire_time) "
-                  "* 1000000)::bigint, secrets_sealed "
-                  "FROM handlers ORDER BY create_time, id"));
+                  "* 1000000)::bigint, secrets_sealed, client_certificate, "
+                  "client_key FROM handlers ORDER BY create_time, id"));
     for (int i = 0; i < handlers.rows(); ++i) {
       auto it = by_id.find(handlers.GetInt64(i, 1));
       if (it == by_id.end()) continue;
@@ -82,12 +82,15 @@ absl::Status Catalog::Reload(PgConnection& conn) {
       stored.secret = std::string(handlers.Get(i, 9));
       stored.previous_secret = std::string(handlers.Get(i, 10));
       stored.headers_json = std::string(handlers.Get(i, 6));
+      stored.client_key = std::string(handlers.Get(i, 14));
       RIO_ASSIGN_OR_RETURN(RowSecrets secrets, secrets_.Open(h->id, stored));
       h->headers.assign(secrets.headers.begin(), secrets.headers.end());
       h->timeout_ms = static_cast<int>(handlers.GetInt64(i, 7));
       h->enabled = handlers.GetBool(i, 8);
       h->secret = std::move(secrets.secret);
       h->previous_secret = std::move(secrets.previous_secret);
+      h->client_certificate = std::string(handlers.Get(i, 13));
+      h->client_key = std::move(secrets.client_key);
       if (!handlers.IsNull(i, 11)) {
         h->previous_secret_expire_time = handlers.GetMicros(i, 11);
       }

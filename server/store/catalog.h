@@ -51,6 +51,9 @@ struct CachedHandler {
   std::string secret;
   std::string previous_secret;  // empty when none
   absl::Time previous_secret_expire_time = absl::InfinitePast();
+  // PEM, for mutual TLS with the receiver; both empty when none.
+  std::string client_certificate;
+  std::string client_key;
 };
 
 struct CachedProject {

@@ -8,6 +8,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "server/store/handler_secrets.h"
 #include "server/util/status_macros.h"
+#include "server/util/tls_files.h"
 
 namespace rio::store {
 namespace {
@@ -20,7 +21,7 @@ constexpr const char* kProjectColumns =
 constexpr const char* kHandlerColumns =
     "h.id, p.slug, h.event, h.url, h.method, h.content_type, h.headers::text, "
     "h.timeout_ms, h.enabled, h.disabled_reason, " RIO_MICROS(
-        "h.create_time") ", " RIO_MICROS("h.update_time") ", " RIO_MICROS("h.previous_secret_expire_time");
+        "h.create_time") ", " RIO_MICROS("h.update_time") ", " RIO_MICROS("h.previous_secret_expire_time") ", h.client_certificate, h.client_key <> ''";
 
 constexpr const char* kHandlerFrom =
     " FROM handlers h JOIN projects p ON p.id = h.project_id ";
@@ -70,6 +71,8 @@ v1::Handler RowToHandler(const PgResult& r, int row) {
   if (!r.IsNull(row, 12)) {
     *h.mutable_previous_secret_expire_time() = ToTimestamp(r.GetInt64(row, 12));
   }
+  h.set_client_certificate(std::string(r.Get(row, 13)));
+  if (r.GetBool(row, 14)) h.set_client_key(std::string(kMaskedValue));
   return h;
 }
 
@@ -275,6 +278,7 @@ absl::StatusOr<v1::Handler> CreateHandler(PgConnection& conn,
   RowSecrets row;
   row.secret = handler.secret();
   row.headers.insert(handler.headers().begin(), handler.headers().end());
+  row.client_key = handler.client_key();
   const StoredSecrets stored = secrets.Seal(handler.id(), row);
   v1::Handler created;
   RIO_RETURN_IF_ERROR(conn.InTransaction([&]() -> absl::Status {
@@ -283,15 +287,17 @@ absl::StatusOr<v1::Handler> CreateHandler(PgConnection& conn,
         conn.Exec(
             "INSERT INTO handlers (id, project_id, event, url, method, "
             "content_type, headers, timeout_ms, enabled, "
-            "disabled_reason, secret, secrets_sealed) "
+            "disabled_reason, secret, secrets_sealed, client_certificate, "
+            "client_key) "
             "SELECT $1, id, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, "
-            "$12 FROM projects WHERE slug = $2",
+            "$12, $13, $14 FROM projects WHERE slug = $2",
             {handler.id(), handler.project(), handler.event(), handler.url(),
              MethodName(handler.method()),
              ContentTypeName(handler.content_type()), stored.headers_json,
              std::to_string(handler.timeout_ms()),
              handler.enabled() ? "true" : "false", handler.disabled_reason(),
-             stored.secret, stored.sealed ? "true" : "false"}));
+             stored.secret, stored.sealed ? "true" : "false",
+             handler.client_certificate(), stored.client_key}));
     if (inserted.affected() == 0) return ProjectNotFound(handler.project());
     RIO_ASSIGN_OR_RETURN(created, ReadHandler(conn, handler.id()));
     return absl::OkStatus();
@@ -331,6 +337,58 @@ absl::StatusOr<std::vector<v1::Handler>> ListHandlers(
   return handlers;
 }
 
+namespace {
+
+// The secret side of an UpdateHandler (in the caller's transaction): new
+// header values and a new client key, where a masked value stands for the
+// one stored.
+absl::Status UpdateRowSecrets(PgConnection& conn, const HandlerSecrets& secrets,
+                              const v1::UpdateHandlerRequest& update,
+                              bool headers_change) {
+  RIO_ASSIGN_OR_RETURN(RowSecrets row,
+                       LoadRowSecrets(conn, secrets, update.id()));
+  if (update.has_client_certificate()) {
+    if (update.client_key() == kMaskedValue) {
+      if (row.client_key.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "client_key has the masked value ", kMaskedValue,
+            ", which keeps the stored key, but the handler has none"));
+      }
+    } else {
+      row.client_key = update.client_key();
+    }
+    if (update.client_certificate().empty()) {
+      row.client_key.clear();
+    } else {
+      RIO_RETURN_IF_ERROR(
+          util::CheckCertifiedKey(update.client_certificate(), row.client_key,
+                                  "client_certificate", "client_key")
+              .status());
+    }
+  }
+  if (headers_change) {
+    std::map<std::string, std::string> headers;
+    for (const auto& [name, value] : update.headers()) {
+      if (value != kMaskedValue) {
+        headers[name] = value;
+        continue;
+      }
+      auto stored = row.headers.find(name);
+      if (stored == row.headers.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "headers: \"", name, "\" has the masked value ", kMaskedValue,
+            ", which keeps a stored value, but the handler has no header "
+            "of that name (header names are case-sensitive here)"));
+      }
+      headers[name] = stored->second;
+    }
+    row.headers = std::move(headers);
+  }
+  return StoreRowSecrets(conn, secrets, update.id(), row);
+}
+
+}  // namespace
+
 absl::StatusOr<v1::Handler> UpdateHandler(
     PgConnection& conn, const HandlerSecrets& secrets,
     const v1::UpdateHandlerRequest& update) {
@@ -357,30 +415,14 @@ absl::StatusOr<v1::Handler> UpdateHandler(
   }
   const bool headers_change =
       !update.headers().empty() || update.clear_headers();
+  // Set together (checked by the caller).
+  const bool client_change = update.has_client_certificate();
+  if (client_change) bind("client_certificate", update.client_certificate());
   v1::Handler handler;
   RIO_RETURN_IF_ERROR(conn.InTransaction([&]() -> absl::Status {
-    if (headers_change) {
-      // Header values are sealed together with the row's other secrets, and
-      // a masked value stands for the one stored.
-      RIO_ASSIGN_OR_RETURN(RowSecrets row,
-                           LoadRowSecrets(conn, secrets, update.id()));
-      std::map<std::string, std::string> headers;
-      for (const auto& [name, value] : update.headers()) {
-        if (value != kMaskedValue) {
-          headers[name] = value;
-          continue;
-        }
-        auto stored = row.headers.find(name);
-        if (stored == row.headers.end()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "headers: \"", name, "\" has the masked value ", kMaskedValue,
-              ", which keeps a stored value, but the handler has no header "
-              "of that name (header names are case-sensitive here)"));
-        }
-        headers[name] = stored->second;
-      }
-      row.headers = std::move(headers);
-      RIO_RETURN_IF_ERROR(StoreRowSecrets(conn, secrets, update.id(), row));
+    if (headers_change || client_change) {
+      RIO_RETURN_IF_ERROR(
+          UpdateRowSecrets(conn, secrets, update, headers_change));
     }
     RIO_ASSIGN_OR_RETURN(
         PgResult updated,

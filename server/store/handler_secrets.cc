@@ -19,6 +19,10 @@ std::string SecretContext(absl::string_view id) {
   return absl::StrCat("handler ", id, " signing secret");
 }
 
+std::string ClientKeyContext(absl::string_view id) {
+  return absl::StrCat("handler ", id, " client key");
+}
+
 std::string HeaderContext(absl::string_view id, absl::string_view name) {
   return absl::StrCat("handler ", id, " header ", name);
 }
@@ -62,6 +66,7 @@ void CountKeys(const StoredSecrets& row,
   count(row.secret);
   if (!row.previous_secret.empty()) count(row.previous_secret);
   for (const auto& [name, value] : FromJson(row.headers_json)) count(value);
+  if (!row.client_key.empty()) count(row.client_key);
 }
 
 absl::Status MissingKeys(const HandlerSecrets& secrets,
@@ -104,6 +109,9 @@ StoredSecrets HandlerSecrets::Seal(absl::string_view id,
     headers[name] = seal(value, HeaderContext(id, name));
   }
   stored.headers_json = ToJson(headers);
+  if (!secrets.client_key.empty()) {
+    stored.client_key = seal(secrets.client_key, ClientKeyContext(id));
+  }
   return stored;
 }
 
@@ -114,6 +122,7 @@ absl::StatusOr<RowSecrets> HandlerSecrets::Open(
     row.secret = stored.secret;
     row.previous_secret = stored.previous_secret;
     row.headers = FromJson(stored.headers_json);
+    row.client_key = stored.client_key;
     return row;
   }
   if (box_ == nullptr) {
@@ -136,6 +145,10 @@ absl::StatusOr<RowSecrets> HandlerSecrets::Open(
     RIO_ASSIGN_OR_RETURN(row.headers[name],
                          open(value, HeaderContext(id, name)));
   }
+  if (!stored.client_key.empty()) {
+    RIO_ASSIGN_OR_RETURN(row.client_key,
+                         open(stored.client_key, ClientKeyContext(id)));
+  }
   return row;
 }
 
@@ -152,7 +165,8 @@ absl::StatusOr<RowSecrets> LoadRowSecrets(PgConnection& conn,
   RIO_ASSIGN_OR_RETURN(
       PgResult r,
       conn.Exec("SELECT secrets_sealed, secret, coalesce(previous_secret, ''), "
-                "headers::text FROM handlers WHERE id = $1 FOR UPDATE",
+                "headers::text, client_key FROM handlers WHERE id = $1 "
+                "FOR UPDATE",
                 {id}));
   if (r.rows() == 0) {
     return absl::NotFoundError(absl::StrCat("handler \"", id, "\" not found"));
@@ -162,6 +176,7 @@ absl::StatusOr<RowSecrets> LoadRowSecrets(PgConnection& conn,
   stored.secret = std::string(r.Get(0, 1));
   stored.previous_secret = std::string(r.Get(0, 2));
   stored.headers_json = std::string(r.Get(0, 3));
+  stored.client_key = std::string(r.Get(0, 4));
   return secrets.Open(id, stored);
 }
 
@@ -171,10 +186,10 @@ absl::Status StoreRowSecrets(PgConnection& conn, const HandlerSecrets& secrets,
   return conn
       .Exec(
           "UPDATE handlers SET secrets_sealed = $2, secret = $3, "
-          "previous_secret = nullif($4, ''), headers = $5::jsonb "
-          "WHERE id = $1",
+          "previous_secret = nullif($4, ''), headers = $5::jsonb, "
+          "client_key = $6 WHERE id = $1",
           {id, stored.sealed ? "true" : "false", stored.secret,
-           stored.previous_secret, stored.headers_json})
+           stored.previous_secret, stored.headers_json, stored.client_key})
       .status();
 }
 
@@ -197,8 +212,8 @@ absl::StatusOr<SealReport> SealStoredSecrets(PgConnection& conn,
   RIO_ASSIGN_OR_RETURN(
       PgResult rows,
       conn.Exec("SELECT id, secrets_sealed, secret, "
-                "coalesce(previous_secret, ''), headers::text FROM handlers "
-                "ORDER BY id"));
+                "coalesce(previous_secret, ''), headers::text, client_key "
+                "FROM handlers ORDER BY id"));
   for (int i = 0; i < rows.rows(); ++i) {
     StoredSecrets stored;
     stored.sealed = rows.GetBool(i, 1);
@@ -211,6 +226,7 @@ absl::StatusOr<SealReport> SealStoredSecrets(PgConnection& conn,
     stored.secret = std::string(rows.Get(i, 2));
     stored.previous_secret = std::string(rows.Get(i, 3));
     stored.headers_json = std::string(rows.Get(i, 4));
+    stored.client_key = std::string(rows.Get(i, 5));
     std::map<std::string, int64_t> keys;
     CountKeys(stored, keys);
     for (const auto& [key_id, n] : keys) report.values_by_key[key_id] += n;

@@ -1,6 +1,6 @@
 // How the secrets of a handler row are kept at rest: its signing secrets
-// (current and previous) and its header values, sealed with a SecretBox
-// (util/secret_box.h) or, when the server runs without a key
+// (current and previous), its header values and its client key, sealed with
+// a SecretBox (util/secret_box.h) or, when the server runs without a key
 // (--allow_plaintext_secrets), as given. handlers.secrets_sealed says which
 // of the two a row holds; rows written before sealing existed are plaintext
 // until SealStoredSecrets() seals them at start-up (a SQL migration cannot:
@@ -38,6 +38,7 @@ struct RowSecrets {
   std::string secret;
   std::string previous_secret;  // empty when none
   std::map<std::string, std::string> headers;
+  std::string client_key;  // PEM; empty when none
 };
 
 // A row's secret columns as stored.
@@ -46,6 +47,7 @@ struct StoredSecrets {
   std::string secret;
   std::string previous_secret;
   std::string headers_json;  // a JSON object of strings
+  std::string client_key;
 };
 
 class HandlerSecrets {

@@ -26,6 +26,7 @@ RowSecrets Example() {
   row.secret = "whsec_current";
   row.previous_secret = "whsec_previous";
   row.headers = {{"Authorization", "Bearer xyz"}, {"X-Team", "spam"}};
+  row.client_key = "-----BEGIN PRIVATE KEY-----\nkey\n";
   return row;
 }
 
@@ -39,11 +40,17 @@ TEST(HandlerSecrets, SealsEveryValueAndOpensThemBack) {
   // Names stay readable (replies show them); values do not.
   EXPECT_THAT(stored.headers_json, HasSubstr("\"Authorization\":\"rio:v1:k1:"));
   EXPECT_FALSE(absl::StrContains(stored.headers_json, "Bearer xyz"));
+  EXPECT_TRUE(absl::StartsWith(stored.client_key, "rio:v1:k1:"));
   absl::StatusOr<RowSecrets> opened = secrets.Open(kId, stored);
   ASSERT_TRUE(opened.ok()) << opened.status();
   EXPECT_EQ(opened->secret, "whsec_current");
   EXPECT_EQ(opened->previous_secret, "whsec_previous");
   EXPECT_EQ(opened->headers, Example().headers);
+  EXPECT_EQ(opened->client_key, Example().client_key);
+  // A key sealed for one handler does not open as another's.
+  StoredSecrets moved = secrets.Seal("other-id", Example());
+  moved.client_key = stored.client_key;
+  EXPECT_FALSE(secrets.Open("other-id", moved).ok());
 }
 
 TEST(HandlerSecrets, NoPreviousSecretStaysEmpty) {

@@ -258,6 +258,13 @@ CREATE TRIGGER access_tokens_changed AFTER INSERT OR UPDATE OR DELETE ON access_
   FOR EACH STATEMENT EXECUTE FUNCTION rio_notify_catalog();
 )sql";
 
+// A client certificate per handler, for receivers that require mutual TLS;
+// the key is sealed like the handler's other secrets (handler_secrets.h).
+constexpr const char* kClientCertificateSchema = R"sql(
+ALTER TABLE handlers ADD COLUMN client_certificate text NOT NULL DEFAULT '';
+ALTER TABLE handlers ADD COLUMN client_key text NOT NULL DEFAULT '';
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& SchemaMigrations() {
@@ -269,6 +276,7 @@ const std::vector<Migration>& SchemaMigrations() {
       {4, "hot path without foreign-key checks", kHotPathSchema},
       {5, "handler secrets sealed at rest", kSecretsSchema},
       {6, "scoped access tokens", kAccessTokensSchema},
+      {7, "handler client certificates", kClientCertificateSchema},
   };
   return *migrations;
 }

@@ -41,10 +41,13 @@ using BioPtr = std::unique_ptr<BIO, BioFree>;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
+absl::Status InvalidAt(absl::string_view where, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(where, ": ", problem));
+}
+
 absl::Status Invalid(const char* flag, const std::string& path,
                      absl::string_view problem) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(flag, " ", path, ": ", problem));
+  return InvalidAt(absl::StrCat(flag, " ", path), problem);
 }
 
 // OpenSSL's reason for the last failure, and a clean error queue.
@@ -85,9 +88,8 @@ absl::StatusOr<std::string> ReadPem(const char* flag, const std::string& path) {
 
 // Every certificate in `pem`, in order; INVALID_ARGUMENT when there is none
 // or one does not parse.
-absl::StatusOr<std::vector<X509Ptr>> ParseCertificates(const char* flag,
-                                                       const std::string& path,
-                                                       const std::string& pem) {
+absl::StatusOr<std::vector<X509Ptr>> ParseCertificates(absl::string_view where,
+                                                       absl::string_view pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   std::vector<X509Ptr> certificates;
   while (true) {
@@ -101,14 +103,13 @@ absl::StatusOr<std::vector<X509Ptr>> ParseCertificates(const char* flag,
   const unsigned long error = ERR_peek_last_error();
   if (error != 0 && !(ERR_GET_LIB(error) == ERR_LIB_PEM &&
                       ERR_GET_REASON(error) == PEM_R_NO_START_LINE)) {
-    return Invalid(flag, path,
-                   absl::StrCat("has a malformed PEM certificate (",
-                                OpenSslReason(), ")"));
+    return InvalidAt(where, absl::StrCat("has a malformed PEM certificate (",
+                                         OpenSslReason(), ")"));
   }
   ERR_clear_error();
   if (certificates.empty()) {
-    return Invalid(flag, path,
-                   "holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+    return InvalidAt(where,
+                     "holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
   }
   return certificates;
 }
@@ -116,6 +117,20 @@ absl::StatusOr<std::vector<X509Ptr>> ParseCertificates(const char* flag,
 // A PEM password callback that refuses: an encrypted key cannot be used by
 // a server that restarts unattended.
 int NoPassword(char*, int, int, void*) { return -1; }
+
+absl::StatusOr<PkeyPtr> ParsePrivateKey(absl::string_view where,
+                                        absl::string_view pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  PkeyPtr key(
+      PEM_read_bio_PrivateKey(bio.get(), nullptr, &NoPassword, nullptr));
+  if (key == nullptr) {
+    return InvalidAt(
+        where,
+        absl::StrCat("holds no usable PEM private key (", OpenSslReason(),
+                     "); encrypted keys are not supported"));
+  }
+  return key;
+}
 
 std::string Subject(X509* certificate) {
   BioPtr out(BIO_new(BIO_s_mem()));
@@ -171,21 +186,13 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFilePaths& paths) {
                        ReadPem("--tls_cert", paths.cert_file));
   RIO_ASSIGN_OR_RETURN(material.private_key_pem,
                        ReadPem("--tls_key", paths.key_file));
-  RIO_ASSIGN_OR_RETURN(std::vector<X509Ptr> chain,
-                       ParseCertificates("--tls_cert", paths.cert_file,
-                                         material.cert_chain_pem));
-
-  BioPtr key_bio(
-      BIO_new_mem_buf(material.private_key_pem.data(),
-                      static_cast<int>(material.private_key_pem.size())));
-  PkeyPtr key(
-      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, &NoPassword, nullptr));
-  if (key == nullptr) {
-    return Invalid(
-        "--tls_key", paths.key_file,
-        absl::StrCat("holds no usable PEM private key (", OpenSslReason(),
-                     "); encrypted keys are not supported"));
-  }
+  RIO_ASSIGN_OR_RETURN(
+      std::vector<X509Ptr> chain,
+      ParseCertificates(absl::StrCat("--tls_cert ", paths.cert_file),
+                        material.cert_chain_pem));
+  RIO_ASSIGN_OR_RETURN(
+      PkeyPtr key, ParsePrivateKey(absl::StrCat("--tls_key ", paths.key_file),
+                                   material.private_key_pem));
   X509* leaf = chain.front().get();
   if (X509_check_private_key(leaf, key.get()) != 1) {
     ERR_clear_error();
@@ -200,12 +207,38 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFilePaths& paths) {
   if (!paths.client_ca_file.empty()) {
     RIO_ASSIGN_OR_RETURN(material.client_ca_pem,
                          ReadPem("--tls_client_ca", paths.client_ca_file));
-    RIO_RETURN_IF_ERROR(ParseCertificates("--tls_client_ca",
-                                          paths.client_ca_file,
+    RIO_RETURN_IF_ERROR(ParseCertificates(absl::StrCat("--tls_client_ca ",
+                                                       paths.client_ca_file),
                                           material.client_ca_pem)
                             .status());
   }
   return material;
+}
+
+absl::StatusOr<std::string> CheckCertifiedKey(absl::string_view cert_pem,
+                                              absl::string_view key_pem,
+                                              absl::string_view cert_field,
+                                              absl::string_view key_field) {
+  if (cert_pem.size() > kMaxClientPemBytes) {
+    return InvalidAt(cert_field, absl::StrCat("is larger than ",
+                                              kMaxClientPemBytes, " bytes"));
+  }
+  if (key_pem.size() > kMaxClientPemBytes) {
+    return InvalidAt(key_field, absl::StrCat("is larger than ",
+                                             kMaxClientPemBytes, " bytes"));
+  }
+  ERR_clear_error();
+  RIO_ASSIGN_OR_RETURN(std::vector<X509Ptr> chain,
+                       ParseCertificates(cert_field, cert_pem));
+  RIO_ASSIGN_OR_RETURN(PkeyPtr key, ParsePrivateKey(key_field, key_pem));
+  X509* leaf = chain.front().get();
+  if (X509_check_private_key(leaf, key.get()) != 1) {
+    ERR_clear_error();
+    return InvalidAt(key_field,
+                     absl::StrCat("does not belong to the ", cert_field, " (",
+                                  Subject(leaf), ")"));
+  }
+  return Subject(leaf);
 }
 
 absl::StatusOr<std::unique_ptr<TlsFiles>> TlsFiles::Open(TlsFilePaths paths) {

@@ -62,6 +62,19 @@ inline bool TlsRequested(const TlsFilePaths& paths) {
 // message naming the flag, the file and the problem. `generation` is 0.
 absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFilePaths& paths);
 
+// The most a handler's client certificate chain or key may hold.
+inline constexpr size_t kMaxClientPemBytes = 64 << 10;
+
+// Checks a PEM certificate chain and its private key given in memory (a
+// handler's client certificate): each at most kMaxClientPemBytes, at least
+// one certificate, an unencrypted key that belongs to the first. Returns the
+// first certificate's subject; INVALID_ARGUMENT naming `cert_field` or
+// `key_field` and the problem.
+absl::StatusOr<std::string> CheckCertifiedKey(absl::string_view cert_pem,
+                                              absl::string_view key_pem,
+                                              absl::string_view cert_field,
+                                              absl::string_view key_field);
+
 class TlsFiles {
  public:
   // CheckTlsFilePaths and LoadTlsMaterial; REQUIRES: TlsRequested(paths).

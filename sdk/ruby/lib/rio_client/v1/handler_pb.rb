@@ -23,6 +23,8 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :create_time, :message, 12, "google.protobuf.Timestamp"
       optional :update_time, :message, 13, "google.protobuf.Timestamp"
       optional :previous_secret_expire_time, :message, 14, "google.protobuf.Timestamp"
+      optional :client_certificate, :string, 15
+      optional :client_key, :string, 16
     end
     add_enum "rio.v1.Handler.Method" do
       value :METHOD_UNSPECIFIED, 0
@@ -44,6 +46,8 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       map :headers, :string, :string, 6
       optional :timeout_ms, :int32, 7
       proto3_optional :enabled, :bool, 8
+      optional :client_certificate, :string, 9
+      optional :client_key, :string, 10
     end
     add_message "rio.v1.GetHandlerRequest" do
       optional :id, :string, 1
@@ -65,6 +69,8 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :clear_headers, :bool, 7
       proto3_optional :timeout_ms, :int32, 8
       proto3_optional :enabled, :bool, 9
+      proto3_optional :client_certificate, :string, 10
+      proto3_optional :client_key, :string, 11
     end
     add_message "rio.v1.DeleteHandlerRequest" do
       optional :id, :string, 1

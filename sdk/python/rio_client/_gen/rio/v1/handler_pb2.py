@@ -15,7 +15,7 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rio/v1/handler.proto\x12\x06rio.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x04\n\x07Handler\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12&\n\x06method\x18\x05 \x01(\x0e\x32\x16.rio.v1.Handler.Method\x12\x31\n\x0c\x63ontent_type\x18\x06 \x01(\x0e\x32\x1b.rio.v1.Handler.ContentType\x12-\n\x07headers\x18\x07 \x03(\x0b\x32\x1c.rio.v1.Handler.HeadersEntry\x12\x12\n\ntimeout_ms\x18\x08 \x01(\x05\x12\x0f\n\x07\x65nabled\x18\t \x01(\x08\x12\x17\n\x0f\x64isabled_reason\x18\n \x01(\t\x12\x0e\n\x06secret\x18\x0b \x01(\t\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12?\n\x1bprevious_secret_expire_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x06Method\x12\x16\n\x12METHOD_UNSPECIFIED\x10\x00\x12\x08\n\x04POST\x10\x01\x12\x07\n\x03PUT\x10\x02\x12\x07\n\x03GET\x10\x03\"?\n\x0b\x43ontentType\x12\x1c\n\x18\x43ONTENT_TYPE_UNSPECIFIED\x10\x00\x12\x08\n\x04\x46ORM\x10\x01\x12\x08\n\x04JSON\x10\x02\"\xc0\x02\n\x14\x43reateHandlerRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12&\n\x06method\x18\x04 \x01(\x0e\x32\x16.rio.v1.Handler.Method\x12\x31\n\x0c\x63ontent_type\x18\x05 \x01(\x0e\x32\x1b.rio.v1.Handler.ContentType\x12:\n\x07headers\x18\x06 \x03(\x0b\x32).rio.v1.CreateHandlerRequest.HeadersEntry\x12\x12\n\ntimeout_ms\x18\x07 \x01(\x05\x12\x14\n\x07\x65nabled\x18\x08 \x01(\x08H\x00\x88\x01\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\n\n\x08_enabled\"\x1f\n\x11GetHandlerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"5\n\x13ListHandlersRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\"9\n\x14ListHandlersResponse\x12!\n\x08handlers\x18\x01 \x03(\x0b\x32\x0f.rio.v1.Handler\"\xa8\x03\n\x14UpdateHandlerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\x05\x65vent\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x10\n\x03url\x18\x03 \x01(\tH\x01\x88\x01\x01\x12+\n\x06method\x18\x04 \x01(\x0e\x32\x16.rio.v1.Handler.MethodH\x02\x88\x01\x01\x12\x36\n\x0c\x63ontent_type\x18\x05 \x01(\x0e\x32\x1b.rio.v1.Handler.ContentTypeH\x03\x88\x01\x01\x12:\n\x07headers\x18\x06 \x03(\x0b\x32).rio.v1.UpdateHandlerRequest.HeadersEntry\x12\x15\n\rclear_headers\x18\x07 \x01(\x08\x12\x17\n\ntimeout_ms\x18\x08 \x01(\x05H\x04\x88\x01\x01\x12\x14\n\x07\x65nabled\x18\t \x01(\x08H\x05\x88\x01\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06_eventB\x06\n\x04_urlB\t\n\x07_methodB\x0f\n\r_content_typeB\r\n\x0b_timeout_msB\n\n\x08_enabled\"\"\n\x14\x44\x65leteHandlerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"f\n\x1aRotateHandlerSecretRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x1bprevious_secret_ttl_seconds\x18\x02 \x01(\x03\x12\x17\n\x0f\x65xpire_previous\x18\x03 \x01(\x08\x32\xa8\x03\n\x0eHandlerService\x12>\n\rCreateHandler\x12\x1c.rio.v1.CreateHandlerRequest\x1a\x0f.rio.v1.Handler\x12\x38\n\nGetHandler\x12\x19.rio.v1.GetHandlerRequest\x1a\x0f.rio.v1.Handler\x12I\n\x0cListHandlers\x12\x1b.rio.v1.ListHandlersRequest\x1a\x1c.rio.v1.ListHandlersResponse\x12>\n\rUpdateHandler\x12\x1c.rio.v1.UpdateHandlerRequest\x1a\x0f.rio.v1.Handler\x12\x45\n\rDeleteHandler\x12\x1c.rio.v1.DeleteHandlerRequest\x1a\x16.google.protobuf.Empty\x12J\n\x13RotateHandlerSecret\x12\".rio.v1.RotateHandlerSecretRequest\x1a\x0f.rio.v1.HandlerB P\x01Z\x0crio/v1;riov1\xea\x02\rRioClient::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rio/v1/handler.proto\x12\x06rio.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x05\n\x07Handler\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12&\n\x06method\x18\x05 \x01(\x0e\x32\x16.rio.v1.Handler.Method\x12\x31\n\x0c\x63ontent_type\x18\x06 \x01(\x0e\x32\x1b.rio.v1.Handler.ContentType\x12-\n\x07headers\x18\x07 \x03(\x0b\x32\x1c.rio.v1.Handler.HeadersEntry\x12\x12\n\ntimeout_ms\x18\x08 \x01(\x05\x12\x0f\n\x07\x65nabled\x18\t \x01(\x08\x12\x17\n\x0f\x64isabled_reason\x18\n \x01(\t\x12\x0e\n\x06secret\x18\x0b \x01(\t\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12?\n\x1bprevious_secret_expire_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x63lient_certificate\x18\x0f \x01(\t\x12\x12\n\nclient_key\x18\x10 \x01(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x06Method\x12\x16\n\x12METHOD_UNSPECIFIED\x10\x00\x12\x08\n\x04POST\x10\x01\x12\x07\n\x03PUT\x10\x02\x12\x07\n\x03GET\x10\x03\"?\n\x0b\x43ontentType\x12\x1c\n\x18\x43ONTENT_TYPE_UNSPECIFIED\x10\x00\x12\x08\n\x04\x46ORM\x10\x01\x12\x08\n\x04JSON\x10\x02\"\xf0\x02\n\x14\x43reateHandlerRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12&\n\x06method\x18\x04 \x01(\x0e\x32\x16.rio.v1.Handler.Method\x12\x31\n\x0c\x63ontent_type\x18\x05 \x01(\x0e\x32\x1b.rio.v1.Handler.ContentType\x12:\n\x07headers\x18\x06 \x03(\x0b\x32).rio.v1.CreateHandlerRequest.HeadersEntry\x12\x12\n\ntimeout_ms\x18\x07 \x01(\x05\x12\x14\n\x07\x65nabled\x18\x08 \x01(\x08H\x00\x88\x01\x01\x12\x1a\n\x12\x63lient_certificate\x18\t \x01(\t\x12\x12\n\nclient_key\x18\n \x01(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\n\n\x08_enabled\"\x1f\n\x11GetHandlerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"5\n\x13ListHandlersRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\"9\n\x14ListHandlersResponse\x12!\n\x08handlers\x18\x01 \x03(\x0b\x32\x0f.rio.v1.Handler\"\x88\x04\n\x14UpdateHandlerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\x05\x65vent\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x10\n\x03url\x18\x03 \x01(\tH\x01\x88\x01\x01\x12+\n\x06method\x18\x04 \x01(\x0e\x32\x16.rio.v1.Handler.MethodH\x02\x88\x01\x01\x12\x36\n\x0c\x63ontent_type\x18\x05 \x01(\x0e\x32\x1b.rio.v1.Handler.ContentTypeH\x03\x88\x01\x01\x12:\n\x07headers\x18\x06 \x03(\x0b\x32).rio.v1.UpdateHandlerRequest.HeadersEntry\x12\x15\n\rclear_headers\x18\x07 \x01(\x08\x12\x17\n\ntimeout_ms\x18\x08 \x01(\x05H\x04\x88\x01\x01\x12\x14\n\x07\x65nabled\x18\t \x01(\x08H\x05\x88\x01\x01\x12\x1f\n\x12\x63lient_certificate\x18\n \x01(\tH\x06\x88\x01\x01\x12\x17\n\nclient_key\x18\x0b \x01(\tH\x07\x88\x01\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06_eventB\x06\n\x04_urlB\t\n\x07_methodB\x0f\n\r_content_typeB\r\n\x0b_timeout_msB\n\n\x08_enabledB\x15\n\x13_client_certificateB\r\n\x0b_client_key\"\"\n\x14\x44\x65leteHandlerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"f\n\x1aRotateHandlerSecretRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x1bprevious_secret_ttl_seconds\x18\x02 \x01(\x03\x12\x17\n\x0f\x65xpire_previous\x18\x03 \x01(\x08\x32\xa8\x03\n\x0eHandlerService\x12>\n\rCreateHandler\x12\x1c.rio.v1.CreateHandlerRequest\x1a\x0f.rio.v1.Handler\x12\x38\n\nGetHandler\x12\x19.rio.v1.GetHandlerRequest\x1a\x0f.rio.v1.Handler\x12I\n\x0cListHandlers\x12\x1b.rio.v1.ListHandlersRequest\x1a\x1c.rio.v1.ListHandlersResponse\x12>\n\rUpdateHandler\x12\x1c.rio.v1.UpdateHandlerRequest\x1a\x0f.rio.v1.Handler\x12\x45\n\rDeleteHandler\x12\x1c.rio.v1.DeleteHandlerRequest\x1a\x16.google.protobuf.Empty\x12J\n\x13RotateHandlerSecret\x12\".rio.v1.RotateHandlerSecretRequest\x1a\x0f.rio.v1.HandlerB P\x01Z\x0crio/v1;riov1\xea\x02\rRioClient::V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rio.v1.handler_pb2', globals())
@@ -30,31 +30,31 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _UPDATEHANDLERREQUEST_HEADERSENTRY._options = None
   _UPDATEHANDLERREQUEST_HEADERSENTRY._serialized_options = b'8\001'
   _HANDLER._serialized_start=95
-  _HANDLER._serialized_end=715
-  _HANDLER_HEADERSENTRY._serialized_start=542
-  _HANDLER_HEADERSENTRY._serialized_end=588
-  _HANDLER_METHOD._serialized_start=590
-  _HANDLER_METHOD._serialized_end=650
-  _HANDLER_CONTENTTYPE._serialized_start=652
-  _HANDLER_CONTENTTYPE._serialized_end=715
-  _CREATEHANDLERREQUEST._serialized_start=718
-  _CREATEHANDLERREQUEST._serialized_end=1038
-  _CREATEHANDLERREQUEST_HEADERSENTRY._serialized_start=542
-  _CREATEHANDLERREQUEST_HEADERSENTRY._serialized_end=588
-  _GETHANDLERREQUEST._serialized_start=1040
-  _GETHANDLERREQUEST._serialized_end=1071
-  _LISTHANDLERSREQUEST._serialized_start=1073
-  _LISTHANDLERSREQUEST._serialized_end=1126
-  _LISTHANDLERSRESPONSE._serialized_start=1128
-  _LISTHANDLERSRESPONSE._serialized_end=1185
-  _UPDATEHANDLERREQUEST._serialized_start=1188
-  _UPDATEHANDLERREQUEST._serialized_end=1612
-  _UPDATEHANDLERREQUEST_HEADERSENTRY._serialized_start=542
-  _UPDATEHANDLERREQUEST_HEADERSENTRY._serialized_end=588
-  _DELETEHANDLERREQUEST._serialized_start=1614
-  _DELETEHANDLERREQUEST._serialized_end=1648
-  _ROTATEHANDLERSECRETREQUEST._serialized_start=1650
-  _ROTATEHANDLERSECRETREQUEST._serialized_end=1752
-  _HANDLERSERVICE._serialized_start=1755
-  _HANDLERSERVICE._serialized_end=2179
+  _HANDLER._serialized_end=763
+  _HANDLER_HEADERSENTRY._serialized_start=590
+  _HANDLER_HEADERSENTRY._serialized_end=636
+  _HANDLER_METHOD._serialized_start=638
+  _HANDLER_METHOD._serialized_end=698
+  _HANDLER_CONTENTTYPE._serialized_start=700
+  _HANDLER_CONTENTTYPE._serialized_end=763
+  _CREATEHANDLERREQUEST._serialized_start=766
+  _CREATEHANDLERREQUEST._serialized_end=1134
+  _CREATEHANDLERREQUEST_HEADERSENTRY._serialized_start=590
+  _CREATEHANDLERREQUEST_HEADERSENTRY._serialized_end=636
+  _GETHANDLERREQUEST._serialized_start=1136
+  _GETHANDLERREQUEST._serialized_end=1167
+  _LISTHANDLERSREQUEST._serialized_start=1169
+  _LISTHANDLERSREQUEST._serialized_end=1222
+  _LISTHANDLERSRESPONSE._serialized_start=1224
+  _LISTHANDLERSRESPONSE._serialized_end=1281
+  _UPDATEHANDLERREQUEST._serialized_start=1284
+  _UPDATEHANDLERREQUEST._serialized_end=1804
+  _UPDATEHANDLERREQUEST_HEADERSENTRY._serialized_start=590
+  _UPDATEHANDLERREQUEST_HEADERSENTRY._serialized_end=636
+  _DELETEHANDLERREQUEST._serialized_start=1806
+  _DELETEHANDLERREQUEST._serialized_end=1840
+  _ROTATEHANDLERSECRETREQUEST._serialized_start=1842
+  _ROTATEHANDLERSECRETREQUEST._serialized_end=1944
+  _HANDLERSERVICE._serialized_start=1947
+  _HANDLERSERVICE._serialized_end=2371
 # @@protoc_insertion_point(module_scope)

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateHandlerRequest(_message.Message):
-    __slots__ = ["content_type", "enabled", "event", "headers", "method", "project", "timeout_ms", "url"]
+    __slots__ = ["client_certificate", "client_key", "content_type", "enabled", "event", "headers", "method", "project", "timeout_ms", "url"]
     class HeadersEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,8 @@ class CreateHandlerRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CLIENT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +27,8 @@ class CreateHandlerRequest(_message.Message):
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
+    client_certificate: str
+    client_key: str
     content_type: Handler.ContentType
     enabled: bool
     event: str
@@ -33,7 +37,7 @@ class CreateHandlerRequest(_message.Message):
     project: str
     timeout_ms: int
     url: str
-    def __init__(self, project: _Optional[str] = ..., event: _Optional[str] = ..., url: _Optional[str] = ..., method: _Optional[_Union[Handler.Method, str]] = ..., content_type: _Optional[_Union[Handler.ContentType, str]] = ..., headers: _Optional[_Mapping[str, str]] = ..., timeout_ms: _Optional[int] = ..., enabled: bool = ...) -> None: ...
+    def __init__(self, project: _Optional[str] = ..., event: _Optional[str] = ..., url: _Optional[str] = ..., method: _Optional[_Union[Handler.Method, str]] = ..., content_type: _Optional[_Union[Handler.ContentType, str]] = ..., headers: _Optional[_Mapping[str, str]] = ..., timeout_ms: _Optional[int] = ..., enabled: bool = ..., client_certificate: _Optional[str] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class DeleteHandlerRequest(_message.Message):
     __slots__ = ["id"]
@@ -48,7 +52,7 @@ class GetHandlerRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class Handler(_message.Message):
-    __slots__ = ["content_type", "create_time", "disabled_reason", "enabled", "event", "headers", "id", "method", "previous_secret_expire_time", "project", "secret", "timeout_ms", "update_time", "url"]
+    __slots__ = ["client_certificate", "client_key", "content_type", "create_time", "disabled_reason", "enabled", "event", "headers", "id", "method", "previous_secret_expire_time", "project", "secret", "timeout_ms", "update_time", "url"]
     class ContentType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = []
     class Method(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
@@ -60,6 +64,8 @@ class Handler(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CLIENT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_UNSPECIFIED: Handler.ContentType
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +87,8 @@ class Handler(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
+    client_certificate: str
+    client_key: str
     content_type: Handler.ContentType
     create_time: _timestamp_pb2.Timestamp
     disabled_reason: str
@@ -95,7 +103,7 @@ class Handler(_message.Message):
     timeout_ms: int
     update_time: _timestamp_pb2.Timestamp
     url: str
-    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., event: _Optional[str] = ..., url: _Optional[str] = ..., method: _Optional[_Union[Handler.Method, str]] = ..., content_type: _Optional[_Union[Handler.ContentType, str]] = ..., headers: _Optional[_Mapping[str, str]] = ..., timeout_ms: _Optional[int] = ..., enabled: bool = ..., disabled_reason: _Optional[str] = ..., secret: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., previous_secret_expire_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., event: _Optional[str] = ..., url: _Optional[str] = ..., method: _Optional[_Union[Handler.Method, str]] = ..., content_type: _Optional[_Union[Handler.ContentType, str]] = ..., headers: _Optional[_Mapping[str, str]] = ..., timeout_ms: _Optional[int] = ..., enabled: bool = ..., disabled_reason: _Optional[str] = ..., secret: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., previous_secret_expire_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., client_certificate: _Optional[str] = ..., client_key: _Optional[str] = ...) -> None: ...
 
 class ListHandlersRequest(_message.Message):
     __slots__ = ["event", "project"]
@@ -122,7 +130,7 @@ class RotateHandlerSecretRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., previous_secret_ttl_seconds: _Optional[int] = ..., expire_previous: bool = ...) -> None: ...
 
 class UpdateHandlerRequest(_message.Message):
-    __slots__ = ["clear_headers", "content_type", "enabled", "event", "headers", "id", "method", "timeout_ms", "url"]
+    __slots__ = ["clear_headers", "client_certificate", "client_key", "content_type", "enabled", "event", "headers", "id", "method", "timeout_ms", "url"]
     class HeadersEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +139,8 @@ class UpdateHandlerRequest(_message.Message):
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     CLEAR_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +150,8 @@ class UpdateHandlerRequest(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     clear_headers: bool
+    client_certificate: str
+    client_key: str
     content_type: Handler.ContentType
     enabled: bool
     event: str
@@ -148,4 +160,4 @@ class UpdateHandlerRequest(_message.Message):
     method: Handler.Method
     timeout_ms: int
     url: str
-    def __init__(self, id: _Optional[str] = ..., event: _Optional[str] = ..., url: _Optional[str] = ..., method: _Optional[_Union[Handler.Method, str]] = ..., content_type: _Optional[_Union[Handler.ContentType, str]] = ..., headers: _Optional[_Mapping[str, str]] = ..., clear_headers: bool = ..., timeout_ms: _Optional[int] = ..., enabled: bool = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., event: _Optional[str] = ..., url: _Optional[str] = ..., method: _Optional[_Union[Handler.Method, str]] = ..., content_type: _Optional[_Union[Handler.ContentType, str]] = ..., headers: _Optional[_Mapping[str, str]] = ..., clear_headers: bool = ..., timeout_ms: _Optional[int] = ..., enabled: bool = ..., client_certificate: _Optional[str] = ..., client_key: _Optional[str] = ...) -> None: ...
