@@ -236,8 +236,11 @@ function setCrumbs(...parts) {
   });
 }
 
+// Children may be null or false (controls the caller's scope does not
+// allow): they are left out.
 function page(title, ...children) {
-  app.replaceChildren(el("h1", {}, title), ...children);
+  app.replaceChildren(el("h1", {}, title));
+  append(app, children);
 }
 
 function showSignIn(message) {

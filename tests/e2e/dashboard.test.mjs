@@ -397,6 +397,7 @@ async function main() {
     assert.equal(await reader.getByRole("button", { name, exact: true }).count(), 0, name);
   }
   assert.equal(await reader.getByLabel("New sender").count(), 0);
+  assert.doesNotMatch(await reader.locator("main").textContent(), /null|undefined/);
 
   step("read-only: deliveries and a delivery, without Re-trigger");
   await reader.getByRole("link", { name: "Deliveries", exact: true }).first().click();
@@ -407,6 +408,7 @@ async function main() {
   await reader.waitForFunction(() => document.querySelector("#payload")?.textContent !== "");
   assert.match(await reader.locator("#payload").textContent(), /"order": 4/);
   assert.equal(await reader.getByRole("button", { name: "Re-trigger" }).count(), 0);
+  assert.doesNotMatch(await reader.locator("main").textContent(), /null|undefined/);
 
   step("read-only: the handler page counts failed deliveries (dry run) but offers no recovery");
   await reader.locator("a", { hasText: receiver.url }).first().click();
@@ -414,6 +416,7 @@ async function main() {
   assert.equal(await reader.getByRole("button", { name: "Recover failed…" }).count(), 0);
   await reader.getByRole("button", { name: "Count failed…" }).click();
   await reader.getByText("No failed or cancelled deliveries in that range.").waitFor();
+  assert.doesNotMatch(await reader.locator("main").textContent(), /null|undefined/);
 
   step("the server itself refuses the read-only token's writes");
   const readerAuth = "Bearer " + readerToken;
