@@ -443,6 +443,25 @@ async function main() {
   await reader.getByLabel("Admin token").fill(readerToken);
   await reader.getByRole("button", { name: "Sign in" }).click();
   await reader.getByText("Sign-in failed: invalid access token (revoked, or never issued here)").waitFor();
+
+  step("a PROJECT_ADMIN token: no project create, rename or delete; its project's handlers are editable");
+  const projectAdmin = await apiCall(base, "rio.v1.AccessService/CreateAccessToken",
+    { name: "shop-admin", scope: "PROJECT_ADMIN", project: "shop" }, "Bearer " + TOKEN);
+  assert.equal(projectAdmin.status, 200, JSON.stringify(projectAdmin.body));
+  await reader.getByLabel("Admin token").fill(projectAdmin.body.token);
+  await reader.getByRole("button", { name: "Sign in" }).click();
+  await reader.getByRole("link", { name: "shop", exact: true }).waitFor();
+  assert.equal(await reader.locator("#caller").textContent(), "shop-admin · PROJECT_ADMIN · shop");
+  assert.equal(await reader.getByRole("link", { name: "Access tokens" }).count(), 0);
+  for (const name of ["Create project", "Rename", "Delete"]) {
+    assert.equal(await reader.getByRole("button", { name, exact: true }).count(), 0, name);
+  }
+  await reader.getByRole("link", { name: "shop", exact: true }).click();
+  await reader.getByRole("heading", { name: "Shop (shop)" }).waitFor();
+  for (const name of ["Create sender", "New handler", "Edit", "Disable", "Rotate secret"]) {
+    await reader.getByRole("button", { name, exact: true }).waitFor();
+  }
+  assert.equal(await reader.locator("#read-only-note").count(), 0);
   assert.deepEqual(readerErrors.filter((t) => !/401/.test(t)), [], "read-only browser console errors");
 
   step("sign out");
