@@ -1,7 +1,9 @@
 // Rio dashboard: one page, hash-routed, talking only to rio-server's JSON API
 // (POST /api/v1/<Service>/<Method>). Every piece of data reaches the page
-// through textContent, never as HTML. The admin token lives in this tab's
-// sessionStorage and travels as a header.
+// through textContent, never as HTML. The token (the bootstrap admin token
+// or a scoped access token) lives in this tab's sessionStorage and travels
+// as a header; the page offers only what its scope allows, and the server
+// checks every call all the same.
 "use strict";
 
 const TOKEN_KEY = "rio.adminToken";
@@ -9,6 +11,8 @@ const app = document.getElementById("app");
 const crumbs = document.getElementById("crumbs");
 const flash = document.getElementById("flash");
 const signOutButton = document.getElementById("sign-out");
+const callerLabel = document.getElementById("caller");
+const accessLink = document.getElementById("access-link");
 
 // Timers and loops of the current page; cleared when the page changes.
 let pageTimers = [];
@@ -171,6 +175,41 @@ async function act(button, fn) {
   }
 }
 
+// ---------------------------------------------------------------- caller
+
+// Who is signed in: GetCaller's reply {name, scope, project}, fetched at
+// sign-in (and again when the page is reloaded), dropped at sign-out.
+let caller = null;
+
+const SCOPES = ["ADMIN", "PROJECT_ADMIN", "READ_ONLY"];
+
+function callerText(c) {
+  const parts = [c.name, c.scope];
+  if (c.project) parts.push(c.project);
+  else if (c.scope !== "ADMIN") parts.push("all projects");
+  return parts.join(" · ");
+}
+
+function setCaller(c) {
+  caller = c;
+  callerLabel.textContent = c ? callerText(c) : "";
+  callerLabel.hidden = !c;
+  accessLink.hidden = !isAdmin();
+}
+
+// Projects and access tokens: scope ADMIN only.
+function isAdmin() { return !!caller && caller.scope === "ADMIN"; }
+
+// Senders, handlers, re-triggers and recoveries: ADMIN, and PROJECT_ADMIN
+// (whose project the server enforces). READ_ONLY only reads.
+function canWrite() { return !!caller && (caller.scope === "ADMIN" || caller.scope === "PROJECT_ADMIN"); }
+
+function readOnlyNote() {
+  if (canWrite()) return null;
+  return el("p", { class: "muted", id: "read-only-note" },
+    "Signed in read-only: changes and re-triggers need a token with scope ADMIN or PROJECT_ADMIN.");
+}
+
 // In-page confirmation (keyboard-friendly: the confirm button gets focus,
 // Escape cancels).
 function confirmBox(container, text, confirmLabel, onConfirm) {
@@ -197,8 +236,11 @@ function setCrumbs(...parts) {
   });
 }
 
+// Children may be null or false (controls the caller's scope does not
+// allow): they are left out.
 function page(title, ...children) {
-  app.replaceChildren(el("h1", {}, title), ...children);
+  app.replaceChildren(el("h1", {}, title));
+  append(app, children);
 }
 
 function showSignIn(message) {
@@ -206,6 +248,7 @@ function showSignIn(message) {
   pageTimers.forEach((id) => { clearTimeout(id); clearInterval(id); });
   pageTimers = [];
   signOutButton.hidden = true;
+  setCaller(null);
   setCrumbs(["Sign in"]);
   const input = el("input", { type: "password", id: "token", name: "token", autocomplete: "current-password",
     required: true, "aria-describedby": "signin-error" });
@@ -216,13 +259,13 @@ function showSignIn(message) {
     error.textContent = "";
     submit.disabled = true;
     try {
-      await rawApi("rio.v1.ProjectService/ListProjects", { page_size: 1 }, input.value.trim());
-      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      const token = input.value.trim();
+      const who = await rawApi("rio.v1.AccessService/GetCaller", {}, token);
+      sessionStorage.setItem(TOKEN_KEY, token);
+      setCaller(who);
       route();
     } catch (err) {
-      error.textContent = err.status === 401
-        ? "Sign-in failed: the admin token was not accepted."
-        : "Sign-in failed: " + err.message;
+      error.textContent = "Sign-in failed: " + err.message;
       input.focus();
       input.select();
     } finally {
@@ -230,8 +273,8 @@ function showSignIn(message) {
     }
   } },
   el("h1", {}, "Sign in to Rio"),
-  el("p", { class: "muted" }, "Paste the admin token rio-server printed at start-up (tools/run prints it too). It is kept for this tab only."),
-  el("label", { for: "token" }, "Admin token", input), el("p", {}, submit), error);
+  el("p", { class: "muted" }, "Paste the admin token rio-server printed at start-up (tools/run prints it too), or an access token (rio_at_…) an admin created for you. It is kept for this tab only."),
+  el("label", { for: "token" }, "Admin token or access token", input), el("p", {}, submit), error);
   app.replaceChildren(form);
   input.focus();
 }
@@ -258,6 +301,8 @@ async function route() {
   signOutButton.hidden = false;
   const { parts, params } = parseHash();
   try {
+    if (!caller) setCaller(await api("rio.v1.AccessService/GetCaller", {}));
+    if (parts[0] === "access" && parts.length === 1) return await accessPage();
     if (parts.length === 0) return await projectsPage();
     if (parts[0] === "p" && parts.length === 2) return await projectPage(parts[1]);
     if (parts[0] === "p" && parts[2] === "deliveries") return await deliveriesPage(parts[1], params);
@@ -276,6 +321,19 @@ window.addEventListener("DOMContentLoaded", route);
 
 // ---------------------------------------------------------------- projects
 
+// Every project the caller may see (a token limited to a project sees that
+// one only).
+async function listAllProjects() {
+  let token = "";
+  const projects = [];
+  do {
+    const r = await api("rio.v1.ProjectService/ListProjects", { page_size: 1000, page_token: token });
+    projects.push(...(r.projects || []));
+    token = r.next_page_token;
+  } while (token);
+  return projects;
+}
+
 async function projectsPage() {
   setCrumbs(["Projects"]);
   const list = el("tbody");
@@ -291,17 +349,12 @@ async function projectsPage() {
     });
   } }, el("label", {}, "Slug", slug), el("label", {}, "Name", name), el("div", {}, create));
   const area = el("div");
-  page("Projects", form, area,
+  page("Projects", isAdmin() ? form : null, area,
     el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Slug"), el("th", {}, "Name"), el("th", {}, "Created"), el("th", {}, ""))), list));
 
-  let token = "";
-  const projects = [];
-  do {
-    const r = await api("rio.v1.ProjectService/ListProjects", { page_size: 1000, page_token: token });
-    projects.push(...(r.projects || []));
-    token = r.next_page_token;
-  } while (token);
-  if (!projects.length) list.append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No projects yet: create one above.")));
+  const projects = await listAllProjects();
+  if (!projects.length) list.append(el("tr", {}, el("td", { colspan: 4, class: "muted" },
+    isAdmin() ? "No projects yet: create one above." : "No projects.")));
   for (const p of projects) {
     const renameBtn = el("button", { type: "button" }, "Rename");
     const deleteBtn = el("button", { type: "button", class: "danger" }, "Delete");
@@ -333,8 +386,113 @@ async function projectsPage() {
     list.append(el("tr", {},
       el("td", {}, el("a", { href: "#/p/" + enc(p.slug) }, p.slug)), nameCell,
       el("td", {}, fmtTime(p.create_time)),
-      el("td", {}, el("div", { class: "row" }, renameBtn, deleteBtn))));
+      el("td", {}, isAdmin() ? el("div", { class: "row" }, renameBtn, deleteBtn) : null)));
   }
+}
+
+// ---------------------------------------------------------------- access tokens
+
+const SCOPE_TEXT = {
+  READ_ONLY: "READ_ONLY: reads only",
+  PROJECT_ADMIN: "PROJECT_ADMIN: everything inside one project",
+  ADMIN: "ADMIN: everything, projects and tokens too",
+};
+
+function copyButton(value) {
+  const button = el("button", { type: "button" }, "Copy");
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(value);
+      button.textContent = "Copied";
+    } catch (e) {
+      say("Copying failed: select the token and copy it by hand.", true);
+    }
+  });
+  return button;
+}
+
+async function accessPage() {
+  setCrumbs(["Projects", "#/"], ["Access tokens"]);
+  if (!isAdmin()) {
+    page("Access tokens", el("p", { class: "error", role: "alert" },
+      `Managing access tokens needs scope ADMIN; you are signed in as ${callerText(caller)}.`));
+    return;
+  }
+  const [list, projects] = await Promise.all([
+    api("rio.v1.AccessService/ListAccessTokens", {}),
+    listAllProjects(),
+  ]);
+  const notices = el("div");
+
+  // Create: the project select appears for the scopes that take a project
+  // (required for PROJECT_ADMIN, optional for READ_ONLY).
+  const name = el("input", { name: "name", required: true, pattern: "[A-Za-z0-9._\\-]{1,128}", placeholder: "ci-reader" });
+  const scope = el("select", { name: "scope" }, SCOPES.slice().reverse().map((s) => el("option", { value: s }, SCOPE_TEXT[s])));
+  scope.value = "READ_ONLY";
+  const project = el("select", { name: "project" });
+  const projectLabel = el("label", {}, "Project", project);
+  const expires = el("input", { type: "datetime-local", name: "expire_time" });
+  const create = el("button", { class: "primary", type: "submit" }, "Create token");
+  const fillProjects = () => {
+    const keep = project.value;
+    const options = [];
+    if (scope.value === "READ_ONLY") options.push(el("option", { value: "" }, "every project"));
+    else if (!projects.length) options.push(el("option", { value: "" }, "no project yet: create one first"));
+    options.push(...projects.map((p) => el("option", { value: p.slug }, p.slug)));
+    project.replaceChildren(...options);
+    if ([...project.options].some((o) => o.value === keep)) project.value = keep;
+    project.required = scope.value === "PROJECT_ADMIN";
+    projectLabel.hidden = scope.value === "ADMIN";
+  };
+  scope.addEventListener("change", fillProjects);
+  fillProjects();
+  const form = el("form", { class: "grid card", "aria-label": "Create access token", onsubmit: (e) => {
+    e.preventDefault();
+    act(create, async () => {
+      const req = { name: name.value.trim(), scope: scope.value };
+      if (scope.value !== "ADMIN" && project.value) req.project = project.value;
+      if (expires.value) req.expire_time = localToRfc3339(expires.value);
+      const r = await api("rio.v1.AccessService/CreateAccessToken", req);
+      await route();
+      const box = secretBox(`Access token ${r.access_token.name} created.`, r.token,
+        "Copy its secret now: it will not be shown again.");
+      box.id = "new-token";
+      box.append(el("div", { class: "row" }, copyButton(r.token),
+        el("button", { type: "button", onclick: () => box.remove() }, "Done")));
+      document.getElementById("notices").prepend(box);
+    });
+  } },
+  el("label", {}, "Name", name), el("label", {}, "Scope", scope), projectLabel,
+  el("label", {}, "Expires (empty: never)", expires), el("div", {}, create));
+
+  const rows = el("tbody");
+  const now = new Date();
+  for (const t of list.access_tokens || []) {
+    const revoke = el("button", { type: "button", class: "danger" }, "Revoke");
+    revoke.addEventListener("click", () => confirmBox(notices,
+      `Revoke access token "${t.name}"? Calls presenting it are refused from now on.`, "Revoke token", async () => {
+        await api("rio.v1.AccessService/RevokeAccessToken", { name: t.name });
+        say(`Access token ${t.name} revoked`);
+        route();
+      }));
+    const expired = t.expire_time && new Date(t.expire_time) <= now;
+    rows.append(el("tr", { "data-token": t.name },
+      el("td", {}, t.name), el("td", {}, t.scope),
+      el("td", {}, t.project || el("span", { class: "muted" }, "all projects")),
+      el("td", {}, fmtTime(t.create_time)),
+      el("td", {}, t.expire_time ? fmtTime(t.expire_time) : el("span", { class: "muted" }, "never"),
+        expired ? [" ", el("span", { class: "badge bad" }, "expired")] : null),
+      el("td", {}, revoke)));
+  }
+  if (!rows.children.length) rows.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No access tokens yet.")));
+
+  page("Access tokens",
+    el("p", { class: "muted" }, "Tokens for the dashboard and the admin API, each limited to a scope. Rio keeps only a hash: a token's secret is shown once, when it is created. The bootstrap admin token (--admin_token) is not listed here."),
+    el("div", { id: "notices" }, notices),
+    el("h2", {}, "New token"), form,
+    el("h2", {}, "Tokens"),
+    el("table", { id: "access-tokens" }, el("thead", {}, el("tr", {},
+      ["Name", "Scope", "Project", "Created", "Expires", ""].map((t) => el("th", {}, t)))), rows));
 }
 
 // ---------------------------------------------------------------- project
@@ -435,9 +593,10 @@ async function projectPage(slug) {
         say(`Sender ${s.name} revoked`);
         route();
       }));
-    senderRows.append(el("tr", {}, el("td", {}, s.name), el("td", {}, fmtTime(s.create_time)), el("td", {}, revoke)));
+    senderRows.append(el("tr", {}, el("td", {}, s.name), el("td", {}, fmtTime(s.create_time)), el("td", {}, canWrite() ? revoke : null)));
   }
-  if (!senderRows.children.length) senderRows.append(el("tr", {}, el("td", { colspan: 3, class: "muted" }, "No senders: create one to emit events.")));
+  if (!senderRows.children.length) senderRows.append(el("tr", {}, el("td", { colspan: 3, class: "muted" },
+    canWrite() ? "No senders: create one to emit events." : "No senders.")));
   const senderForm = el("form", { class: "row", "aria-label": "Create sender", onsubmit: (e) => {
     e.preventDefault();
     act(senderBtn, async () => {
@@ -474,10 +633,10 @@ async function projectPage(slug) {
   }
 
   page(project.name && project.name !== slug ? `${project.name} (${slug})` : slug,
-    projectNav(slug), el("div", { id: "notices" }, notices),
-    el("h2", {}, "Senders"), senderForm,
+    projectNav(slug), readOnlyNote(), el("div", { id: "notices" }, notices),
+    el("h2", {}, "Senders"), canWrite() ? senderForm : null,
     el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, "Created"), el("th", {}, ""))), senderRows),
-    el("h2", {}, "Handlers"), el("p", {}, newHandler), handlerArea);
+    el("h2", {}, "Handlers"), canWrite() ? el("p", {}, newHandler) : null, handlerArea);
 }
 
 function handlerCard(slug, h, notices) {
@@ -518,7 +677,7 @@ function handlerCard(slug, h, notices) {
       `${h.content_type === "JSON" ? "JSON" : "form"} body · timeout ${h.timeout_ms} ms`,
       Object.keys(h.headers || {}).length ? " · headers: " + Object.keys(h.headers).join(", ") : "",
       " · id ", el("code", {}, h.id)),
-    el("div", { class: "row" }, edit, toggle, rotate, del),
+    canWrite() ? el("div", { class: "row" }, edit, toggle, rotate, del) : null,
   ]);
   return card;
 }
@@ -599,7 +758,7 @@ async function deliveriesPage(slug, params) {
   };
   more.addEventListener("click", () => act(more, () => load(true)));
 
-  page("Deliveries", projectNav(slug), form, el("p", {}, updated),
+  page("Deliveries", projectNav(slug), readOnlyNote(), form, el("p", {}, updated),
     el("table", { id: "deliveries" }, el("thead", {}, el("tr", {},
       ["Created", "Event", "Handler", "Status", "HTTP", "Error", "Attempts", "Next attempt"].map((t) => el("th", {}, t)))), tbody),
     el("p", {}, more));
@@ -680,8 +839,8 @@ async function deliveryPage(slug, id) {
       if (now.attempt_count > before && now.status === "PENDING" && now.last_error_class) break;
     }
   }));
-  page("Delivery", projectNav(slug), el("div", { class: "row" }, retrigger,
-    el("span", { class: "muted" }, "Makes a new attempt now, whatever the delivery's state.")),
+  page("Delivery", projectNav(slug), readOnlyNote(), canWrite() ? el("div", { class: "row" }, retrigger,
+    el("span", { class: "muted" }, "Makes a new attempt now, whatever the delivery's state.")) : null,
   summary, el("h2", {}, "Payload"), payload, el("h2", {}, "Attempts (newest first)"), attempts);
   try {
     const m = await api("rio.v1.DeliveryService/GetMessage", { id: d.message_id });
@@ -771,7 +930,7 @@ async function handlerPage(slug, id) {
   const since = el("input", { type: "datetime-local", name: "since", required: true, value: rfc3339ToLocal(new Date(Date.now() - 24 * 3600e3).toISOString()) });
   const until = el("input", { type: "datetime-local", name: "until" });
   const rate = el("input", { type: "number", name: "rate", min: 1, max: 10000, value: 100 });
-  const recoverBtn = el("button", { type: "submit", class: "primary", id: "recover" }, "Recover failed…");
+  const recoverBtn = el("button", { type: "submit", class: "primary", id: "recover" }, canWrite() ? "Recover failed…" : "Count failed…");
   const followRecovery = async (rec) => {
     const bar = el("span", { style: "width:0%" });
     const text = el("p", { class: "recovery-progress" });
@@ -798,6 +957,11 @@ async function handlerPage(slug, id) {
         recoverArea.replaceChildren(el("p", { class: "card", role: "status" }, "No failed or cancelled deliveries in that range."));
         return;
       }
+      if (!canWrite()) {
+        recoverArea.replaceChildren(el("p", { class: "card", role: "status" },
+          `${dry.matched} failed or cancelled deliveries match. Re-queuing them needs a token with scope ADMIN or PROJECT_ADMIN.`));
+        return;
+      }
       recoverArea.replaceChildren();
       confirmBox(recoverArea, `${dry.matched} failed or cancelled deliveries match. Re-queue them at ${req.rate_per_second}/s?`,
         `Re-queue ${dry.matched}`, async () => {
@@ -815,7 +979,7 @@ async function handlerPage(slug, id) {
     recoveries.replaceChildren(mine.length ? el("table", {}, el("thead", {}, el("tr", {},
       ["Started", "State", "Matched", "Re-queued", "Succeeded", "Failed", "Pending", ""].map((t) => el("th", {}, t)))),
     el("tbody", {}, mine.map((x) => {
-      const cancel = x.state === "RUNNING" ? el("button", { type: "button", onclick: (e) => act(e.target, async () => {
+      const cancel = x.state === "RUNNING" && canWrite() ? el("button", { type: "button", onclick: (e) => act(e.target, async () => {
         await api("rio.v1.DeliveryService/CancelRecovery", { id: x.id });
         loadRecoveries();
       }) }, "Cancel") : null;
@@ -824,7 +988,7 @@ async function handlerPage(slug, id) {
     }))) : el("p", { class: "muted" }, "No recoveries yet."));
   };
 
-  page(`Handler for ${h.event}`, projectNav(slug),
+  page(`Handler for ${h.event}`, projectNav(slug), readOnlyNote(),
     el("p", {}, el("code", {}, `${h.method === "METHOD_UNSPECIFIED" ? "POST" : h.method} ${h.url}`), " ",
       el("span", { class: "badge " + (h.enabled ? "ok" : "off") }, h.enabled ? "enabled" : "disabled"), " ",
       el("a", { href: `#/p/${enc(slug)}/deliveries?handler=${enc(id)}` }, "Deliveries"), " · ",
@@ -832,7 +996,9 @@ async function handlerPage(slug, id) {
     !h.enabled && h.disabled_reason ? el("p", { class: "error" }, "Disabled: " + h.disabled_reason) : null,
     el("h2", {}, "Last hour"), statsArea, charts,
     el("h2", {}, "Recover failed deliveries"),
-    el("p", { class: "muted" }, "Re-queues every failed or cancelled delivery of this handler created in the range, paced, as a job that survives restarts."),
+    el("p", { class: "muted" }, canWrite()
+      ? "Re-queues every failed or cancelled delivery of this handler created in the range, paced, as a job that survives restarts."
+      : "Counts the failed or cancelled deliveries of this handler created in the range (a dry run: re-queuing them needs scope ADMIN or PROJECT_ADMIN)."),
     recoverForm, recoverArea, el("h3", {}, "Recent recoveries"), recoveries);
   await Promise.all([loadStats(), loadRecoveries()]);
   every(() => loadStats().catch(() => {}), 10000);

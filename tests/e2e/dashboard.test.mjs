@@ -227,7 +227,7 @@ async function main() {
   assert.match(csp, /script-src 'self'/);
   await page.getByLabel("Admin token").fill("not-the-token");
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByText("Sign-in failed: the admin token was not accepted.").waitFor();
+  await page.getByText("Sign-in failed: invalid admin token").waitFor();
 
   step("sign in");
   await page.getByLabel("Admin token").fill(TOKEN);
@@ -235,6 +235,8 @@ async function main() {
   await page.getByRole("heading", { name: "Projects" }).waitFor();
   // The token is in sessionStorage only: no cookie.
   assert.deepEqual(await context.cookies(), []);
+  assert.equal(await page.locator("#caller").textContent(), "bootstrap · ADMIN");
+  await page.getByRole("link", { name: "Access tokens" }).waitFor();
 
   step("create a project");
   await page.getByLabel("Slug").fill("shop");
@@ -332,9 +334,141 @@ async function main() {
   assert.equal(r.status, 200);
   await page.locator("#tail li", { hasText: "SUCCEEDED" }).first().waitFor({ timeout: 15000 });
 
+  step("as ADMIN, create a READ_ONLY token for shop: its secret is shown once");
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(base).origin });
+  await page.getByRole("link", { name: "Access tokens" }).click();
+  await page.getByRole("heading", { name: "Access tokens" }).waitFor();
+  await page.locator("#access-tokens").getByText("No access tokens yet.").waitFor();
+  await page.getByLabel(/^Name/).fill("ci-reader");
+  await page.getByLabel(/^Scope/).selectOption("READ_ONLY");
+  assert.deepEqual(await page.getByLabel(/^Project/).locator("option").allTextContents(), ["every project", "shop"]);
+  await page.getByLabel(/^Project/).selectOption("shop");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const created = page.locator("#new-token");
+  await created.waitFor();
+  assert.equal(await created.locator("strong").textContent(), "Access token ci-reader created.");
+  assert.equal(await created.locator(".muted").textContent(), "Copy its secret now: it will not be shown again.");
+  const readerToken = await created.locator("code").textContent();
+  assert.match(readerToken, /^rio_at_[A-Za-z0-9_-]{43}$/);
+  await created.getByRole("button", { name: "Copy" }).click();
+  await created.getByRole("button", { name: "Copied" }).waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), readerToken);
+  const tokenRow = page.locator("#access-tokens tr[data-token='ci-reader']");
+  const tokenCells = await tokenRow.locator("td").allTextContents();
+  assert.deepEqual([tokenCells[0], tokenCells[1], tokenCells[2], tokenCells[4], tokenCells[5]],
+    ["ci-reader", "READ_ONLY", "shop", "never", "Revoke"]);
+  assert.notEqual(tokenCells[3], "—");
+
+  step("the secret is not shown again");
+  await page.getByRole("link", { name: "Projects" }).click();
+  await page.getByRole("heading", { name: "Projects" }).waitFor();
+  await page.getByRole("link", { name: "Access tokens" }).click();
+  await tokenRow.waitFor();
+  assert.equal(await page.locator("#new-token").count(), 0);
+  assert.doesNotMatch(await page.locator("main").textContent(), /rio_at_/);
+
+  step("sign in with the read-only token: the header says so, reading works");
+  const readerContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  onCleanup(() => readerContext.close());
+  const reader = await readerContext.newPage();
+  reader.setDefaultTimeout(20000);
+  const readerErrors = [];
+  reader.on("console", (m) => { if (m.type() === "error") readerErrors.push(m.text()); });
+  reader.on("pageerror", (e) => readerErrors.push(e.message));
+  await reader.goto(base);
+  await reader.getByLabel("Admin token").fill(readerToken);
+  await reader.getByRole("button", { name: "Sign in" }).click();
+  await reader.getByRole("heading", { name: "Projects" }).waitFor();
+  assert.equal(await reader.locator("#caller").textContent(), "ci-reader · READ_ONLY · shop");
+  await reader.getByRole("link", { name: "shop", exact: true }).waitFor();
+  assert.equal(await reader.getByRole("link", { name: "Access tokens" }).count(), 0);
+  for (const name of ["Create project", "Rename", "Delete"]) {
+    assert.equal(await reader.getByRole("button", { name, exact: true }).count(), 0, name);
+  }
+
+  step("read-only: the project page lists senders and handlers without any control that writes");
+  await reader.getByRole("link", { name: "shop", exact: true }).click();
+  await reader.getByRole("heading", { name: "Shop (shop)" }).waitFor();
+  await reader.locator(".handler").getByText(receiver.url).waitFor();
+  await reader.getByRole("cell", { name: "shop-app", exact: true }).waitFor();
+  assert.equal(await reader.locator("#read-only-note").textContent(),
+    "Signed in read-only: changes and re-triggers need a token with scope ADMIN or PROJECT_ADMIN.");
+  for (const name of ["Create sender", "Revoke", "New handler", "Edit", "Disable", "Enable", "Rotate secret", "Delete"]) {
+    assert.equal(await reader.getByRole("button", { name, exact: true }).count(), 0, name);
+  }
+  assert.equal(await reader.getByLabel("New sender").count(), 0);
+  assert.doesNotMatch(await reader.locator("main").textContent(), /null|undefined/);
+
+  step("read-only: deliveries and a delivery, without Re-trigger");
+  await reader.getByRole("link", { name: "Deliveries", exact: true }).first().click();
+  await reader.waitForFunction(() => document.querySelectorAll("#deliveries tr[data-delivery-id]").length === 4);
+  await reader.locator("#deliveries tr[data-delivery-id] a").first().click();
+  await reader.getByRole("heading", { name: "Delivery", exact: true }).waitFor();
+  await reader.locator("#delivery-status").getByText("SUCCEEDED").waitFor();
+  await reader.waitForFunction(() => document.querySelector("#payload")?.textContent !== "");
+  assert.match(await reader.locator("#payload").textContent(), /"order": 4/);
+  assert.equal(await reader.getByRole("button", { name: "Re-trigger" }).count(), 0);
+  assert.doesNotMatch(await reader.locator("main").textContent(), /null|undefined/);
+
+  step("read-only: the handler page counts failed deliveries (dry run) but offers no recovery");
+  await reader.locator("a", { hasText: receiver.url }).first().click();
+  await reader.getByRole("heading", { name: "Handler for order-paid" }).waitFor();
+  assert.equal(await reader.getByRole("button", { name: "Recover failed…" }).count(), 0);
+  await reader.getByRole("button", { name: "Count failed…" }).click();
+  await reader.getByText("No failed or cancelled deliveries in that range.").waitFor();
+  assert.doesNotMatch(await reader.locator("main").textContent(), /null|undefined/);
+
+  step("the server itself refuses the read-only token's writes");
+  const readerAuth = "Bearer " + readerToken;
+  const handlersSeen = await apiCall(base, "rio.v1.HandlerService/ListHandlers", { project: "shop" }, readerAuth);
+  assert.equal(handlersSeen.status, 200);
+  assert.equal(handlersSeen.body.handlers.length, 1);
+  const refused = await apiCall(base, "rio.v1.HandlerService/UpdateHandler",
+    { id: handlersSeen.body.handlers[0].id, enabled: false }, readerAuth);
+  assert.equal(refused.status, 403);
+  assert.deepEqual(refused.body, { code: "PERMISSION_DENIED",
+    message: 'access token "ci-reader" (scope READ_ONLY) may not call UpdateHandler: it changes data and needs scope ADMIN or PROJECT_ADMIN' });
+
+  step("revoke the token from the admin session");
+  await tokenRow.getByRole("button", { name: "Revoke" }).click();
+  await page.getByRole("alertdialog").getByText('Revoke access token "ci-reader"? Calls presenting it are refused from now on.').waitFor();
+  await page.getByRole("button", { name: "Revoke token" }).click();
+  await page.locator("#access-tokens").getByText("No access tokens yet.").waitFor();
+  assert.equal(await tokenRow.count(), 0);
+
+  step("the read-only session ends, and signing in with the revoked token fails");
+  await reader.getByRole("link", { name: "Deliveries", exact: true }).first().click();
+  await reader.getByText("Your session ended: invalid access token (revoked, or never issued here)").waitFor();
+  assert.equal(await reader.locator("#caller").isHidden(), true);
+  await reader.getByLabel("Admin token").fill(readerToken);
+  await reader.getByRole("button", { name: "Sign in" }).click();
+  await reader.getByText("Sign-in failed: invalid access token (revoked, or never issued here)").waitFor();
+
+  step("a PROJECT_ADMIN token: no project create, rename or delete; its project's handlers are editable");
+  const projectAdmin = await apiCall(base, "rio.v1.AccessService/CreateAccessToken",
+    { name: "shop-admin", scope: "PROJECT_ADMIN", project: "shop" }, "Bearer " + TOKEN);
+  assert.equal(projectAdmin.status, 200, JSON.stringify(projectAdmin.body));
+  await reader.getByLabel("Admin token").fill(projectAdmin.body.token);
+  await reader.getByRole("button", { name: "Sign in" }).click();
+  await reader.getByRole("link", { name: "shop", exact: true }).waitFor();
+  assert.equal(await reader.locator("#caller").textContent(), "shop-admin · PROJECT_ADMIN · shop");
+  assert.equal(await reader.getByRole("link", { name: "Access tokens" }).count(), 0);
+  for (const name of ["Create project", "Rename", "Delete"]) {
+    assert.equal(await reader.getByRole("button", { name, exact: true }).count(), 0, name);
+  }
+  await reader.getByRole("link", { name: "shop", exact: true }).click();
+  await reader.getByRole("heading", { name: "Shop (shop)" }).waitFor();
+  for (const name of ["Create sender", "New handler", "Edit", "Disable", "Rotate secret"]) {
+    await reader.getByRole("button", { name, exact: true }).waitFor();
+  }
+  assert.equal(await reader.locator("#read-only-note").count(), 0);
+  assert.deepEqual(readerErrors.filter((t) => !/401/.test(t)), [], "read-only browser console errors");
+
   step("sign out");
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByLabel("Admin token").waitFor();
+  assert.equal(await page.locator("#caller").isHidden(), true);
+  assert.equal(await page.getByRole("link", { name: "Access tokens" }).count(), 0);
 
   assert.deepEqual(consoleErrors.filter((t) => !/401/.test(t)), [], "browser console errors");
   assert.equal(receiver.state.requests, 7);
