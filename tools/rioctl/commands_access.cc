@@ -24,9 +24,21 @@ absl::Status TokenCreate(Context& ctx) {
   req.set_name(ctx.arg(0));
   req.set_scope(*scope);
   // An admin token covers every project: RIO_PROJECT, set for other
-  // commands, does not apply to it (an explicit --project is refused).
-  req.set_project(*scope == v1::AccessToken::ADMIN ? args.Get("project")
-                                                   : ctx.Project());
+  // commands, does not apply to it, and --project is refused.
+  if (*scope == v1::AccessToken::ADMIN) {
+    if (!args.Get("project").empty()) {
+      return UsageError(
+          "--project is not allowed with scope admin (it covers every "
+          "project; use project-admin for one project)");
+    }
+  } else {
+    req.set_project(ctx.Project());
+    if (*scope == v1::AccessToken::PROJECT_ADMIN && req.project().empty()) {
+      return UsageError(
+          "--project (-p) is required for scope project-admin (or set "
+          "RIO_PROJECT)");
+    }
+  }
   if (args.Has("expires")) {
     absl::StatusOr<absl::Time> expire =
         ParseExpiry(args.Get("expires"), ctx.now());
