@@ -273,7 +273,9 @@ TEST_F(RioctlTest, HelpOnEveryCommand) {
                            "redeliver",       "recover",
                            "recovery list",   "recovery get",
                            "recovery cancel", "tail",
-                           "stats",           "version"}) {
+                           "stats",           "version",
+                           "token create",    "token list",
+                           "token revoke",    "whoami"}) {
     std::vector<std::string> args = absl::StrSplit(path, ' ');
     args.push_back("--help");
     Result r = Run(args);
@@ -292,6 +294,17 @@ TEST_F(RioctlTest, HelpOnEveryCommand) {
   EXPECT_EQ(root.code, 0);
   EXPECT_THAT(root.out, HasSubstr("\n  apply        Make a project match a "
                                   "project file (YAML)\n"));
+  EXPECT_THAT(root.out, HasSubstr("\n  token        Scoped access tokens for "
+                                  "the admin services\n"));
+  EXPECT_THAT(root.out, HasSubstr("\n  whoami       Show the token's name, "
+                                  "scope and project\n"));
+  Result tokens = Run({"tokens", "--help"});
+  EXPECT_EQ(tokens.code, 0);
+  EXPECT_THAT(tokens.out,
+              HasSubstr("\n  revoke   Revoke an access token (it stops "
+                        "working at once)\n"));
+  EXPECT_EQ(Run({"token", "rm", "--help"}).out,
+            Run({"token", "revoke", "--help"}).out);
   EXPECT_EQ(Run({"-h", "project", "get"}).out,
             Run({"project", "get", "-h"}).out);
 }
@@ -574,6 +587,221 @@ TEST_F(RioctlTest, HandlerRoundTrip) {
   Result gone = Run({"handler", "get", id});
   EXPECT_EQ(gone.code, 1);
   EXPECT_THAT(gone.err, HasSubstr("(NOT_FOUND)\n"));
+}
+
+// --- access tokens ----------------------------------------------------------
+
+constexpr char kSecret[] = "rio_at_[A-Za-z0-9_-]{43}";
+
+// What `token create` prints in table mode, as a pattern: the fields, then
+// the secret once.
+std::string CreatedPattern(const std::string& name, const std::string& scope,
+                           const std::string& project,
+                           const std::string& expires) {
+  return absl::StrCat("access token ", name, " created\n", "Name:     ", name,
+                      "\nScope:    ", scope, "\nProject:  ", project,
+                      "\nExpires:  ", expires,
+                      "\nToken \\(shown only now; Rio keeps only a hash of "
+                      "it\\):\n(",
+                      kSecret, ")\n");
+}
+
+TEST_F(RioctlTest, AccessTokenRoundTrip) {
+  Ok({"project", "create", "shop"});
+  EXPECT_EQ(Ok({"token", "list"}), "No access tokens.\n");
+  EXPECT_EQ(Ok({"token", "list", "-o", "json"}), "[]\n");
+
+  // One token of each scope.
+  const std::string admin_out =
+      Ok({"token", "create", "deploy", "--scope", "admin"});
+  const std::string admin_pattern =
+      CreatedPattern("deploy", "admin", "\\(all\\)", "never");
+  EXPECT_THAT(admin_out, MatchesRegex(admin_pattern));
+  const std::string admin = Capture(admin_out, admin_pattern);
+
+  const std::string ops_out =
+      Ok({"token", "create", "shop-ops", "--scope", "project-admin", "-p",
+          "shop", "--expires", "2099-01-01T00:00:00Z"});
+  const std::string ops_pattern =
+      CreatedPattern("shop-ops", "project-admin", "shop",
+                     "2099-01-01T00:00:00Z \\(in [0-9]+d\\)");
+  EXPECT_THAT(ops_out, MatchesRegex(ops_pattern));
+  const std::string ops = Capture(ops_out, ops_pattern);
+
+  // json carries the secret too.
+  const std::string reader_json =
+      Ok({"token", "create", "ci-reader", "--scope", "read-only", "--expires",
+          "30d", "-o", "json"});
+  EXPECT_THAT(reader_json, MatchesRegex(absl::StrCat(
+                               "\\{\n"
+                               "  \"access_token\": \\{\n"
+                               "    \"name\": \"ci-reader\",\n"
+                               "    \"scope\": \"READ_ONLY\",\n"
+                               "    \"project\": \"\",\n"
+                               "    \"create_time\": \"[-0-9T:.]+Z\",\n"
+                               "    \"expire_time\": \"[-0-9T:.]+Z\"\n"
+                               "  \\},\n"
+                               "  \"token\": \"",
+                               kSecret, "\"\n\\}\n")));
+  const std::string reader =
+      Capture(reader_json, "\"token\": \"(rio_at_[^\"]+)\"");
+  ASSERT_THAT(reader, MatchesRegex(kSecret));
+
+  // RIO_PROJECT applies to a read-only token as to other commands, but not
+  // to an admin token, which covers every project.
+  EXPECT_THAT(Ok({"token", "create", "shop-reader", "--scope", "READ_ONLY"},
+                 {{"RIO_PROJECT", "shop"}}),
+              MatchesRegex(
+                  CreatedPattern("shop-reader", "read-only", "shop", "never")));
+  EXPECT_THAT(
+      Ok({"tokens", "create", "root", "--scope", "admin"},
+         {{"RIO_PROJECT", "shop"}}),
+      MatchesRegex(CreatedPattern("root", "admin", "\\(all\\)", "never")));
+
+  // Ordered by name; expiry relative to now.
+  EXPECT_THAT(
+      Ok({"token", "list"}),
+      MatchesRegex("NAME          SCOPE           PROJECT   CREATED   EXPIRES\n"
+                   "ci-reader     read-only       \\(all\\)     [0-9]s ago    "
+                   "in 30d\n"
+                   "deploy        admin           \\(all\\)     [0-9]s ago    "
+                   "never\n"
+                   "root          admin           \\(all\\)     [0-9]s ago    "
+                   "never\n"
+                   "shop-ops      project-admin   shop      [0-9]s ago    "
+                   "in [0-9]+d\n"
+                   "shop-reader   read-only       shop      [0-9]s ago    "
+                   "never\n"));
+  EXPECT_THAT(Ok({"tokens", "ls", "-o", "json"}),
+              MatchesRegex("\\[\n  \\{\n    \"name\": \"ci-reader\",\n"
+                           "    \"scope\": \"READ_ONLY\",(.|\n)*"
+                           "\"name\": \"deploy\",(.|\n)*"
+                           "\"name\": \"root\",(.|\n)*"
+                           "\"name\": \"shop-ops\",\n"
+                           "    \"scope\": \"PROJECT_ADMIN\",\n"
+                           "    \"project\": \"shop\",(.|\n)*"
+                           "\"name\": \"shop-reader\",(.|\n)*\\]\n"));
+
+  // whoami with the bootstrap token and with access tokens.
+  EXPECT_EQ(Ok({"whoami"}),
+            "Name:     bootstrap\nScope:    admin\nProject:  (all)\n");
+  EXPECT_EQ(Ok({"whoami", "--token", ops}),
+            "Name:     shop-ops\nScope:    project-admin\nProject:  shop\n");
+  EXPECT_EQ(Ok({"whoami", "-o", "json"}, {{"RIO_ADMIN_TOKEN", reader}}),
+            "{\n  \"name\": \"ci-reader\",\n  \"scope\": \"READ_ONLY\",\n  "
+            "\"project\": \"\"\n}\n");
+  EXPECT_EQ(Ok({"whoami", "--token", admin}),
+            "Name:     deploy\nScope:    admin\nProject:  (all)\n");
+
+  // A read-only token reads but changes nothing.
+  EXPECT_EQ(Ok({"handler", "list", "-p", "shop", "--token", reader}),
+            "No handlers in project shop.\n");
+  EXPECT_THAT(Ok({"project", "list", "--token", reader}),
+              MatchesRegex("SLUG   NAME   AGE\nshop   shop   [0-9]+s\n"));
+  Result denied = Run({"project", "create", "x", "--token", reader});
+  EXPECT_EQ(denied.code, 1) << denied;
+  EXPECT_EQ(denied.out, "");
+  EXPECT_EQ(denied.err,
+            "error: access token \"ci-reader\" (scope READ_ONLY) may not call "
+            "CreateProject: it needs scope ADMIN (PERMISSION_DENIED)\n");
+  Result listing = Run({"token", "list"}, {{"RIO_ADMIN_TOKEN", reader}});
+  EXPECT_EQ(listing.code, 1) << listing;
+  EXPECT_EQ(listing.err,
+            "error: access token \"ci-reader\" (scope READ_ONLY) may not call "
+            "ListAccessTokens: it needs scope ADMIN (PERMISSION_DENIED)\n");
+  // A project admin stays in its project.
+  Result other = Run({"handler", "list", "-p", "blog", "--token", ops});
+  EXPECT_EQ(other.code, 1) << other;
+  EXPECT_EQ(other.err,
+            "error: access token \"shop-ops\" (scope PROJECT_ADMIN) is "
+            "limited to project \"shop\"; ListHandlers named project "
+            "\"blog\" (PERMISSION_DENIED)\n");
+  // An admin access token manages tokens.
+  EXPECT_THAT(
+      Ok({"token", "create", "temp", "--scope", "read-only", "--token", admin}),
+      MatchesRegex(CreatedPattern("temp", "read-only", "\\(all\\)", "never")));
+
+  // Revoked: refused at once.
+  EXPECT_EQ(Ok({"token", "revoke", "ci-reader"}),
+            "access token ci-reader revoked\n");
+  Result revoked = Run({"whoami", "--token", reader});
+  EXPECT_EQ(revoked.code, 1) << revoked;
+  EXPECT_EQ(revoked.out, "");
+  EXPECT_EQ(revoked.err,
+            "error: invalid access token (revoked, or never issued here) "
+            "(UNAUTHENTICATED)\n");
+  Result handlers = Run({"handler", "list", "-p", "shop", "--token", reader});
+  EXPECT_EQ(handlers.code, 1) << handlers;
+  EXPECT_EQ(handlers.err, revoked.err);
+  Result again = Run({"token", "revoke", "ci-reader"});
+  EXPECT_EQ(again.code, 1) << again;
+  EXPECT_EQ(again.err,
+            "error: access token \"ci-reader\" not found (NOT_FOUND)\n");
+  // delete and rm name revoke too.
+  EXPECT_EQ(Ok({"token", "rm", "temp", "-o", "json"}),
+            "{\n  \"kind\": \"access_token\",\n  \"name\": \"temp\",\n  "
+            "\"revoked\": true\n}\n");
+  EXPECT_EQ(Ok({"tokens", "delete", "root"}), "access token root revoked\n");
+  EXPECT_EQ(Ok({"token", "list", "-o", "yaml"}).find("name: ci-reader"),
+            std::string::npos);
+  EXPECT_THAT(Ok({"token", "list"}),
+              MatchesRegex("NAME          SCOPE           PROJECT   CREATED   "
+                           "EXPIRES\n"
+                           "deploy        admin (.|\n)*"
+                           "shop-ops      project-admin (.|\n)*"
+                           "shop-reader   read-only (.|\n)*"));
+  // The other tokens still work.
+  EXPECT_EQ(Ok({"whoami", "--token", ops}),
+            "Name:     shop-ops\nScope:    project-admin\nProject:  shop\n");
+}
+
+TEST_F(RioctlTest, AccessTokenUsageErrorsCreateNothing) {
+  Ok({"project", "create", "shop"});
+  auto expect_usage = [&](const std::vector<std::string>& args,
+                          const std::string& message) {
+    Result r = Run(args);
+    EXPECT_EQ(r.code, 2) << absl::StrJoin(args, " ") << "\n" << r;
+    EXPECT_THAT(r.out, IsEmpty());
+    EXPECT_EQ(r.err, absl::StrCat("error: ", message,
+                                  "\nRun 'rioctl token create --help' for "
+                                  "usage.\n"))
+        << absl::StrJoin(args, " ");
+  };
+  expect_usage({"token", "create", "x"},
+               "--scope is required: admin, project-admin or read-only");
+  expect_usage({"token", "create", "x", "--scope", "owner"},
+               "--scope must be admin, project-admin or read-only (got "
+               "\"owner\")");
+  expect_usage(
+      {"token", "create", "x", "--scope", "read-only", "--expires", "soon"},
+      "--expires \"soon\" is neither a duration from now (12h, 30d) "
+      "nor an RFC 3339 time (2030-01-01T00:00:00Z)");
+  expect_usage({"token", "create", "x", "--scope", "read-only", "--expires",
+                "2020-01-01T00:00:00Z"},
+               "--expires \"2020-01-01T00:00:00Z\" is not in the future");
+  expect_usage({"token", "create", "x", "--scope", "admin", "-p", "shop"},
+               "--project is not allowed with scope admin (it covers every "
+               "project; use project-admin for one project)");
+  expect_usage({"token", "create", "x", "--scope", "project-admin"},
+               "--project (-p) is required for scope project-admin (or set "
+               "RIO_PROJECT)");
+  Result no_name = Run({"token", "create", "--scope", "admin"});
+  EXPECT_EQ(no_name.code, 2) << no_name;
+  EXPECT_EQ(no_name.err,
+            "error: \"rioctl token create\" needs NAME\n"
+            "Run 'rioctl token create --help' for usage.\n");
+
+  // The server's refusals exit 1.
+  Result reserved = Run({"token", "create", "bootstrap", "--scope", "admin"});
+  EXPECT_EQ(reserved.code, 1) << reserved;
+  EXPECT_EQ(reserved.err,
+            "error: name \"bootstrap\" is reserved for the admin token "
+            "(INVALID_ARGUMENT)\n");
+  Result missing =
+      Run({"token", "create", "x", "--scope", "project-admin", "-p", "nope"});
+  EXPECT_EQ(missing.code, 1) << missing;
+  EXPECT_EQ(missing.err, "error: project \"nope\" not found (NOT_FOUND)\n");
+  EXPECT_EQ(Ok({"token", "list"}), "No access tokens.\n");
 }
 
 // --- apply ------------------------------------------------------------------

@@ -140,6 +140,27 @@ absl::StatusOr<int64_t> ParseDurationMs(absl::string_view text) {
   return absl::ToInt64Milliseconds(days + rest);
 }
 
+absl::StatusOr<absl::Time> ParseExpiry(absl::string_view text, absl::Time now) {
+  std::string trimmed(absl::StripAsciiWhitespace(text));
+  absl::Time time;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, trimmed, &time, &error)) {
+    absl::StatusOr<int64_t> ms = ParseDurationMs(trimmed);
+    if (!ms.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", text,
+                       "\" is neither a duration from now (12h, 30d) nor an "
+                       "RFC 3339 time (2030-01-01T00:00:00Z)"));
+    }
+    time = now + absl::Milliseconds(*ms);
+  }
+  if (time <= now) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", text, "\" is not in the future"));
+  }
+  return time;
+}
+
 std::string FormatDurationMs(int64_t ms) {
   if (ms == 0) return "0s";
   std::string out;

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace rio::rioctl {
 
@@ -69,6 +70,11 @@ const FlagDef* MatchFlag(absl::string_view token,
 
 // "1h", "30m", "2h30m", "90s", "500ms", "7d". INVALID_ARGUMENT otherwise.
 absl::StatusOr<int64_t> ParseDurationMs(absl::string_view text);
+
+// When something given now should expire: a duration from `now` ("12h",
+// "30d", "1d12h") or an RFC 3339 time ("2030-01-01T00:00:00Z"). It must be
+// after `now`. INVALID_ARGUMENT quoting `text` otherwise.
+absl::StatusOr<absl::Time> ParseExpiry(absl::string_view text, absl::Time now);
 
 // "15s", "1m30s", "500ms", "2h": the shortest exact form of `ms`.
 std::string FormatDurationMs(int64_t ms);

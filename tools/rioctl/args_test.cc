@@ -74,5 +74,27 @@ TEST(Durations, Format) {
   EXPECT_EQ(FormatDurationMs(0), "0s");
 }
 
+TEST(ParseExpiry, DurationFromNowOrRfc3339InTheFuture) {
+  const absl::Time now = absl::FromUnixSeconds(1714564863);
+  EXPECT_EQ(*ParseExpiry("30d", now), now + absl::Hours(24 * 30));
+  EXPECT_EQ(*ParseExpiry("12h", now), now + absl::Hours(12));
+  EXPECT_EQ(*ParseExpiry("1d12h", now), now + absl::Hours(36));
+  EXPECT_EQ(*ParseExpiry("2030-01-01T00:00:00Z", now),
+            absl::FromUnixSeconds(1893456000));
+  EXPECT_EQ(*ParseExpiry("2030-01-01T02:00:00+02:00", now),
+            absl::FromUnixSeconds(1893456000));
+  EXPECT_EQ(ParseExpiry("soon", now).status(),
+            absl::InvalidArgumentError(
+                "\"soon\" is neither a duration from now (12h, 30d) nor an "
+                "RFC 3339 time (2030-01-01T00:00:00Z)"));
+  EXPECT_EQ(ParseExpiry("", now).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseExpiry("2020-01-01T00:00:00Z", now).status(),
+            absl::InvalidArgumentError(
+                "\"2020-01-01T00:00:00Z\" is not in the future"));
+  EXPECT_EQ(ParseExpiry("0s", now).status(),
+            absl::InvalidArgumentError("\"0s\" is not in the future"));
+}
+
 }  // namespace
 }  // namespace rio::rioctl

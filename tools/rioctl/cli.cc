@@ -23,6 +23,8 @@ struct Group {
   const char* name;
   const char* summary;
   std::vector<const char*> aliases;
+  // Words accepted for one of the group's commands, after VerbAliases.
+  std::map<std::string, std::string> verb_aliases = {};
 };
 
 // Command groups, in the order help lists them.
@@ -35,6 +37,10 @@ const std::vector<Group>& Groups() {
        "Find deliveries and look at their attempts",
        {"delivery"}},
       {"recovery", "Bulk re-sends started by `rioctl recover`", {"recoveries"}},
+      {"token",
+       "Scoped access tokens for the admin services",
+       {"tokens"},
+       {{"delete", "revoke"}}},
   };
   return *groups;
 }
@@ -46,8 +52,10 @@ const std::map<std::string, std::string>& VerbAliases() {
   return *aliases;
 }
 
-std::string Canonical(const std::string& word, bool first) {
-  if (first) {
+// `word`, the next word of a command's name after `words`, canonical.
+std::string Canonical(const std::string& word,
+                      const std::vector<std::string>& words) {
+  if (words.empty()) {
     for (const Group& g : Groups()) {
       for (const char* alias : g.aliases) {
         if (word == alias) return g.name;
@@ -56,7 +64,13 @@ std::string Canonical(const std::string& word, bool first) {
     return word;
   }
   auto it = VerbAliases().find(word);
-  return it == VerbAliases().end() ? word : it->second;
+  std::string verb = it == VerbAliases().end() ? word : it->second;
+  for (const Group& g : Groups()) {
+    if (words.size() != 1 || words[0] != g.name) continue;
+    auto own = g.verb_aliases.find(verb);
+    if (own != g.verb_aliases.end()) return own->second;
+  }
+  return verb;
 }
 
 std::string FlagHelp(const std::vector<FlagDef>& flags) {
@@ -177,7 +191,8 @@ const std::vector<FlagDef>& GlobalFlags() {
        absl::StrCat("Rio's gRPC address, host:port or rios://host:port for "
                     "TLS (env RIO_SERVER; default ",
                     kDefaultServer, ")")},
-      {"token", 0, K::kValue, "TOKEN", "admin token (env RIO_ADMIN_TOKEN)"},
+      {"token", 0, K::kValue, "TOKEN",
+       "admin token or access token (env RIO_ADMIN_TOKEN)"},
       {"tls", 0, K::kBool, "", "connect with TLS (env RIO_TLS=1)"},
       {"tls-ca", 0, K::kValue, "FILE",
        "PEM root certificates to trust for TLS (env RIO_TLS_CA; default: "
@@ -337,6 +352,7 @@ std::vector<CommandSpec> AllCommands() {
   AddApplyCommands(&commands);
   AddEmitCommands(&commands);
   AddDeliveryCommands(&commands);
+  AddAccessCommands(&commands);
   commands.push_back(CommandSpec{"version",
                                  "",
                                  "Print rioctl's version",
@@ -387,7 +403,7 @@ int Run(const std::vector<std::string>& argv, Io& io) {
       continue;
     }
     if (naming) {
-      std::string word = Canonical(token, words.empty());
+      std::string word = Canonical(token, words);
       std::string candidate =
           words.empty() ? word
                         : absl::StrCat(absl::StrJoin(words, " "), " ", word);

@@ -121,6 +121,7 @@ void AddAdminCommands(std::vector<CommandSpec>* commands);
 void AddApplyCommands(std::vector<CommandSpec>* commands);
 void AddEmitCommands(std::vector<CommandSpec>* commands);
 void AddDeliveryCommands(std::vector<CommandSpec>* commands);
+void AddAccessCommands(std::vector<CommandSpec>* commands);
 
 // Runs `argv` (without the program name) and returns the exit code.
 int Run(const std::vector<std::string>& argv, Io& io);

@@ -130,7 +130,8 @@ Connection::Connection(ConnectionOptions options, Target target,
       channel_(std::move(channel)),
       projects_(v1::ProjectService::NewStub(channel_)),
       handlers_(v1::HandlerService::NewStub(channel_)),
-      deliveries_(v1::DeliveryService::NewStub(channel_)) {}
+      deliveries_(v1::DeliveryService::NewStub(channel_)),
+      access_(v1::AccessService::NewStub(channel_)) {}
 
 std::unique_ptr<grpc::ClientContext> Connection::StreamContext() const {
   auto context = std::make_unique<grpc::ClientContext>();

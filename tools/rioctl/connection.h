@@ -1,10 +1,10 @@
 // rioctl's connection to a rio-server: where it is (--server / RIO_SERVER),
 // how to reach it (plaintext, or TLS with the system's or given roots), and
-// the admin token (--token / RIO_ADMIN_TOKEN). Every admin call goes through
-// Call(), which sets the deadline and the authorization metadata and turns a
-// gRPC error into an absl::Status with the same code and the server's
-// message, marked as the server's (IsServerError) so that rioctl can say who
-// refused.
+// the admin token or an access token (--token / RIO_ADMIN_TOKEN). Every admin
+// call goes through Call(), which sets the deadline and the authorization
+// metadata and turns a gRPC error into an absl::Status with the same code and
+// the server's message, marked as the server's (IsServerError) so that rioctl
+// can say who refused.
 //
 // Thread-safety: thread-safe (the stubs and channel are).
 #ifndef RIO_TOOLS_RIOCTL_CONNECTION_H_
@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "rio/v1/access.grpc.pb.h"
 #include "rio/v1/delivery.grpc.pb.h"
 #include "rio/v1/handler.grpc.pb.h"
 #include "rio/v1/project.grpc.pb.h"
@@ -85,6 +86,7 @@ class Connection {
   v1::ProjectService::Stub& projects() const { return *projects_; }
   v1::HandlerService::Stub& handlers() const { return *handlers_; }
   v1::DeliveryService::Stub& deliveries() const { return *deliveries_; }
+  v1::AccessService::Stub& access() const { return *access_; }
   const std::string& address() const { return target_.address; }
 
  private:
@@ -97,6 +99,7 @@ class Connection {
   std::unique_ptr<v1::ProjectService::Stub> projects_;
   std::unique_ptr<v1::HandlerService::Stub> handlers_;
   std::unique_ptr<v1::DeliveryService::Stub> deliveries_;
+  std::unique_ptr<v1::AccessService::Stub> access_;
 };
 
 // Whether `status` is the server's answer (rather than rioctl's own error).

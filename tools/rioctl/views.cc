@@ -1,6 +1,7 @@
 #include "tools/rioctl/views.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -60,6 +61,23 @@ std::string ColouredStatus(v1::Delivery::Status status,
     default:
       return colours.Dim(name);
   }
+}
+
+// A duration to the nearest of the units Age uses, so that a token made to
+// last 30d reads "30d" a moment later (not "29d").
+std::string RoundedDuration(absl::Duration d) {
+  const double s = absl::ToDoubleSeconds(d);
+  const int64_t seconds = std::llround(s);
+  if (seconds < 60) return absl::StrCat(seconds, "s");
+  const int64_t minutes = std::llround(s / 60);
+  if (minutes < 60) return absl::StrCat(minutes, "m");
+  const int64_t hours = std::llround(s / 3600);
+  if (hours < 48) return absl::StrCat(hours, "h");
+  return absl::StrCat(std::llround(s / 86400), "d");
+}
+
+std::string ProjectOrAll(const std::string& project) {
+  return project.empty() ? "(all)" : project;
 }
 
 }  // namespace
@@ -308,6 +326,73 @@ std::string TailLine(const v1::TailDeliveriesResponse& event,
   if (!a.error_message().empty())
     absl::StrAppend(&line, "  ", a.error_message());
   return line + "\n";
+}
+
+std::string ScopeName(v1::AccessToken::Scope scope) {
+  switch (scope) {
+    case v1::AccessToken::ADMIN:
+      return "admin";
+    case v1::AccessToken::PROJECT_ADMIN:
+      return "project-admin";
+    case v1::AccessToken::READ_ONLY:
+      return "read-only";
+    default:
+      return "unknown";
+  }
+}
+
+absl::StatusOr<v1::AccessToken::Scope> ParseScope(absl::string_view text) {
+  std::string name(absl::StripAsciiWhitespace(text));
+  absl::AsciiStrToLower(&name);
+  std::replace(name.begin(), name.end(), '_', '-');
+  for (v1::AccessToken::Scope scope :
+       {v1::AccessToken::ADMIN, v1::AccessToken::PROJECT_ADMIN,
+        v1::AccessToken::READ_ONLY}) {
+    if (name == ScopeName(scope)) return scope;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--scope must be admin, project-admin or read-only (got \"",
+                   text, "\")"));
+}
+
+std::string Expiry(const google::protobuf::Timestamp& expire_time,
+                   absl::Time now) {
+  if (!IsSet(expire_time)) return "never";
+  const absl::Duration left = FromProto(expire_time) - now;
+  if (left <= absl::ZeroDuration()) {
+    return absl::StrCat("expired ", RoundedDuration(-left), " ago");
+  }
+  return absl::StrCat("in ", RoundedDuration(left));
+}
+
+std::string AccessTokensTable(const std::vector<v1::AccessToken>& tokens,
+                              absl::Time now) {
+  Table table({"NAME", "SCOPE", "PROJECT", "CREATED", "EXPIRES"});
+  for (const auto& t : tokens) {
+    table.AddRow({t.name(), ScopeName(t.scope()), ProjectOrAll(t.project()),
+                  IsSet(t.create_time())
+                      ? absl::StrCat(Age(t.create_time(), now), " ago")
+                      : "-",
+                  Expiry(t.expire_time(), now)});
+  }
+  return table.Render();
+}
+
+std::string AccessTokenFields(const v1::AccessToken& t, absl::Time now) {
+  return RenderFields(
+      {{"Name", t.name()},
+       {"Scope", ScopeName(t.scope())},
+       {"Project", ProjectOrAll(t.project())},
+       {"Expires", IsSet(t.expire_time())
+                       ? absl::StrCat(Rfc3339(t.expire_time()), " (",
+                                      Expiry(t.expire_time(), now), ")")
+                       : "never"}});
+}
+
+std::string CallerFields(const v1::AccessToken& caller) {
+  return RenderFields({{"Name", caller.name()},
+                       {"Scope", ScopeName(caller.scope())},
+                       {"Project", ProjectOrAll(caller.project())}});
 }
 
 std::string ProgressBar(const v1::Recovery& r, int width) {

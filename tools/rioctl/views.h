@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "rio/v1/access.pb.h"
 #include "rio/v1/delivery.pb.h"
 #include "rio/v1/handler.pb.h"
 #include "rio/v1/project.pb.h"
@@ -42,6 +43,23 @@ std::string TailLine(const v1::TailDeliveriesResponse& event,
                      const Colours& colours);
 // "[#####.....]  50%  5/10 re-queued (succeeded 3, failed 0, pending 2)".
 std::string ProgressBar(const v1::Recovery& recovery, int width);
+
+// Access tokens. A scope as rioctl writes it: "admin", "project-admin",
+// "read-only".
+std::string ScopeName(v1::AccessToken::Scope scope);
+// The inverse, also accepting the proto's names ("READ_ONLY"); a usage
+// message naming --scope otherwise.
+absl::StatusOr<v1::AccessToken::Scope> ParseScope(absl::string_view text);
+// "in 30d", "never", "expired 5m ago": when a token expires, relative to now.
+std::string Expiry(const google::protobuf::Timestamp& expire_time,
+                   absl::Time now);
+// NAME, SCOPE, PROJECT ("(all)" when not limited to one), CREATED, EXPIRES.
+std::string AccessTokensTable(const std::vector<v1::AccessToken>& tokens,
+                              absl::Time now);
+// Name, Scope, Project and Expires of a token just created.
+std::string AccessTokenFields(const v1::AccessToken& token, absl::Time now);
+// Name, Scope and Project of the caller (GetCaller's answer).
+std::string CallerFields(const v1::AccessToken& caller);
 
 // "succeeded", "pending", …
 std::string StatusName(v1::Delivery::Status status);

@@ -1,5 +1,6 @@
 #include "tools/rioctl/views.h"
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -67,6 +68,96 @@ TEST(TailLine, ColoursOnlyWhenAsked) {
             "\033[2m12:00:03\033[0m  \033[31mconnect\033[0m  "
             "\033[33mpending\033[0m  order-paid  attempt 1  1ms  delivery d1  "
             "http://a/hook  Connection refused\n");
+}
+
+TEST(Scope, ParsesWhatItPrints) {
+  for (auto scope : {v1::AccessToken::ADMIN, v1::AccessToken::PROJECT_ADMIN,
+                     v1::AccessToken::READ_ONLY}) {
+    absl::StatusOr<v1::AccessToken::Scope> parsed =
+        ParseScope(ScopeName(scope));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(*parsed, scope);
+  }
+  EXPECT_EQ(ScopeName(v1::AccessToken::PROJECT_ADMIN), "project-admin");
+  EXPECT_EQ(ScopeName(v1::AccessToken::SCOPE_UNSPECIFIED), "unknown");
+  // The proto's names too.
+  EXPECT_EQ(*ParseScope("READ_ONLY"), v1::AccessToken::READ_ONLY);
+  EXPECT_EQ(*ParseScope("Project_Admin"), v1::AccessToken::PROJECT_ADMIN);
+  for (const char* bad : {"", "owner", "scope-unspecified", "readonly"}) {
+    absl::StatusOr<v1::AccessToken::Scope> parsed = ParseScope(bad);
+    EXPECT_EQ(parsed.status(),
+              absl::InvalidArgumentError(absl::StrCat(
+                  "--scope must be admin, project-admin or read-only (got \"",
+                  bad, "\")")));
+  }
+}
+
+TEST(Expiry, RelativeToNowRoundedAndMarkedWhenPast) {
+  const absl::Time now = absl::FromUnixSeconds(1714564863);
+  auto at = [&](absl::Duration from_now) { return ToProto(now + from_now); };
+  EXPECT_EQ(Expiry(google::protobuf::Timestamp(), now), "never");
+  // A 30-day token read a moment after it was made.
+  EXPECT_EQ(Expiry(at(absl::Hours(24 * 30) - absl::Milliseconds(300)), now),
+            "in 30d");
+  EXPECT_EQ(Expiry(at(absl::Hours(12) - absl::Seconds(2)), now), "in 12h");
+  EXPECT_EQ(Expiry(at(absl::Minutes(59) + absl::Seconds(45)), now), "in 1h");
+  EXPECT_EQ(Expiry(at(absl::Hours(47) + absl::Minutes(40)), now), "in 2d");
+  EXPECT_EQ(Expiry(at(absl::Seconds(42)), now), "in 42s");
+  EXPECT_EQ(Expiry(at(absl::ZeroDuration()), now), "expired 0s ago");
+  EXPECT_EQ(Expiry(at(-absl::Minutes(5)), now), "expired 5m ago");
+  EXPECT_EQ(Expiry(at(-absl::Hours(24 * 3)), now), "expired 3d ago");
+}
+
+TEST(AccessTokensTable, OneRowPerToken) {
+  const absl::Time now = absl::FromUnixSeconds(1714564863);
+  v1::AccessToken admin;
+  admin.set_name("deploy");
+  admin.set_scope(v1::AccessToken::ADMIN);
+  *admin.mutable_create_time() = ToProto(now - absl::Hours(3));
+  v1::AccessToken reader;
+  reader.set_name("ci-reader");
+  reader.set_scope(v1::AccessToken::READ_ONLY);
+  *reader.mutable_create_time() = ToProto(now - absl::Seconds(4));
+  *reader.mutable_expire_time() = ToProto(now + absl::Hours(24 * 30));
+  v1::AccessToken ops;
+  ops.set_name("shop-ops");
+  ops.set_scope(v1::AccessToken::PROJECT_ADMIN);
+  ops.set_project("shop");
+  *ops.mutable_create_time() = ToProto(now - absl::Hours(24 * 9));
+  *ops.mutable_expire_time() = ToProto(now - absl::Hours(2));
+  EXPECT_EQ(AccessTokensTable({reader, admin, ops}, now),
+            "NAME        SCOPE           PROJECT   CREATED   EXPIRES\n"
+            "ci-reader   read-only       (all)     4s ago    in 30d\n"
+            "deploy      admin           (all)     3h ago    never\n"
+            "shop-ops    project-admin   shop      9d ago    expired 2h ago\n");
+}
+
+TEST(AccessTokenFields, NameScopeProjectAndExpiry) {
+  const absl::Time now = absl::FromUnixSeconds(1714564863);
+  v1::AccessToken token;
+  token.set_name("shop-ops");
+  token.set_scope(v1::AccessToken::PROJECT_ADMIN);
+  token.set_project("shop");
+  *token.mutable_create_time() = ToProto(now);
+  EXPECT_EQ(AccessTokenFields(token, now),
+            "Name:     shop-ops\n"
+            "Scope:    project-admin\n"
+            "Project:  shop\n"
+            "Expires:  never\n");
+  *token.mutable_expire_time() = ToProto(now + absl::Hours(12));
+  EXPECT_EQ(AccessTokenFields(token, now),
+            "Name:     shop-ops\n"
+            "Scope:    project-admin\n"
+            "Project:  shop\n"
+            "Expires:  2024-05-02T00:01:03Z (in 12h)\n");
+
+  v1::AccessToken bootstrap;
+  bootstrap.set_name("bootstrap");
+  bootstrap.set_scope(v1::AccessToken::ADMIN);
+  EXPECT_EQ(CallerFields(bootstrap),
+            "Name:     bootstrap\n"
+            "Scope:    admin\n"
+            "Project:  (all)\n");
 }
 
 }  // namespace
