@@ -423,6 +423,7 @@ async function main() {
   step("read-only: the handler page counts failed deliveries (dry run) but offers no recovery");
   await reader.locator("a", { hasText: receiver.url }).first().click();
   await reader.getByRole("heading", { name: "Handler for order-paid" }).waitFor();
+  assert.equal(await reader.locator("#client-certificate").textContent(), "Client certificate: none");
   assert.equal(await reader.getByRole("button", { name: "Recover failed…" }).count(), 0);
   await reader.getByRole("button", { name: "Count failed…" }).click();
   await reader.getByText("No failed or cancelled deliveries in that range.").waitFor();
