@@ -525,6 +525,76 @@ function secretBox(title, value, note) {
     el("strong", {}, title), " ", el("span", { class: "muted" }, note), el("br"), el("code", {}, value));
 }
 
+// Write-only values (header values, the client key) come back as this.
+const MASKED = "\u2022\u2022\u2022";
+
+// Text as a textarea holds it (line breaks as \n), to tell an edit from
+// what the server sent.
+function textareaText(text) { return String(text || "").replace(/\r\n?/g, "\n"); }
+
+// A file input that reads the chosen file (a PEM, so text and small) into
+// `target`; the file goes nowhere else.
+function pemFileInput(name, target) {
+  const input = el("input", { type: "file", name, accept: ".pem,.crt,.cer,.key,application/x-pem-file" });
+  input.addEventListener("change", () => {
+    const file = input.files && input.files[0];
+    if (!file) return;
+    if (file.size > 65536) {
+      say(`${file.name} is larger than 65536 bytes: not a PEM file?`, true);
+      input.value = "";
+      return;
+    }
+    const reader = new FileReader();
+    reader.onload = () => {
+      target.value = textareaText(reader.result);
+      target.dispatchEvent(new Event("input"));
+    };
+    reader.onerror = () => say(`${file.name} could not be read`, true);
+    reader.readAsText(file);
+  });
+  return input;
+}
+
+// The optional client certificate (mutual TLS) of a handler form. On edit
+// the stored certificate is shown and the key as MASKED, which keeps the
+// stored key. request() gives {client_certificate, client_key} to send, or
+// null when nothing changed (an unchanged save leaves them alone).
+function clientCertificateFields(v, editing) {
+  const storedCert = textareaText(v.client_certificate);
+  const storedKey = v.client_key ? MASKED : "";
+  const cert = el("textarea", { name: "client_certificate", class: "pem", spellcheck: "false", autocomplete: "off",
+    placeholder: "-----BEGIN CERTIFICATE-----" });
+  cert.value = storedCert;
+  const key = el("textarea", { name: "client_key", class: "pem", spellcheck: "false", autocomplete: "off",
+    placeholder: "-----BEGIN PRIVATE KEY-----" });
+  key.value = storedKey;
+  const certFile = pemFileInput("client_certificate_file", cert);
+  const keyFile = pemFileInput("client_key_file", key);
+  const remove = editing && storedCert
+    ? el("input", { type: "checkbox", name: "remove_client_certificate" }) : null;
+  if (remove) {
+    remove.addEventListener("change", () => {
+      for (const control of [cert, key, certFile, keyFile]) control.disabled = remove.checked;
+    });
+  }
+  const fieldset = el("fieldset", { class: "wide client-cert" },
+    el("legend", {}, "Client certificate (mutual TLS), optional"),
+    el("p", { class: "muted wide" }, "Presented on https:// calls to receivers that require one. The key is write-only: Rio stores it encrypted and shows \u2022\u2022\u2022 for it; leaving \u2022\u2022\u2022 keeps the stored key."),
+    el("label", {}, "Client certificate (PEM: the leaf first, then any intermediates)", cert),
+    el("label", {}, "Private key (PEM, unencrypted)", key),
+    el("label", {}, "Read the certificate from a .pem file", certFile),
+    el("label", {}, "Read the key from a .pem file", keyFile),
+    remove ? el("label", { class: "inline wide" }, remove, "Remove client certificate") : null);
+  const request = () => {
+    if (remove && remove.checked) return { client_certificate: "", client_key: "" };
+    const c = textareaText(cert.value), k = textareaText(key.value);
+    if (editing && c === storedCert && k === storedKey) return null;
+    if (!editing && !c.trim() && !k.trim()) return null;
+    return { client_certificate: c, client_key: k };
+  };
+  return { fieldset, request };
+}
+
 // A form for CreateHandler / UpdateHandler; `handler` set when editing.
 function handlerForm(slug, handler, onDone) {
   const v = handler || {};
@@ -540,24 +610,27 @@ function handlerForm(slug, handler, onDone) {
   const headers = el("textarea", { name: "headers", placeholder: "X-Team: antispam" });
   headers.value = headersText(v.headers);
   const enabled = el("input", { type: "checkbox", name: "enabled", checked: handler ? v.enabled : true });
+  const clientCert = clientCertificateFields(v, !!handler);
   const submit = el("button", { class: "primary", type: "submit" }, handler ? "Save handler" : "Create handler");
   const cancel = el("button", { type: "button", onclick: () => onDone(null) }, "Cancel");
   const form = el("form", { class: "grid card", "aria-label": handler ? "Edit handler" : "Create handler", onsubmit: (e) => {
     e.preventDefault();
     act(submit, async () => {
       const hdrs = parseHeaders(headers.value);
+      const certificate = clientCert.request();
       let result;
       if (handler) {
         const req = { id: handler.id, event: event.value.trim(), url: url.value.trim(), method: method.value,
           content_type: contentType.value, timeout_ms: Number(timeout.value), enabled: enabled.checked };
         if (Object.keys(hdrs).length) req.headers = hdrs;
         else if (Object.keys(handler.headers || {}).length) req.clear_headers = true;
+        if (certificate) Object.assign(req, certificate);
         result = await api("rio.v1.HandlerService/UpdateHandler", req);
         say("Handler saved");
       } else {
         result = await api("rio.v1.HandlerService/CreateHandler", { project: slug, event: event.value.trim(),
           url: url.value.trim(), method: method.value, content_type: contentType.value,
-          timeout_ms: Number(timeout.value), headers: hdrs, enabled: enabled.checked });
+          timeout_ms: Number(timeout.value), headers: hdrs, enabled: enabled.checked, ...(certificate || {}) });
         say("Handler created");
       }
       onDone(result);
@@ -567,6 +640,7 @@ function handlerForm(slug, handler, onDone) {
   el("label", {}, "Method", method), el("label", {}, "Content type", contentType),
   el("label", {}, "Timeout (ms)", timeout), el("label", { class: "inline" }, enabled, "Enabled"),
   el("label", { class: "wide" }, "Extra headers (one \"Name: value\" a line; values are write-only: Rio shows \u2022\u2022\u2022 for each, and \u2022\u2022\u2022 keeps the stored value)", headers),
+  clientCert.fieldset,
   el("div", { class: "row wide" }, submit, cancel));
   setTimeout(() => event.focus(), 0);
   return form;
@@ -676,6 +750,7 @@ function handlerCard(slug, h, notices) {
     el("p", { class: "muted" },
       `${h.content_type === "JSON" ? "JSON" : "form"} body · timeout ${h.timeout_ms} ms`,
       Object.keys(h.headers || {}).length ? " · headers: " + Object.keys(h.headers).join(", ") : "",
+      h.client_certificate ? " · client certificate" : "",
       " · id ", el("code", {}, h.id)),
     canWrite() ? el("div", { class: "row" }, edit, toggle, rotate, del) : null,
   ]);
@@ -878,6 +953,18 @@ function barChart(title, buckets, series, unit) {
     series.map((s) => el("span", { class: "legend muted" }, el("span", { style: `background:${s.color}` }), s.name))), chart);
 }
 
+// Whether a handler has a client certificate, and the certificate itself
+// (public); the key is never shown (replies carry only MASKED).
+function clientCertificateInfo(h) {
+  const text = h.client_certificate
+    ? "Client certificate: set (" + (h.client_key ? "key stored, write-only" : "no key stored") + ")"
+    : "Client certificate: none";
+  return el("div", { class: "client-cert-info" },
+    el("p", { id: "client-certificate" }, text),
+    h.client_certificate ? el("details", {}, el("summary", {}, "Certificate (PEM)"),
+      el("pre", { id: "client-certificate-pem" }, h.client_certificate)) : null);
+}
+
 async function handlerPage(slug, id) {
   setCrumbs(["Projects", "#/"], [slug, "#/p/" + enc(slug)], ["Handler " + id.slice(0, 8)]);
   const generation = pageGeneration;
@@ -994,6 +1081,7 @@ async function handlerPage(slug, id) {
       el("a", { href: `#/p/${enc(slug)}/deliveries?handler=${enc(id)}` }, "Deliveries"), " · ",
       el("a", { href: `#/p/${enc(slug)}/deliveries?handler=${enc(id)}&status=FAILING` }, "Failing")),
     !h.enabled && h.disabled_reason ? el("p", { class: "error" }, "Disabled: " + h.disabled_reason) : null,
+    clientCertificateInfo(h),
     el("h2", {}, "Last hour"), statsArea, charts,
     el("h2", {}, "Recover failed deliveries"),
     el("p", { class: "muted" }, canWrite()
