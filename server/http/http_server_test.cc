@@ -32,7 +32,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "tests/testkit/test_pki.h"
+#include "tests/testkit/testkit.h"
 
 namespace rio::http {
 namespace {
@@ -978,7 +978,7 @@ TEST(HttpServer, ConnectionsInAllAreCappedAndTheRestWait) {
 
 // ---------------------------------------------------------------- HTTPS
 
-using ::rio::testkit::TestPki;
+using ::rio::testkit::TestCertificates;
 
 // The subject of the certificate the last fresh connection of `curl` saw.
 std::string PeerSubject(CURL* curl) {
@@ -993,7 +993,7 @@ std::string PeerSubject(CURL* curl) {
 }
 
 // A curl handle that trusts the test CA and records peer certificates.
-CurlHandle TlsClient(const TestPki& pki) {
+CurlHandle TlsClient(const TestCertificates& pki) {
   CurlHandle curl(curl_easy_init());
   curl_easy_setopt(curl.get(), CURLOPT_CAINFO, pki.Path("ca.pem").c_str());
   curl_easy_setopt(curl.get(), CURLOPT_CERTINFO, 1L);
@@ -1003,20 +1003,20 @@ CurlHandle TlsClient(const TestPki& pki) {
 class HttpsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(pki_.MakeCa());
-    ASSERT_TRUE(pki_.MakeServer("rio-test-one"));
-    ASSERT_TRUE(pki_.MakeServer("rio-test-two"));
-    ASSERT_TRUE(pki_.Install("rio-test-one"));
+    auto certificates = TestCertificates::Make();
+    ASSERT_TRUE(certificates.ok()) << certificates.status();
+    pki_ = *std::move(certificates);
+    ASSERT_TRUE(pki_->Install("server").ok());
   }
 
   HttpServer::Options TlsOptions() const {
     HttpServer::Options options;
-    options.tls_cert_file = pki_.Path("server.pem");
-    options.tls_key_file = pki_.Path("server.key");
+    options.tls_cert_file = pki_->Path("active.pem");
+    options.tls_key_file = pki_->Path("active.key");
     return options;
   }
 
-  TestPki pki_;
+  std::unique_ptr<TestCertificates> pki_;
 };
 
 TEST_F(HttpsTest, ServesRoutesOverTlsWithTheConfiguredCertificate) {
@@ -1028,12 +1028,12 @@ TEST_F(HttpsTest, ServesRoutesOverTlsWithTheConfiguredCertificate) {
   absl::StatusOr<std::string> address = server.Start("127.0.0.1:0");
   ASSERT_TRUE(address.ok()) << address.status();
   EXPECT_TRUE(server.tls());
-  CurlHandle curl = TlsClient(pki_);
+  CurlHandle curl = TlsClient(*pki_);
   const Reply reply = Perform(curl.get(), "https://" + *address + "/healthz");
   ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
   EXPECT_EQ(reply.status, 200);
   EXPECT_EQ(reply.body, "ok\n");
-  EXPECT_TRUE(absl::StrContains(PeerSubject(curl.get()), "rio-test-one"))
+  EXPECT_TRUE(absl::StrContains(PeerSubject(curl.get()), "CN = localhost"))
       << PeerSubject(curl.get());
   const std::string body = "over TLS";
   const Reply echoed =
@@ -1079,7 +1079,7 @@ TEST_F(HttpsTest, PlaintextRequestIsAnswered400AndClosed) {
   ASSERT_EQ(plain.code, CURLE_OK) << curl_easy_strerror(plain.code);
   EXPECT_EQ(plain.status, 400);
   // The listener is unharmed.
-  CurlHandle curl = TlsClient(pki_);
+  CurlHandle curl = TlsClient(*pki_);
   EXPECT_EQ(Perform(curl.get(), "https://" + *address + "/healthz").body,
             "ok\n");
 }
@@ -1091,19 +1091,21 @@ TEST_F(HttpsTest, ReloadServesTheNewCertificateToNewConnectionsOnly) {
   ASSERT_TRUE(address.ok()) << address.status();
   const std::string url = "https://" + *address + "/healthz";
 
-  CurlHandle old_client = TlsClient(pki_);
+  CurlHandle old_client = TlsClient(*pki_);
   const Reply before = Perform(old_client.get(), url);
   ASSERT_EQ(before.code, CURLE_OK) << curl_easy_strerror(before.code);
-  EXPECT_TRUE(absl::StrContains(PeerSubject(old_client.get()), "rio-test-one"));
+  EXPECT_TRUE(
+      absl::StrContains(PeerSubject(old_client.get()), "CN = localhost"));
 
-  ASSERT_TRUE(pki_.Install("rio-test-two"));
+  ASSERT_TRUE(pki_->Install("server2").ok());
   ASSERT_TRUE(server.ReloadCertificate().ok());
 
-  CurlHandle new_client = TlsClient(pki_);
+  CurlHandle new_client = TlsClient(*pki_);
   const Reply fresh = Perform(new_client.get(), url);
   ASSERT_EQ(fresh.code, CURLE_OK) << curl_easy_strerror(fresh.code);
   EXPECT_EQ(fresh.num_connects, 1);
-  EXPECT_TRUE(absl::StrContains(PeerSubject(new_client.get()), "rio-test-two"))
+  EXPECT_TRUE(
+      absl::StrContains(PeerSubject(new_client.get()), "CN = rio-rotated"))
       << PeerSubject(new_client.get());
 
   // The connection opened before the reload carries on.
@@ -1120,23 +1122,23 @@ TEST_F(HttpsTest, FailedReloadKeepsTheCurrentCertificate) {
   ASSERT_TRUE(address.ok()) << address.status();
 
   // A certificate without its key.
-  std::filesystem::copy_file(pki_.Path("rio-test-two.pem"),
-                             pki_.Path("server.pem"),
+  std::filesystem::copy_file(pki_->Path("server2.pem"),
+                             pki_->Path("active.pem"),
                              std::filesystem::copy_options::overwrite_existing);
   const absl::Status mismatch = server.ReloadCertificate();
   EXPECT_EQ(mismatch.code(), absl::StatusCode::kInvalidArgument) << mismatch;
   EXPECT_TRUE(absl::StrContains(mismatch.message(), "does not match"))
       << mismatch;
-  std::ofstream(pki_.Path("server.pem")) << "not a certificate\n";
+  std::ofstream(pki_->Path("active.pem")) << "not a certificate\n";
   const absl::Status garbage = server.ReloadCertificate();
   EXPECT_EQ(garbage.code(), absl::StatusCode::kInvalidArgument) << garbage;
-  EXPECT_TRUE(absl::StrContains(garbage.message(), pki_.Path("server.pem")))
+  EXPECT_TRUE(absl::StrContains(garbage.message(), pki_->Path("active.pem")))
       << garbage;
 
-  CurlHandle curl = TlsClient(pki_);
+  CurlHandle curl = TlsClient(*pki_);
   const Reply reply = Perform(curl.get(), "https://" + *address + "/healthz");
   ASSERT_EQ(reply.code, CURLE_OK) << curl_easy_strerror(reply.code);
-  EXPECT_TRUE(absl::StrContains(PeerSubject(curl.get()), "rio-test-one"));
+  EXPECT_TRUE(absl::StrContains(PeerSubject(curl.get()), "CN = localhost"));
 }
 
 TEST_F(HttpsTest, StartRefusesMissingOrUnusableFiles) {
@@ -1146,10 +1148,10 @@ TEST_F(HttpsTest, StartRefusesMissingOrUnusableFiles) {
             absl::StatusCode::kInvalidArgument);
 
   HttpServer::Options missing = TlsOptions();
-  missing.tls_cert_file = pki_.Path("absent.pem");
+  missing.tls_cert_file = pki_->Path("absent.pem");
   const absl::Status status = HttpServer(missing).Start("127.0.0.1:0").status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(status.message(), pki_.Path("absent.pem")))
+  EXPECT_TRUE(absl::StrContains(status.message(), pki_->Path("absent.pem")))
       << status;
 
   HttpServer plain;
@@ -1174,11 +1176,11 @@ TEST_F(HttpsTest, AsyncHandlerWaitsWhileOthersAreServed) {
   const std::string base = "https://" + *address;
   Reply slow;
   std::thread client([&] {
-    CurlHandle curl = TlsClient(pki_);
+    CurlHandle curl = TlsClient(*pki_);
     slow = Perform(curl.get(), base + "/slow/x");
   });
   for (int i = 0; i < 3; ++i) {
-    CurlHandle curl = TlsClient(pki_);
+    CurlHandle curl = TlsClient(*pki_);
     const Reply health = Perform(curl.get(), base + "/healthz");
     ASSERT_EQ(health.code, CURLE_OK) << curl_easy_strerror(health.code);
     EXPECT_EQ(health.body, "ok\n");

@@ -12,7 +12,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/testkit/test_pki.h"
 #include "tests/testkit/testkit.h"
 
 namespace rio {
@@ -20,7 +19,7 @@ namespace {
 
 using testkit::PgCluster;
 using testkit::ServerProcess;
-using testkit::TestPki;
+using testkit::TestCertificates;
 using testkit::WaitFor;
 
 struct CurlDeleter {
@@ -69,10 +68,10 @@ Reply Get(CURL* curl, const std::string& url, const std::string& ca = "") {
 class HttpsListenerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(pki_.MakeCa());
-    ASSERT_TRUE(pki_.MakeServer("rio-one"));
-    ASSERT_TRUE(pki_.MakeServer("rio-two"));
-    ASSERT_TRUE(pki_.Install("rio-one"));
+    auto certificates = TestCertificates::Make();
+    ASSERT_TRUE(certificates.ok()) << certificates.status();
+    pki_ = *std::move(certificates);
+    ASSERT_TRUE(pki_->Install("server").ok());
     auto url = PgCluster::Shared().CreateDatabase("https");
     ASSERT_TRUE(url.ok()) << url.status();
     url_ = *url;
@@ -81,12 +80,12 @@ class HttpsListenerTest : public ::testing::Test {
   ServerProcess::Options TlsServer() const {
     ServerProcess::Options options;
     options.database_url = url_;
-    options.extra_args = {"--tls_cert=" + pki_.Path("server.pem"),
-                          "--tls_key=" + pki_.Path("server.key")};
+    options.extra_args = {"--tls_cert=" + pki_->Path("active.pem"),
+                          "--tls_key=" + pki_->Path("active.key")};
     return options;
   }
 
-  TestPki pki_;
+  std::unique_ptr<TestCertificates> pki_;
   std::string url_;
 };
 
@@ -99,14 +98,15 @@ TEST_F(HttpsListenerTest, ServesHttpsAndReloadsTheCertificateOnSighup) {
       << server.Log();
   const std::string url =
       absl::StrCat("https://", server.http_address(), "/healthz");
-  const std::string ca = pki_.Path("ca.pem");
+  const std::string ca = pki_->Path("ca.pem");
 
   CurlHandle old_client(curl_easy_init());
   const Reply first = Get(old_client.get(), url, ca);
   ASSERT_EQ(first.code, CURLE_OK) << curl_easy_strerror(first.code);
   EXPECT_EQ(first.status, 200);
   EXPECT_EQ(first.body, "ok\n");
-  EXPECT_TRUE(absl::StrContains(first.subject, "rio-one")) << first.subject;
+  EXPECT_TRUE(absl::StrContains(first.subject, "CN = localhost"))
+      << first.subject;
 
   CurlHandle plain(curl_easy_init());
   const Reply refused = Get(
@@ -114,7 +114,7 @@ TEST_F(HttpsListenerTest, ServesHttpsAndReloadsTheCertificateOnSighup) {
   ASSERT_EQ(refused.code, CURLE_OK) << curl_easy_strerror(refused.code);
   EXPECT_EQ(refused.status, 400);
 
-  ASSERT_TRUE(pki_.Install("rio-two"));
+  ASSERT_TRUE(pki_->Install("server2").ok());
   ASSERT_EQ(kill(server.pid(), SIGHUP), 0);
   ASSERT_TRUE(WaitFor([&] {
     // The gRPC listener logs its own reload first.
@@ -125,7 +125,8 @@ TEST_F(HttpsListenerTest, ServesHttpsAndReloadsTheCertificateOnSighup) {
   CurlHandle new_client(curl_easy_init());
   const Reply fresh = Get(new_client.get(), url, ca);
   ASSERT_EQ(fresh.code, CURLE_OK) << curl_easy_strerror(fresh.code);
-  EXPECT_TRUE(absl::StrContains(fresh.subject, "rio-two")) << fresh.subject;
+  EXPECT_TRUE(absl::StrContains(fresh.subject, "CN = rio-rotated"))
+      << fresh.subject;
 
   // The connection from before the reload is still served.
   const Reply reused = Get(old_client.get(), url, ca);
@@ -134,33 +135,34 @@ TEST_F(HttpsListenerTest, ServesHttpsAndReloadsTheCertificateOnSighup) {
   EXPECT_EQ(reused.body, "ok\n");
 
   // A broken file is reported and the certificate in use stays.
-  std::ofstream(pki_.Path("server.key")) << "not a key\n";
+  std::ofstream(pki_->Path("active.key")) << "not a key\n";
   ASSERT_EQ(kill(server.pid(), SIGHUP), 0);
   ASSERT_TRUE(WaitFor([&] {
     return absl::StrContains(
         server.Log(),
         absl::StrCat("rio-server: SIGHUP: cannot load the TLS private key "
                      "from \"",
-                     pki_.Path("server.key"), "\""));
+                     pki_->Path("active.key"), "\""));
   })) << server.Log();
   CurlHandle after_failure(curl_easy_init());
   const Reply kept = Get(after_failure.get(), url, ca);
   ASSERT_EQ(kept.code, CURLE_OK) << curl_easy_strerror(kept.code);
-  EXPECT_TRUE(absl::StrContains(kept.subject, "rio-two")) << kept.subject;
+  EXPECT_TRUE(absl::StrContains(kept.subject, "CN = rio-rotated"))
+      << kept.subject;
 
   EXPECT_EQ(server.Stop(), 0);
 }
 
 TEST_F(HttpsListenerTest, UnusableCertificateStopsStartUp) {
   ServerProcess::Options options = TlsServer();
-  options.extra_args = {"--tls_cert=" + pki_.Path("absent.pem"),
-                        "--tls_key=" + pki_.Path("server.key")};
+  options.extra_args = {"--tls_cert=" + pki_->Path("absent.pem"),
+                        "--tls_key=" + pki_->Path("active.key")};
   ServerProcess server(options);
   EXPECT_FALSE(server.Start().ok());
   EXPECT_EQ(server.WaitExit(std::chrono::seconds(10)), 1);
   EXPECT_TRUE(absl::StrContains(
       server.Log(),
-      absl::StrCat("rio-server: --tls_cert ", pki_.Path("absent.pem"),
+      absl::StrCat("rio-server: --tls_cert ", pki_->Path("absent.pem"),
                    ": cannot read it: No such file or directory")))
       << server.Log();
 }

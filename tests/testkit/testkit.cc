@@ -868,6 +868,20 @@ std::string TestCertificates::Path(const std::string& name) const {
   return absl::StrCat(dir_, "/", name);
 }
 
+absl::Status TestCertificates::Install(const std::string& name) const {
+  for (const char* extension : {".pem", ".key"}) {
+    std::error_code error;
+    std::filesystem::copy_file(
+        Path(name + extension), Path(std::string("active") + extension),
+        std::filesystem::copy_options::overwrite_existing, error);
+    if (error) {
+      return absl::InternalError(absl::StrCat(
+          "cannot install ", name, extension, ": ", error.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::string TestCertificates::Read(const std::string& name) const {
   std::ifstream in(Path(name), std::ios::binary);
   EXPECT_TRUE(in.good()) << "cannot read " << Path(name);

@@ -98,6 +98,9 @@ class TestCertificates {
   std::string Path(const std::string& name) const;
   // The contents of Path(name); fails the test when it cannot be read.
   std::string Read(const std::string& name) const;
+  // Copies NAME.pem and NAME.key over active.pem and active.key, the files a
+  // server under test is given; installing another pair is a rotation.
+  absl::Status Install(const std::string& name) const;
   const std::string& dir() const { return dir_; }
 
  private:
