@@ -682,6 +682,34 @@ TEST_F(AccessTest, RevokedExpiredAndUnknownTokensAreRefused) {
   EXPECT_THAT(names, ElementsAre("brief"));
 }
 
+// Tokens live in every instance's catalog: one created or revoked through
+// one instance is accepted or refused by another on the same database.
+TEST_F(AccessTest, AnotherInstanceLearnsOfNewAndRevokedTokens) {
+  ServerProcess::Options options;
+  options.database_url = url_;
+  options.admin_token = kAdminToken;
+  ServerProcess other(options);
+  const absl::Status started = other.Start();
+  ASSERT_TRUE(started.ok()) << started;
+  auto other_projects = v1::ProjectService::NewStub(other.Channel());
+  auto list = [&](const std::string& token) {
+    v1::ListProjectsResponse page;
+    return other_projects
+        ->ListProjects(Context(token).get(), v1::ListProjectsRequest(), &page)
+        .error_code();
+  };
+
+  const std::string token = MakeToken("ops", v1::AccessToken::READ_ONLY);
+  EXPECT_TRUE(WaitFor([&] { return list(token) == Code::OK; }));
+  v1::RevokeAccessTokenRequest revoke;
+  revoke.set_name("ops");
+  google::protobuf::Empty empty;
+  ASSERT_TRUE(
+      access_->RevokeAccessToken(Context(kAdminToken).get(), revoke, &empty)
+          .ok());
+  EXPECT_TRUE(WaitFor([&] { return list(token) == Code::UNAUTHENTICATED; }));
+}
+
 TEST_F(AccessTest, BadRequestsAreRefusedAndChangeNothing) {
   ProjectObjects shop;
   ASSERT_NO_FATAL_FAILURE(MakeProject("shop", &shop));
