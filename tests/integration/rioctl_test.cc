@@ -1342,7 +1342,8 @@ TEST_F(RioctlTest, MalformedFilesChangeNothing) {
       "        url: http://127.0.0.1:5000\n"
       "        timeot: 5s\n",
       "9:9: actions[0].webhooks[0].timeot: unknown key (expected one of: "
-      "method, url, headers, content_type, timeout, enabled)");
+      "method, url, headers, content_type, timeout, enabled, "
+      "client_certificate_file, client_key_file)");
   expect_error(
       "project: example\n"
       "actions:\n"

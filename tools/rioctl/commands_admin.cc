@@ -531,7 +531,8 @@ std::vector<FlagDef> HandlerSettingFlags(bool create) {
     flags.push_back(
         {"clear-headers", 0, K::kBool, "", "remove every extra header"});
     flags.push_back({"client-cert", 0, K::kValue, "FILE",
-                     "replace the PEM client certificate; without "
+                     "replace the handler's PEM client certificate (for "
+                     "receivers that require mutual TLS); without "
                      "--client-key the stored key is kept (it must belong "
                      "to the new certificate)"});
     flags.push_back({"client-key", 0, K::kValue, "FILE",

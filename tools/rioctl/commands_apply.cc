@@ -305,8 +305,8 @@ void AddApplyCommands(std::vector<CommandSpec>* commands) {
          "send the file's header values to every matched handler that has "
          "headers (values cannot be compared)"},
         {"rewrite-client-keys", 0, K::kBool, "",
-         "send the file's client key to every matched handler that has a "
-         "client certificate (keys cannot be compared)"}},
+         "send the file's client certificate and key again to every matched "
+         "handler the file gives one (keys cannot be compared)"}},
        0,
        0,
        Apply});
