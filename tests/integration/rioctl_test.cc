@@ -533,6 +533,8 @@ TEST_F(RioctlTest, HandlerRoundTrip) {
           "Content type:  json\n"
           "Timeout:       2\\.5s\n"
           "Headers:       X-Env: •••, X-Team: •••\n"
+          "Client cert:   none\n"
+          "Client key:    none\n"
           "Enabled:       yes\n"
           "Created:       .*\n"
           "Updated:       .*\n"
@@ -587,6 +589,313 @@ TEST_F(RioctlTest, HandlerRoundTrip) {
   Result gone = Run({"handler", "get", id});
   EXPECT_EQ(gone.code, 1);
   EXPECT_THAT(gone.err, HasSubstr("(NOT_FOUND)\n"));
+}
+
+// --- client certificates (mutual TLS) --------------------------------------
+
+class RioctlClientCertificateTest : public RioctlTest {
+ public:
+  void SetUp() override {
+    RioctlTest::SetUp();
+    auto certificates = testkit::TestCertificates::Make();
+    ASSERT_TRUE(certificates.ok()) << certificates.status();
+    certificates_ = *std::move(certificates);
+  }
+
+  std::string Pem(const std::string& name) const {
+    return certificates_->Path(name);
+  }
+
+  // What `handler get` shows of a client certificate of the test kit (valid
+  // for two days from now).
+  static std::string CertLine(const std::string& subject) {
+    return absl::StrCat("Client cert:   ", subject,
+                        ", expires [-0-9]+T[0-9:]+Z \\(in 2d\\)\n");
+  }
+
+  std::unique_ptr<testkit::TestCertificates> certificates_;
+};
+
+TEST_F(RioctlClientCertificateTest, CreateShowUpdateRemove) {
+  Ok({"project", "create", "shop"});
+  std::string created =
+      Ok({"handler", "create", "-p", "shop", "--event", "order-paid", "--url",
+          "https://127.0.0.1:1/hook", "--client-cert", Pem("client.pem"),
+          "--client-key", Pem("client.key")});
+  std::string id = Capture(created, "^handler (\\S+) created\n");
+  ASSERT_THAT(id, MatchesRegex(kUuid)) << created;
+  EXPECT_THAT(created,
+              MatchesRegex(absl::StrCat(
+                  "handler ", id, " created\n", "ID:            ", id,
+                  "\n"
+                  "Project:       shop\n"
+                  "Event:         order-paid\n"
+                  "URL:           https://127\\.0\\.0\\.1:1/hook\n"
+                  "Method:        POST\n"
+                  "Content type:  form\n"
+                  "Timeout:       15s\n"
+                  "Headers:       none\n",
+                  CertLine("CN=rio-test-client"),
+                  "Client key:    •••\n"
+                  "Enabled:       yes\n"
+                  "Created:       .*\n"
+                  "Updated:       .*\n"
+                  "Secret:        whsec_[A-Za-z0-9+/=]+  \\(shown only "
+                  "now\\)\n")));
+  std::string shown = Ok({"handler", "get", id});
+  EXPECT_THAT(shown, ContainsRegex(absl::StrCat("\nHeaders:       none\n",
+                                                CertLine("CN=rio-test-client"),
+                                                "Client key:    •••\n"
+                                                "Enabled:       yes\n")));
+  // Scripts get the certificate itself and the masked key; never the key.
+  const std::string key_pem = certificates_->Read("client.key");
+  for (const char* format : {"json", "yaml"}) {
+    std::string doc = Ok({"handler", "get", id, "-o", format});
+    EXPECT_THAT(doc, HasSubstr("-----BEGIN CERTIFICATE-----")) << format;
+    EXPECT_THAT(doc, HasSubstr("client_key")) << format;
+    EXPECT_THAT(doc, HasSubstr("•••")) << format;
+    EXPECT_THAT(doc, Not(HasSubstr("PRIVATE KEY"))) << format;
+  }
+  EXPECT_THAT(Ok({"handler", "get", id, "-o", "json"}),
+              HasSubstr("\"client_key\": \"•••\""));
+  EXPECT_THAT(Ok({"handler", "list", "-p", "shop", "-o", "json"}),
+              Not(HasSubstr("PRIVATE KEY")));
+
+  // Another CA's certificate with the stored key: the server says no.
+  Result mismatch =
+      Run({"handler", "update", id, "--client-cert", Pem("other-client.pem")});
+  EXPECT_EQ(mismatch.code, 1) << mismatch;
+  EXPECT_EQ(mismatch.err,
+            "error: client_key: does not belong to the client_certificate "
+            "(CN=rio-other-client) (INVALID_ARGUMENT)\n");
+  EXPECT_THAT(mismatch.out, IsEmpty());
+  // The same certificate again keeps the stored key.
+  EXPECT_EQ(Ok({"handler", "update", id, "--client-cert", Pem("client.pem")}),
+            absl::StrCat("handler ", id, " updated\n"));
+  EXPECT_THAT(Ok({"handler", "get", id}),
+              ContainsRegex(absl::StrCat(CertLine("CN=rio-test-client"),
+                                         "Client key:    •••\n")));
+  // Both replaced.
+  EXPECT_EQ(
+      Ok({"handler", "update", id, "--client-cert", Pem("other-client.pem"),
+          "--client-key", Pem("other-client.key")}),
+      absl::StrCat("handler ", id, " updated\n"));
+  EXPECT_THAT(Ok({"handler", "get", id}),
+              ContainsRegex(absl::StrCat(CertLine("CN=rio-other-client"),
+                                         "Client key:    •••\n")));
+  // A key that is not the certificate's.
+  Result wrong_key =
+      Run({"handler", "update", id, "--client-cert", Pem("client.pem"),
+           "--client-key", Pem("other-client.key")});
+  EXPECT_EQ(wrong_key.code, 1) << wrong_key;
+  EXPECT_EQ(wrong_key.err,
+            "error: client_key: does not belong to the client_certificate "
+            "(CN=rio-test-client) (INVALID_ARGUMENT)\n");
+
+  EXPECT_EQ(Ok({"handler", "update", id, "--no-client-cert"}),
+            absl::StrCat("handler ", id, " updated\n"));
+  EXPECT_THAT(Ok({"handler", "get", id}),
+              HasSubstr("\nClient cert:   none\nClient key:    none\n"));
+  // Nothing left to keep.
+  Result no_key =
+      Run({"handler", "update", id, "--client-cert", Pem("client.pem")});
+  EXPECT_EQ(no_key.code, 1) << no_key;
+  EXPECT_EQ(no_key.err,
+            "error: client_key has the masked value •••, which keeps the "
+            "stored key, but the handler has none (INVALID_ARGUMENT)\n");
+
+  // A handler without one says so.
+  std::string plain =
+      Capture(Ok({"handler", "create", "-p", "shop", "--event", "order-paid",
+                  "--url", "https://127.0.0.1:1/other"}),
+              "^handler (\\S+) created\n");
+  EXPECT_THAT(Ok({"handler", "get", plain}),
+              HasSubstr("\nClient cert:   none\nClient key:    none\n"));
+}
+
+TEST_F(RioctlClientCertificateTest, UsageAndFileErrors) {
+  Ok({"project", "create", "shop"});
+  std::string id =
+      Capture(Ok({"handler", "create", "-p", "shop", "--event", "order-paid",
+                  "--url", "https://127.0.0.1:1/hook"}),
+              "^handler (\\S+) created\n");
+  ASSERT_THAT(id, MatchesRegex(kUuid));
+  const std::string before = Fingerprint();
+
+  auto expect_usage = [&](const std::vector<std::string>& args,
+                          const std::string& message,
+                          const std::string& command) {
+    Result r = Run(args);
+    EXPECT_EQ(r.code, 2) << absl::StrJoin(args, " ") << "\n" << r;
+    EXPECT_EQ(r.err, absl::StrCat("error: ", message, "\nRun 'rioctl ", command,
+                                  " --help' for usage.\n"))
+        << absl::StrJoin(args, " ");
+    EXPECT_THAT(r.out, IsEmpty());
+  };
+  const std::vector<std::string> create = {
+      "handler", "create",     "-p",    "shop",
+      "--event", "order-paid", "--url", "https://127.0.0.1:1/new"};
+  auto with = [](std::vector<std::string> args,
+                 const std::vector<std::string>& more) {
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  };
+  expect_usage(with(create, {"--client-cert", Pem("client.pem")}),
+               "--client-cert needs --client-key (its PEM private key)",
+               "handler create");
+  expect_usage(with(create, {"--client-key", Pem("client.key")}),
+               "--client-key needs --client-cert (the certificate it belongs "
+               "to)",
+               "handler create");
+  expect_usage(with(create, {"--no-client-cert"}),
+               "unknown flag --no-client-cert", "handler create");
+  expect_usage({"handler", "update", id, "--client-key", Pem("client.key")},
+               "--client-key needs --client-cert (the certificate it belongs "
+               "to)",
+               "handler update");
+  expect_usage({"handler", "update", id, "--no-client-cert", "--client-cert",
+                Pem("client.pem")},
+               "--no-client-cert excludes --client-cert and --client-key",
+               "handler update");
+  expect_usage({"handler", "update", id, "--no-client-cert", "--client-key",
+                Pem("client.key")},
+               "--no-client-cert excludes --client-cert and --client-key",
+               "handler update");
+  expect_usage({"handler", "update", id},
+               "nothing to change: give --event, --url, --method, "
+               "--content-type, --timeout, --header, --clear-headers, "
+               "--client-cert or --no-client-cert",
+               "handler update");
+
+  // Unreadable files: exit 1 naming the flag and the file.
+  const std::string missing = (dir_ / "missing.pem").string();
+  Result unreadable = Run(with(
+      create, {"--client-cert", missing, "--client-key", Pem("client.key")}));
+  EXPECT_EQ(unreadable.code, 1) << unreadable;
+  EXPECT_EQ(unreadable.err,
+            absl::StrCat("error: cannot read --client-cert ", missing,
+                         ": No such file or directory\n"));
+  Result unreadable_key = Run({"handler", "update", id, "--client-cert",
+                               Pem("client.pem"), "--client-key", missing});
+  EXPECT_EQ(unreadable_key.code, 1) << unreadable_key;
+  EXPECT_EQ(unreadable_key.err,
+            absl::StrCat("error: cannot read --client-key ", missing,
+                         ": No such file or directory\n"));
+  // The server's checks: a certificate and a key that do not match.
+  Result mismatch =
+      Run(with(create, {"--client-cert", Pem("client.pem"), "--client-key",
+                        Pem("other-client.key")}));
+  EXPECT_EQ(mismatch.code, 1) << mismatch;
+  EXPECT_EQ(mismatch.err,
+            "error: client_key: does not belong to the client_certificate "
+            "(CN=rio-test-client) (INVALID_ARGUMENT)\n");
+  EXPECT_EQ(Fingerprint(), before);
+}
+
+TEST_F(RioctlClientCertificateTest, ApplyRoundTrip) {
+  // The PEM files sit beside the project file, named relative to it; apply
+  // runs from another directory.
+  std::filesystem::create_directories(dir_ / "certs");
+  WriteFile("certs/client.pem", certificates_->Read("client.pem"));
+  WriteFile("certs/client.key", certificates_->Read("client.key"));
+  WriteFile("certs/other.pem", certificates_->Read("other-client.pem"));
+  WriteFile("certs/other.key", certificates_->Read("other-client.key"));
+  auto file = [&](const std::string& name, const std::string& cert_lines) {
+    return WriteFile(name,
+                     absl::StrCat("project: shop\n"
+                                  "actions:\n"
+                                  "  - slug: order-paid\n"
+                                  "    webhooks:\n"
+                                  "      - url: https://127.0.0.1:1/hook\n",
+                                  cert_lines));
+  };
+  const std::string with_client =
+      file("v1.yml",
+           "        client_certificate_file: certs/client.pem\n"
+           "        client_key_file: certs/{{ KEY }}.key\n");
+  Result first = Run({"apply", "-f", with_client, "--var", "KEY=client"});
+  ASSERT_EQ(first.code, 0) << first;
+  EXPECT_THAT(first.out,
+              MatchesRegex("\\+ project shop\n"
+                           "\\+ handler order-paid POST "
+                           "https://127\\.0\\.0\\.1:1/hook \\[[-0-9a-f]+\\]\n"
+                           "    secret: whsec_[A-Za-z0-9+/=]+  \\(shown only "
+                           "now\\)\n"
+                           "Applied: 2 created, 0 updated, 0 deleted\\.\n"));
+  std::string id = Capture(Ok({"handler", "list", "-p", "shop"}),
+                           "\n(\\S+) +order-paid +POST");
+  ASSERT_THAT(id, MatchesRegex(kUuid));
+  EXPECT_THAT(Ok({"handler", "get", id}),
+              ContainsRegex(absl::StrCat(CertLine("CN=rio-test-client"),
+                                         "Client key:    •••\n")));
+  // Idempotent: the same certificate is no change (the key is not sent).
+  EXPECT_EQ(Ok({"apply", "-f", with_client, "--var", "KEY=client"}),
+            "Project shop is up to date.\n");
+  // Unless asked to send the key again.
+  EXPECT_EQ(
+      Ok({"apply", "-f", with_client, "--var", "KEY=client",
+          "--rewrite-client-keys", "--dry-run"}),
+      absl::StrCat("~ handler order-paid POST https://127.0.0.1:1/hook [", id,
+                   "]: client_certificate CN=rio-test-client (key "
+                   "rewritten)\n"
+                   "Dry run: 0 to create, 1 to update, 0 to delete; "
+                   "nothing was changed.\n"));
+  EXPECT_EQ(
+      Ok({"apply", "-f", with_client, "--var", "KEY=client",
+          "--rewrite-client-keys"}),
+      absl::StrCat("~ handler order-paid POST https://127.0.0.1:1/hook [", id,
+                   "]: client_certificate CN=rio-test-client (key "
+                   "rewritten)\n"
+                   "Applied: 0 created, 1 updated, 0 deleted.\n"));
+
+  // A key that is not the certificate's is refused before anything changes.
+  const std::string before = Fingerprint();
+  Result mismatch = Run({"apply", "-f", with_client, "--var", "KEY=other"});
+  EXPECT_EQ(mismatch.code, 1) << mismatch;
+  EXPECT_EQ(mismatch.err,
+            absl::StrCat("error: ", with_client,
+                         ":7:26: actions[0].webhooks[0].client_key_file: does "
+                         "not belong to the client_certificate_file "
+                         "(CN=rio-test-client)\n"));
+  const std::string missing =
+      file("missing.yml",
+           "        client_certificate_file: nope.pem\n"
+           "        client_key_file: certs/client.key\n");
+  Result unreadable = Run({"apply", "-f", missing});
+  EXPECT_EQ(unreadable.code, 1) << unreadable;
+  EXPECT_EQ(unreadable.err,
+            absl::StrCat(
+                "error: ", missing,
+                ":6:34: actions[0].webhooks[0].client_certificate_file: "
+                "cannot read ",
+                (dir_ / "nope.pem").string(), ": No such file or directory\n"));
+  EXPECT_EQ(Fingerprint(), before);
+
+  // Another certificate: both are sent.
+  const std::string with_other =
+      file("v2.yml",
+           "        client_certificate_file: certs/other.pem\n"
+           "        client_key_file: certs/other.key\n");
+  EXPECT_EQ(
+      Ok({"apply", "-f", with_other}),
+      absl::StrCat("~ handler order-paid POST https://127.0.0.1:1/hook [", id,
+                   "]: client_certificate CN=rio-test-client -> "
+                   "CN=rio-other-client\n"
+                   "Applied: 0 created, 1 updated, 0 deleted.\n"));
+  EXPECT_THAT(Ok({"handler", "get", id}),
+              ContainsRegex(CertLine("CN=rio-other-client")));
+  EXPECT_EQ(Ok({"apply", "-f", with_other}), "Project shop is up to date.\n");
+
+  // Without the fields, the certificate goes (as headers do).
+  const std::string without = file("v3.yml", "");
+  EXPECT_EQ(
+      Ok({"apply", "-f", without}),
+      absl::StrCat("~ handler order-paid POST https://127.0.0.1:1/hook [", id,
+                   "]: client_certificate CN=rio-other-client -> none\n"
+                   "Applied: 0 created, 1 updated, 0 deleted.\n"));
+  EXPECT_THAT(Ok({"handler", "get", id}),
+              HasSubstr("\nClient cert:   none\nClient key:    none\n"));
+  EXPECT_EQ(Ok({"apply", "-f", without}), "Project shop is up to date.\n");
 }
 
 // --- access tokens ----------------------------------------------------------
@@ -1033,7 +1342,8 @@ TEST_F(RioctlTest, MalformedFilesChangeNothing) {
       "        url: http://127.0.0.1:5000\n"
       "        timeot: 5s\n",
       "9:9: actions[0].webhooks[0].timeot: unknown key (expected one of: "
-      "method, url, headers, content_type, timeout, enabled)");
+      "method, url, headers, content_type, timeout, enabled, "
+      "client_certificate_file, client_key_file)");
   expect_error(
       "project: example\n"
       "actions:\n"

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "google/protobuf/empty.pb.h"
 #include "server/util/status_macros.h"
+#include "tools/rioctl/certificate.h"
 #include "tools/rioctl/cli.h"
 #include "tools/rioctl/plan.h"
 #include "tools/rioctl/project_file.h"
@@ -160,13 +161,19 @@ absl::Status Apply(Context& ctx) {
   if (!vars.ok()) return UsageError(std::string(vars.status().message()));
   RIO_ASSIGN_OR_RETURN(std::string text, ReadInput(ctx, path));
   // Placeholders see --var and RIO_VAR_* only: never RIO_ADMIN_TOKEN.
+  const std::string shown_path = path == "-" ? "<stdin>" : path;
   RIO_ASSIGN_OR_RETURN(
       ProjectFile file,
       ParseProjectFile(
-          path == "-" ? "<stdin>" : path, text,
+          shown_path, text,
           PlaceholderVariables(*std::move(vars), [&](const std::string& name) {
             return ctx.io().getenv(name);
           })));
+  // Relative to the project file's directory (see project_file.h).
+  RIO_RETURN_IF_ERROR(ReadClientCertificates(
+      shown_path,
+      [](const std::string& pem_path) { return ReadPemFile("", pem_path); },
+      &file));
   for (const std::string& warning : file.warnings) {
     ctx.err() << "warning: " << warning << "\n";
   }
@@ -175,7 +182,8 @@ absl::Status Apply(Context& ctx) {
   RIO_ASSIGN_OR_RETURN(Connection * rio, ctx.Connect());
   RIO_ASSIGN_OR_RETURN(ServerState state, ReadServerState(rio, file.project));
   Plan plan =
-      ComputePlan(file, state, prune, ctx.args().Bool("rewrite-headers"));
+      ComputePlan(file, state, prune, ctx.args().Bool("rewrite-headers"),
+                  ctx.args().Bool("rewrite-client-keys"));
   const bool text_output = ctx.format() == Format::kTable;
   std::ostream& out = ctx.out();
 
@@ -262,7 +270,9 @@ void AddApplyCommands(std::vector<CommandSpec>* commands) {
        "          headers: {X-Team: antispam}   # optional\n"
        "          content_type: json            # form (default) or json\n"
        "          timeout: 5s                   # default 15s\n"
-       "          enabled: true                 # unset: left as it is\n\n"
+       "          enabled: true                 # unset: left as it is\n"
+       "          client_certificate_file: client.pem  # mutual TLS: both\n"
+       "          client_key_file: client.key          # or neither\n\n"
        "`{{ NAME }}` in a value is replaced by the value of --var "
        "NAME=VALUE, else of the environment variable RIO_VAR_NAME; no other "
        "environment variable is read, so a file cannot copy your "
@@ -271,7 +281,15 @@ void AddApplyCommands(std::vector<CommandSpec>* commands) {
        "Header values are write-only: the server shows only their names, "
        "so apply compares names. To send changed values under unchanged "
        "names, add --rewrite-headers (every matched handler with headers "
-       "gets them again).\n\nExamples:\n"
+       "gets them again).\n\n"
+       "client_certificate_file and client_key_file name PEM files, relative "
+       "to the project file's directory: the client certificate a handler "
+       "presents to receivers that require mutual TLS, and its private key. "
+       "apply compares the certificate with the server's and sends the key "
+       "with a changed certificate; the key itself is write-only, so to send "
+       "a new key under an unchanged certificate add --rewrite-client-keys. "
+       "A handler without the two fields has its certificate removed.\n\n"
+       "Examples:\n"
        "  rioctl apply -f project.yml --dry-run\n"
        "  rioctl apply -f project.yml --var HOST=10.0.0.2:5000\n"
        "  RIO_VAR_HOST=10.0.0.2:5000 rioctl apply -f project.yml\n"
@@ -285,7 +303,10 @@ void AddApplyCommands(std::vector<CommandSpec>* commands) {
          "delete senders and handlers that the file does not have"},
         {"rewrite-headers", 0, K::kBool, "",
          "send the file's header values to every matched handler that has "
-         "headers (values cannot be compared)"}},
+         "headers (values cannot be compared)"},
+        {"rewrite-client-keys", 0, K::kBool, "",
+         "send the file's client certificate and key again to every matched "
+         "handler the file gives one (keys cannot be compared)"}},
        0,
        0,
        Apply});

@@ -64,6 +64,8 @@ TEST(Json, FieldNamesAsInTheProtoEveryFieldPresent) {
             "  \"enabled\": false,\n"
             "  \"disabled_reason\": \"\",\n"
             "  \"secret\": \"\",\n"
+            "  \"client_certificate\": \"\",\n"
+            "  \"client_key\": \"\",\n"
             "  \"create_time\": \"2024-05-01T12:00:03Z\"\n"
             "}\n");
   v1::Handler other;

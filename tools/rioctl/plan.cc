@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tools/rioctl/args.h"
+#include "tools/rioctl/certificate.h"
 
 namespace rio::rioctl {
 namespace {
@@ -53,7 +54,8 @@ bool SameNames(const std::map<std::string, std::string>& a,
 
 // The update that makes `current` match `desired`; no details when none.
 Change UpdateFor(const std::string& event, const WebhookSpec& desired,
-                 const v1::Handler& current, bool rewrite_header_values) {
+                 const v1::Handler& current, bool rewrite_header_values,
+                 bool rewrite_client_keys) {
   Change change =
       NewChange(Change::Action::kUpdate, Change::Kind::kHandler,
                 HandlerName(event, desired.method, desired.url), current.id());
@@ -95,6 +97,24 @@ Change UpdateFor(const std::string& event, const WebhookSpec& desired,
                      : absl::StrCat("headers ", HeaderNames(desired.headers),
                                     " (values rewritten)"));
   }
+  // The certificate is compared as text; its key is write-only, so it is
+  // sent with a changed certificate, or with rewrite_client_keys.
+  if (current.client_certificate() != desired.client_certificate) {
+    req.set_client_certificate(desired.client_certificate);
+    req.set_client_key(desired.client_key);
+    const std::string from =
+        ClientCertificateName(current.client_certificate());
+    const std::string to = ClientCertificateName(desired.client_certificate);
+    change.details.push_back(
+        from == to ? absl::StrCat("client_certificate ", to, " (replaced)")
+                   : absl::StrCat("client_certificate ", from, " -> ", to));
+  } else if (rewrite_client_keys && !desired.client_key.empty()) {
+    req.set_client_certificate(desired.client_certificate);
+    req.set_client_key(desired.client_key);
+    change.details.push_back(absl::StrCat(
+        "client_certificate ",
+        ClientCertificateName(desired.client_certificate), " (key rewritten)"));
+  }
   if (desired.enabled.has_value() && current.enabled() != *desired.enabled) {
     req.set_enabled(*desired.enabled);
     change.details.push_back(*desired.enabled ? "enable" : "disable");
@@ -111,7 +131,7 @@ int Plan::Count(Change::Action action) const {
 }
 
 Plan ComputePlan(const ProjectFile& file, const ServerState& server, bool prune,
-                 bool rewrite_header_values) {
+                 bool rewrite_header_values, bool rewrite_client_keys) {
   Plan plan;
   if (!server.project.has_value()) {
     Change change = NewChange(Change::Action::kCreate, Change::Kind::kProject,
@@ -175,8 +195,8 @@ Plan ComputePlan(const ProjectFile& file, const ServerState& server, bool prune,
   }
   for (const Wanted& w : wanted) {
     if (w.match != nullptr) {
-      Change update =
-          UpdateFor(*w.event, *w.spec, *w.match, rewrite_header_values);
+      Change update = UpdateFor(*w.event, *w.spec, *w.match,
+                                rewrite_header_values, rewrite_client_keys);
       if (!update.details.empty()) plan.changes.push_back(std::move(update));
       continue;
     }
@@ -193,6 +213,8 @@ Plan ComputePlan(const ProjectFile& file, const ServerState& server, bool prune,
                                   w.spec->headers.end());
     req.set_timeout_ms(w.spec->timeout_ms);
     if (w.spec->enabled.has_value()) req.set_enabled(*w.spec->enabled);
+    req.set_client_certificate(w.spec->client_certificate);
+    req.set_client_key(w.spec->client_key);
     plan.changes.push_back(std::move(change));
   }
 

@@ -4,14 +4,22 @@
 //
 // Matching: senders by name; handlers by (event, method, URL), then, among
 // what is left, by (event, URL) so that a changed method is an update. A
-// matched handler is updated when its content type, timeout or header names
-// differ, or its enabled flag when the file sets one. Header values are
-// write-only on the server (replies mask them), so they cannot be compared:
-// a changed value under the same name is sent only with
+// matched handler is updated when its content type, timeout, header names
+// or client certificate differ, or its enabled flag when the file sets one.
+// Header values are write-only on the server (replies mask them), so they
+// cannot be compared: a changed value under the same name is sent only with
 // `rewrite_header_values`, which sends the headers of every matched handler
-// that has some. Plans name headers, never their values. Objects on the server
-// that the file does not have are deleted only with `prune`; otherwise they
-// are listed as kept.
+// that has some. Plans name headers, never their values.
+//
+// A handler's client certificate is managed like its headers: the file's
+// certificate text is compared with the server's (a file without one
+// removes the server's). The key is write-only too: it is sent whenever the
+// certificate changes, and with `rewrite_client_keys` for every matched
+// handler whose file gives one (to replace a key under an unchanged
+// certificate). Plans name certificates by subject, never keys.
+//
+// Objects on the server that the file does not have are deleted only with
+// `prune`; otherwise they are listed as kept.
 //
 // Order: the project, then senders and handlers to create or update in file
 // order, then deletions.
@@ -48,7 +56,8 @@ struct Change {
   std::string name;
   // The handler's id, for handlers that exist.
   std::string id;
-  // For updates, what changes: "timeout 15s -> 5s".
+  // For updates, what changes: "timeout 15s -> 5s",
+  // "client_certificate none -> CN=rio-test-client".
   std::vector<std::string> details;
 
   // The request that makes the change (the one that fits action and kind).
@@ -71,7 +80,8 @@ struct Plan {
 };
 
 Plan ComputePlan(const ProjectFile& file, const ServerState& server, bool prune,
-                 bool rewrite_header_values = false);
+                 bool rewrite_header_values = false,
+                 bool rewrite_client_keys = false);
 
 // "+ handler example POST http://…", "~ handler … [ID]: timeout 15s -> 5s".
 std::string Describe(const Change& change);

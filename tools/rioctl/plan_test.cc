@@ -2,6 +2,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tools/rioctl/certificate.h"
+#include "tools/rioctl/test_certificates.h"
 
 namespace rio::rioctl {
 namespace {
@@ -232,6 +234,121 @@ TEST(Plan, SameUrlOnAnotherEventIsAnotherHandler) {
                           "+ handler example POST http://127.0.0.1:5000"));
   EXPECT_THAT(Lines(plan.kept),
               ElementsAre("- handler other POST http://127.0.0.1:5000 [h1]"));
+}
+
+}  // namespace
+}  // namespace rio::rioctl
+
+namespace rio::rioctl {
+namespace {
+
+constexpr char kWithCertificate[] =
+    "project: example\n"
+    "actions:\n"
+    "  - slug: example\n"
+    "    webhooks:\n"
+    "      - url: \"https://127.0.0.1:5000\"\n"
+    "        client_certificate_file: a.pem\n"
+    "        client_key_file: a.key\n";
+
+// The file with its PEM files read (as ReadClientCertificates would).
+ProjectFile WithPems(const std::string& cert, const std::string& key) {
+  ProjectFile file = Parse(kWithCertificate);
+  file.actions[0].webhooks[0].client_certificate = cert;
+  file.actions[0].webhooks[0].client_key = key;
+  return file;
+}
+
+v1::Handler WithCertificate(const std::string& cert) {
+  v1::Handler h = Handler("h1", "example", "https://127.0.0.1:5000");
+  h.set_client_certificate(cert);
+  if (!cert.empty()) h.set_client_key(kMaskedValue);
+  return h;
+}
+
+TEST(Plan, CreatesWithTheClientCertificateAndKey) {
+  Plan plan = ComputePlan(WithPems(testing::kCertA, testing::kKeyA),
+                          Existing({}, {}), false);
+  ASSERT_THAT(Lines(plan.changes),
+              ElementsAre("+ handler example POST https://127.0.0.1:5000"));
+  EXPECT_EQ(plan.changes[0].create_handler.client_certificate(),
+            testing::kCertA);
+  EXPECT_EQ(plan.changes[0].create_handler.client_key(), testing::kKeyA);
+}
+
+TEST(Plan, ComparesTheCertificateAndSendsTheKeyOnlyWithAChange) {
+  // Same certificate: nothing to do (the key cannot be compared).
+  ProjectFile file = WithPems(testing::kCertA, testing::kKeyA);
+  EXPECT_THAT(
+      ComputePlan(file, Existing({}, {WithCertificate(testing::kCertA)}), false)
+          .changes,
+      IsEmpty());
+
+  // None yet, or another one: both are sent.
+  Plan added = ComputePlan(file, Existing({}, {WithCertificate("")}), false);
+  ASSERT_THAT(Lines(added.changes),
+              ElementsAre("~ handler example POST https://127.0.0.1:5000 "
+                          "[h1]: client_certificate none -> "
+                          "CN=rioctl-unit-test,O=Rio"));
+  const v1::UpdateHandlerRequest& req = added.changes[0].update_handler;
+  EXPECT_EQ(req.client_certificate(), testing::kCertA);
+  EXPECT_EQ(req.client_key(), testing::kKeyA);
+  EXPECT_FALSE(req.has_timeout_ms());
+
+  Plan replaced = ComputePlan(
+      file, Existing({}, {WithCertificate(testing::kCertB)}), false);
+  EXPECT_THAT(Lines(replaced.changes),
+              ElementsAre("~ handler example POST https://127.0.0.1:5000 "
+                          "[h1]: client_certificate CN=rioctl-other -> "
+                          "CN=rioctl-unit-test,O=Rio"));
+  EXPECT_EQ(replaced.changes[0].update_handler.client_key(), testing::kKeyA);
+
+  // The same subject in another certificate (a renewal).
+  std::string renewed = std::string(testing::kCertA) + "\n";
+  Plan renewal =
+      ComputePlan(file, Existing({}, {WithCertificate(renewed)}), false);
+  EXPECT_THAT(Lines(renewal.changes),
+              ElementsAre("~ handler example POST https://127.0.0.1:5000 "
+                          "[h1]: client_certificate CN=rioctl-unit-test,O=Rio "
+                          "(replaced)"));
+
+  // A new key under the same certificate only when asked.
+  Plan rewritten =
+      ComputePlan(file, Existing({}, {WithCertificate(testing::kCertA)}), false,
+                  false, /*rewrite_client_keys=*/true);
+  ASSERT_THAT(Lines(rewritten.changes),
+              ElementsAre("~ handler example POST https://127.0.0.1:5000 "
+                          "[h1]: client_certificate CN=rioctl-unit-test,O=Rio "
+                          "(key rewritten)"));
+  EXPECT_EQ(rewritten.changes[0].update_handler.client_certificate(),
+            testing::kCertA);
+  EXPECT_EQ(rewritten.changes[0].update_handler.client_key(), testing::kKeyA);
+  // Header rewriting does not send keys.
+  EXPECT_THAT(
+      ComputePlan(file, Existing({}, {WithCertificate(testing::kCertA)}), false,
+                  /*rewrite_header_values=*/true)
+          .changes,
+      IsEmpty());
+}
+
+TEST(Plan, RemovesTheCertificateTheFileNoLongerHas) {
+  ProjectFile file = Parse(
+      "project: example\n"
+      "actions:\n"
+      "  - slug: example\n"
+      "    webhooks:\n"
+      "      - url: \"https://127.0.0.1:5000\"\n");
+  Plan plan =
+      ComputePlan(file, Existing({}, {WithCertificate(testing::kCertB)}), false,
+                  false, true);
+  ASSERT_THAT(Lines(plan.changes),
+              ElementsAre("~ handler example POST https://127.0.0.1:5000 "
+                          "[h1]: client_certificate CN=rioctl-other -> none"));
+  const v1::UpdateHandlerRequest& req = plan.changes[0].update_handler;
+  EXPECT_TRUE(req.has_client_certificate());
+  EXPECT_TRUE(req.has_client_key());
+  EXPECT_EQ(req.client_certificate(), "");
+  EXPECT_EQ(req.client_key(), "");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "tools/rioctl/project_file.h"
 
+#include <filesystem>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -9,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/util/tls_files.h"
 #include "server/util/validation.h"
 #include "tools/rioctl/args.h"
 #include "yaml-cpp/eventhandler.h"
@@ -336,9 +338,10 @@ class Parser {
             item, prefix,
             absl::StrCat("expected a mapping with `url:`, not ", KindOf(item)));
       }
-      auto fields = Fields(
-          item, prefix,
-          {"method", "url", "headers", "content_type", "timeout", "enabled"});
+      auto fields =
+          Fields(item, prefix,
+                 {"method", "url", "headers", "content_type", "timeout",
+                  "enabled", "client_certificate_file", "client_key_file"});
       WebhookSpec hook;
       hook.location = LocationOf(item);
       auto url = fields.find("url");
@@ -449,6 +452,31 @@ class Parser {
         }
       }
 
+      auto cert = fields.find("client_certificate_file");
+      auto key = fields.find("client_key_file");
+      if (cert != fields.end() && key == fields.end()) {
+        Fail(cert->second, prefix + ".client_certificate_file",
+             "needs client_key_file (the certificate's PEM private key)");
+      }
+      if (key != fields.end() && cert == fields.end()) {
+        Fail(key->second, prefix + ".client_key_file",
+             "needs client_certificate_file (the certificate it belongs to)");
+      }
+      if (cert != fields.end()) {
+        const std::string ckey = prefix + ".client_certificate_file";
+        const std::string kkey = prefix + ".client_key_file";
+        hook.client_certificate_file = Scalar(cert->second, ckey, true);
+        hook.client_certificate_location = LocationOf(cert->second);
+        hook.client_key_file = Scalar(key->second, kkey, true);
+        hook.client_key_location = LocationOf(key->second);
+        if (hook.client_certificate_file.empty()) {
+          Fail(cert->second, ckey, "a path is required");
+        }
+        if (hook.client_key_file.empty()) {
+          Fail(key->second, kkey, "a path is required");
+        }
+      }
+
       auto identity = std::make_pair(static_cast<int>(hook.method), hook.url);
       if (auto [it, inserted] = seen.emplace(identity, hook.location.line);
           !inserted) {
@@ -524,6 +552,67 @@ absl::StatusOr<std::map<std::string, std::string>> ParseVarFlags(
     vars[name] = flag.substr(equals + 1);
   }
   return vars;
+}
+
+std::string ResolveFilePath(absl::string_view path,
+                            absl::string_view file_path) {
+  const std::filesystem::path given{std::string(file_path)};
+  if (given.is_absolute() || path == "-" || path == "<stdin>") {
+    return given.string();
+  }
+  const std::filesystem::path dir =
+      std::filesystem::path(std::string(path)).parent_path();
+  if (dir.empty()) return given.string();
+  return (dir / given).string();
+}
+
+absl::Status ReadClientCertificates(absl::string_view path,
+                                    const FileReader& read, ProjectFile* file) {
+  auto error = [&](FileLocation at, const std::string& key,
+                   absl::string_view message) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ":", at.line, ":", at.column, ": ", key, ": ", message));
+  };
+  for (size_t i = 0; i < file->actions.size(); ++i) {
+    std::vector<WebhookSpec>& hooks = file->actions[i].webhooks;
+    for (size_t j = 0; j < hooks.size(); ++j) {
+      WebhookSpec& hook = hooks[j];
+      if (hook.client_certificate_file.empty()) continue;
+      const std::string prefix =
+          absl::StrCat("actions[", i, "].webhooks[", j, "].");
+      absl::StatusOr<std::string> cert =
+          read(ResolveFilePath(path, hook.client_certificate_file));
+      if (!cert.ok()) {
+        return error(hook.client_certificate_location,
+                     prefix + "client_certificate_file",
+                     cert.status().message());
+      }
+      absl::StatusOr<std::string> key =
+          read(ResolveFilePath(path, hook.client_key_file));
+      if (!key.ok()) {
+        return error(hook.client_key_location, prefix + "client_key_file",
+                     key.status().message());
+      }
+      // The server's own check, so that a bad pair changes nothing. Its
+      // message starts with the field at fault.
+      absl::Status checked =
+          util::CheckCertifiedKey(*cert, *key, "client_certificate_file",
+                                  "client_key_file")
+              .status();
+      if (!checked.ok()) {
+        const FileLocation at =
+            absl::StartsWith(checked.message(), "client_key_file")
+                ? hook.client_key_location
+                : hook.client_certificate_location;
+        return absl::InvalidArgumentError(absl::StrCat(path, ":", at.line, ":",
+                                                       at.column, ": ", prefix,
+                                                       checked.message()));
+      }
+      hook.client_certificate = *std::move(cert);
+      hook.client_key = *std::move(key);
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ProjectFile> ParseProjectFile(absl::string_view path,

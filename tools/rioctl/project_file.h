@@ -15,6 +15,8 @@
 //           content_type: json  # form (default) or json
 //           timeout: 5s         # per attempt (default 15s)
 //           enabled: true       # unset: left as the server has it
+//           client_certificate_file: certs/client.pem  # mutual TLS (both
+//           client_key_file: certs/client.key          # or neither)
 //
 // String values may use the original's `{{ NAME }}` placeholders, filled
 // from `rioctl apply --var NAME=VALUE` or the environment variable
@@ -23,7 +25,16 @@
 // warning: Rio generates sender tokens itself and shows them once, when the
 // sender is created.
 //
-// Pure functions and plain values; thread-compatible.
+// `client_certificate_file` and `client_key_file` name PEM files: the
+// client certificate (chain) a handler presents to receivers that require
+// mutual TLS, and its private key. Nothing else in the file names a file;
+// a relative path is taken relative to the project file's directory (the
+// current directory when the file is read from standard input), so a
+// project keeps working wherever it is applied from. ParseProjectFile only
+// records the paths; ReadClientCertificates reads them.
+//
+// Pure functions and plain values (ReadClientCertificates reads files
+// through the reader it is given); thread-compatible.
 #ifndef RIO_TOOLS_RIOCTL_PROJECT_FILE_H_
 #define RIO_TOOLS_RIOCTL_PROJECT_FILE_H_
 
@@ -57,6 +68,15 @@ struct WebhookSpec {
   v1::Handler::ContentType content_type = v1::Handler::FORM;
   int timeout_ms = 15000;
   std::optional<bool> enabled;  // Unset: not managed by the file.
+  // The paths as written (placeholders filled), both or neither; empty:
+  // the handler has no client certificate.
+  std::string client_certificate_file;
+  std::string client_key_file;
+  FileLocation client_certificate_location;
+  FileLocation client_key_location;
+  // The PEM texts, filled by ReadClientCertificates.
+  std::string client_certificate;
+  std::string client_key;
   FileLocation location;
 };
 
@@ -109,6 +129,27 @@ absl::StatusOr<std::map<std::string, std::string>> ParseVarFlags(
 absl::StatusOr<ProjectFile> ParseProjectFile(absl::string_view path,
                                              absl::string_view text,
                                              const VariableLookup& variables);
+
+// Reads a file's contents; an error status whose message names the file.
+using FileReader =
+    std::function<absl::StatusOr<std::string>(const std::string& path)>;
+
+// Where a path written in the project file at `path` ("<stdin>" or "-" for
+// standard input) points: `file_path` itself when absolute, else relative
+// to the project file's directory ("dir/p.yml" and "certs/a.pem" give
+// "dir/certs/a.pem"; standard input and "p.yml" leave it as it is, relative
+// to the current directory).
+std::string ResolveFilePath(absl::string_view path,
+                            absl::string_view file_path);
+
+// Fills every webhook's client_certificate and client_key from its
+// client_certificate_file and client_key_file (ResolveFilePath) through
+// `read`, and checks them as the server will (at least one PEM certificate,
+// an unencrypted key that belongs to the first). INVALID_ARGUMENT with the
+// message "PATH:LINE:COL: KEY: what is wrong" otherwise, KEY being e.g.
+// `actions[0].webhooks[1].client_key_file`.
+absl::Status ReadClientCertificates(absl::string_view path,
+                                    const FileReader& read, ProjectFile* file);
 
 }  // namespace rio::rioctl
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tools/rioctl/test_certificates.h"
 
 namespace rio::rioctl {
 namespace {
@@ -145,7 +146,8 @@ TEST(ProjectFile, UnknownKeysNameFileLineAndKey) {
                     "      - metod: POST\n"
                     "        url: http://127.0.0.1:5000\n"),
             "p.yml:5:9: actions[0].webhooks[0].metod: unknown key (expected "
-            "one of: method, url, headers, content_type, timeout, enabled)");
+            "one of: method, url, headers, content_type, timeout, enabled, "
+            "client_certificate_file, client_key_file)");
   EXPECT_EQ(ErrorOf("project: example\nsender:\n  - slug: a\n"),
             "p.yml:2:1: sender: unknown key (expected one of: project, name, "
             "senders, actions)");
@@ -338,6 +340,113 @@ TEST(PlaceholderEnvironmentName, PrefixesRioVarOnce) {
   EXPECT_EQ(PlaceholderEnvironmentName("RIO_VAR_HOST"), "RIO_VAR_HOST");
   EXPECT_EQ(PlaceholderEnvironmentName("RIO_ADMIN_TOKEN"),
             "RIO_VAR_RIO_ADMIN_TOKEN");
+}
+
+}  // namespace
+}  // namespace rio::rioctl
+
+namespace rio::rioctl {
+namespace {
+
+constexpr char kCertificateFile[] =
+    "project: example\n"
+    "actions:\n"
+    "  - slug: example\n"
+    "    webhooks:\n"
+    "      - url: https://127.0.0.1:5000\n"
+    "        client_certificate_file: certs/{{ WHO }}.pem\n"
+    "        client_key_file: /keys/{{ WHO }}.key\n";
+
+TEST(ProjectFile, ClientCertificateFilesAreBothOrNeither) {
+  absl::StatusOr<ProjectFile> file =
+      ParseProjectFile("dir/p.yml", kCertificateFile, Vars({{"WHO", "a"}}));
+  ASSERT_TRUE(file.ok()) << file.status();
+  const WebhookSpec& hook = file->actions[0].webhooks[0];
+  EXPECT_EQ(hook.client_certificate_file, "certs/a.pem");
+  EXPECT_EQ(hook.client_key_file, "/keys/a.key");
+  EXPECT_EQ(hook.client_certificate_location.line, 6);
+  EXPECT_EQ(hook.client_key_location.line, 7);
+  EXPECT_EQ(hook.client_certificate, "");
+
+  const std::string head =
+      "project: example\n"
+      "actions:\n"
+      "  - slug: example\n"
+      "    webhooks:\n"
+      "      - url: https://127.0.0.1:5000\n";
+  EXPECT_EQ(ErrorOf(head + "        client_certificate_file: a.pem\n"),
+            "p.yml:6:34: actions[0].webhooks[0].client_certificate_file: needs "
+            "client_key_file (the certificate's PEM private key)");
+  EXPECT_EQ(ErrorOf(head + "        client_key_file: a.key\n"),
+            "p.yml:6:26: actions[0].webhooks[0].client_key_file: needs "
+            "client_certificate_file (the certificate it belongs to)");
+  EXPECT_EQ(ErrorOf(head + "        client_certificate_file:\n"
+                           "        client_key_file: a.key\n"),
+            "p.yml:6:9: actions[0].webhooks[0].client_certificate_file: a "
+            "value is required");
+  EXPECT_EQ(ErrorOf(head + "        client_certificate_file: \"\"\n"
+                           "        client_key_file: a.key\n"),
+            "p.yml:6:34: actions[0].webhooks[0].client_certificate_file: a "
+            "path is required");
+}
+
+TEST(ResolveFilePath, RelativeToTheProjectFilesDirectory) {
+  EXPECT_EQ(ResolveFilePath("dir/p.yml", "certs/a.pem"), "dir/certs/a.pem");
+  EXPECT_EQ(ResolveFilePath("/etc/rio/p.yml", "../a.pem"), "/etc/rio/../a.pem");
+  EXPECT_EQ(ResolveFilePath("dir/p.yml", "/abs/a.pem"), "/abs/a.pem");
+  EXPECT_EQ(ResolveFilePath("p.yml", "a.pem"), "a.pem");
+  EXPECT_EQ(ResolveFilePath("<stdin>", "certs/a.pem"), "certs/a.pem");
+}
+
+// Reads from `files`; NOT_FOUND naming the path otherwise.
+FileReader Files(std::map<std::string, std::string> files) {
+  return [files](const std::string& path) -> absl::StatusOr<std::string> {
+    auto it = files.find(path);
+    if (it == files.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("cannot read ", path, ": No such file or directory"));
+    }
+    return it->second;
+  };
+}
+
+TEST(ReadClientCertificates, ReadsResolvedPathsAndChecksThePair) {
+  auto parsed = [](const std::string& who) {
+    absl::StatusOr<ProjectFile> file =
+        ParseProjectFile("dir/p.yml", kCertificateFile, Vars({{"WHO", who}}));
+    EXPECT_TRUE(file.ok()) << file.status();
+    return *file;
+  };
+  const auto files = Files({{"dir/certs/a.pem", testing::kCertA},
+                            {"/keys/a.key", testing::kKeyA},
+                            {"dir/certs/b.pem", testing::kCertB},
+                            {"/keys/b.key", testing::kKeyA},
+                            {"dir/certs/c.pem", "not a certificate"},
+                            {"/keys/c.key", testing::kKeyA},
+                            {"dir/certs/d.pem", testing::kCertA}});
+  ProjectFile a = parsed("a");
+  ASSERT_TRUE(ReadClientCertificates("dir/p.yml", files, &a).ok());
+  EXPECT_EQ(a.actions[0].webhooks[0].client_certificate, testing::kCertA);
+  EXPECT_EQ(a.actions[0].webhooks[0].client_key, testing::kKeyA);
+
+  ProjectFile b = parsed("b");
+  EXPECT_EQ(ReadClientCertificates("dir/p.yml", files, &b).message(),
+            "dir/p.yml:7:26: actions[0].webhooks[0].client_key_file: does not "
+            "belong to the client_certificate_file (CN=rioctl-other)");
+  ProjectFile c = parsed("c");
+  EXPECT_EQ(ReadClientCertificates("dir/p.yml", files, &c).message(),
+            "dir/p.yml:6:34: actions[0].webhooks[0].client_certificate_file: "
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+  ProjectFile d = parsed("d");
+  EXPECT_EQ(ReadClientCertificates("dir/p.yml", files, &d).message(),
+            "dir/p.yml:7:26: actions[0].webhooks[0].client_key_file: cannot "
+            "read /keys/d.key: No such file or directory");
+  ProjectFile e = parsed("e");
+  absl::Status missing = ReadClientCertificates("dir/p.yml", files, &e);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(missing.message(),
+            "dir/p.yml:6:34: actions[0].webhooks[0].client_certificate_file: "
+            "cannot read dir/certs/e.pem: No such file or directory");
 }
 
 }  // namespace

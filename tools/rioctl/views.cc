@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "tools/rioctl/args.h"
+#include "tools/rioctl/certificate.h"
 #include "tools/rioctl/plan.h"
 
 namespace rio::rioctl {
@@ -145,6 +146,8 @@ std::string HandlerFields(const v1::Handler& h, absl::Time now) {
       {"Content type", ContentTypeName(h.content_type())},
       {"Timeout", FormatDurationMs(h.timeout_ms())},
       {"Headers", HeadersLine(h.headers())},
+      {"Client cert", ClientCertificateLine(h.client_certificate(), now)},
+      {"Client key", ClientKeyLine(h.client_key())},
       {"Enabled", Enabled(h)},
       {"Created", TimeWithAge(h.create_time(), now)},
       {"Updated", TimeWithAge(h.update_time(), now)},

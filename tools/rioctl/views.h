@@ -24,6 +24,8 @@ std::string SendersTable(const std::vector<v1::Sender>& senders,
                          absl::Time now);
 std::string HandlersTable(const std::vector<v1::Handler>& handlers,
                           absl::Time now);
+// The client certificate shows as its subject and expiry, the client key
+// only as "•••" or "none".
 std::string HandlerFields(const v1::Handler& handler, absl::Time now);
 
 // "200", "500", "timeout", "-" (no attempt yet).

@@ -3,9 +3,77 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tools/rioctl/certificate.h"
+#include "tools/rioctl/test_certificates.h"
 
 namespace rio::rioctl {
 namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+v1::Handler ShownHandler() {
+  v1::Handler h;
+  h.set_id("h1");
+  h.set_project("shop");
+  h.set_event("order-paid");
+  h.set_url("https://127.0.0.1:1/hook");
+  h.set_method(v1::Handler::POST);
+  h.set_content_type(v1::Handler::FORM);
+  h.set_timeout_ms(15000);
+  h.set_enabled(true);
+  h.mutable_create_time()->set_seconds(1714564803);
+  h.mutable_update_time()->set_seconds(1714564803);
+  return h;
+}
+
+TEST(HandlerFields, ClientCertificateAsSubjectAndExpiryKeyOnlyMasked) {
+  const absl::Time now = absl::FromUnixSeconds(1714564863);
+  v1::Handler h = ShownHandler();
+  h.set_client_certificate(testing::kCertA);
+  h.set_client_key(kMaskedValue);
+  EXPECT_EQ(HandlerFields(h, now),
+            "ID:            h1\n"
+            "Project:       shop\n"
+            "Event:         order-paid\n"
+            "URL:           https://127.0.0.1:1/hook\n"
+            "Method:        POST\n"
+            "Content type:  form\n"
+            "Timeout:       15s\n"
+            "Headers:       none\n"
+            "Client cert:   CN=rioctl-unit-test,O=Rio, expires "
+            "2126-11-10T22:32:27Z (in 37447d)\n"
+            "Client key:    •••\n"
+            "Enabled:       yes\n"
+            "Created:       2024-05-01T12:00:03Z (1m ago)\n"
+            "Updated:       2024-05-01T12:00:03Z (1m ago)\n");
+
+  // Never a key's value, even if a reply carried one.
+  h.set_client_key(testing::kKeyA);
+  EXPECT_THAT(HandlerFields(h, now), HasSubstr("\nClient key:    •••\n"));
+  EXPECT_THAT(HandlerFields(h, now), Not(HasSubstr("PRIVATE KEY")));
+
+  h.clear_client_certificate();
+  h.clear_client_key();
+  EXPECT_THAT(HandlerFields(h, now),
+              HasSubstr("\nClient cert:   none\nClient key:    none\n"));
+}
+
+TEST(ClientCertificateLine, SaysSoWhenExpiredOrUnreadable) {
+  EXPECT_EQ(ClientCertificateLine(testing::kCertB,
+                                  absl::FromUnixSeconds(1799015547 + 300)),
+            "CN=rioctl-other, expires 2027-01-03T22:32:27Z (expired 5m ago)");
+  EXPECT_EQ(ClientCertificateLine("-----BEGIN CERTIFICATE-----\nbad\n",
+                                  absl::UnixEpoch()),
+            "set (not a readable PEM certificate)");
+  EXPECT_EQ(ClientCertificateLine("", absl::UnixEpoch()), "none");
+  EXPECT_EQ(ClientCertificateName(testing::kCertA),
+            "CN=rioctl-unit-test,O=Rio");
+  EXPECT_EQ(ClientCertificateName("junk"), "set");
+  EXPECT_EQ(ClientCertificateName(""), "none");
+  EXPECT_EQ(ClientKeyLine(""), "none");
+  EXPECT_EQ(ClientKeyLine("anything"), "•••");
+}
 
 TEST(ProgressBar, ShowsRequeuedOfMatched) {
   v1::Recovery r;
