@@ -215,6 +215,16 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFilePaths& paths) {
   return material;
 }
 
+std::optional<CertificateSummary> SummarizeCertificate(absl::string_view pem) {
+  if (pem.empty()) return std::nullopt;
+  BioPtr in(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  X509Ptr certificate(PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr));
+  ERR_clear_error();
+  if (certificate == nullptr) return std::nullopt;
+  return CertificateSummary{Subject(certificate.get()),
+                            NotAfter(certificate.get())};
+}
+
 absl::StatusOr<std::string> CheckCertifiedKey(absl::string_view cert_pem,
                                               absl::string_view key_pem,
                                               absl::string_view cert_field,

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -61,6 +62,15 @@ inline bool TlsRequested(const TlsFilePaths& paths) {
 // when given, holds at least one PEM certificate. INVALID_ARGUMENT with a
 // message naming the flag, the file and the problem. `generation` is 0.
 absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFilePaths& paths);
+
+// The first certificate of a PEM chain: its subject (RFC 2253,
+// "CN=rio-test-client") and the end of its validity.
+struct CertificateSummary {
+  std::string subject;
+  absl::Time not_after;
+};
+// nullopt when `pem` holds no certificate OpenSSL can parse.
+std::optional<CertificateSummary> SummarizeCertificate(absl::string_view pem);
 
 // The most a handler's client certificate chain or key may hold.
 inline constexpr size_t kMaxClientPemBytes = 64 << 10;

@@ -1,16 +1,8 @@
 #include "tools/rioctl/certificate.h"
 
-#include <openssl/asn1.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <fstream>
-#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "server/util/tls_files.h"
@@ -18,38 +10,9 @@
 #include "tools/rioctl/views.h"
 
 namespace rio::rioctl {
-namespace {
 
-struct BioFree {
-  void operator()(BIO* bio) const { BIO_free(bio); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-
-}  // namespace
-
-std::optional<CertificateSummary> SummarizeCertificate(absl::string_view pem) {
-  if (pem.empty()) return std::nullopt;
-  std::unique_ptr<BIO, BioFree> in(
-      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  std::unique_ptr<X509, X509Free> cert(
-      PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr));
-  ERR_clear_error();
-  if (cert == nullptr) return std::nullopt;
-  CertificateSummary summary;
-  std::unique_ptr<BIO, BioFree> out(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(out.get(), X509_get_subject_name(cert.get()), 0,
-                     XN_FLAG_RFC2253);
-  char* data = nullptr;
-  const long size = BIO_get_mem_data(out.get(), &data);
-  summary.subject.assign(data, static_cast<size_t>(size));
-  std::tm tm{};
-  summary.not_after = ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) == 1
-                          ? absl::FromTM(tm, absl::UTCTimeZone())
-                          : absl::InfinitePast();
-  return summary;
-}
+using util::CertificateSummary;
+using util::SummarizeCertificate;
 
 std::string ClientCertificateLine(absl::string_view pem, absl::Time now) {
   if (pem.empty()) return "none";

@@ -12,22 +12,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/util/tls_files.h"
 
 namespace rio::rioctl {
 
 // What a masked write-only value looks like in the server's replies
 // (U+2022 three times).
 inline constexpr char kMaskedValue[] = "\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2";
-
-// The first certificate of a PEM chain: its subject (RFC 2253, as the
-// server's messages write it: "CN=rio-test-client") and end of validity.
-struct CertificateSummary {
-  std::string subject;
-  absl::Time not_after;
-};
-
-// nullopt when `pem` holds no certificate that OpenSSL can parse.
-std::optional<CertificateSummary> SummarizeCertificate(absl::string_view pem);
 
 // "CN=rio-test-client, expires 2030-01-01T00:00:00Z (in 3d)"; "none" when
 // `pem` is empty; "set (not a readable PEM certificate)" when it does not
