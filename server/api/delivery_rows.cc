@@ -39,11 +39,11 @@ absl::Status InvalidPageToken() {
 }  // namespace
 
 v1::Delivery::Status ParseDeliveryStatus(absl::string_view stored) {
-  if (stored == "PENDING") return v1::Delivery::PENDING;
-  if (stored == "SUCCEEDED") return v1::Delivery::SUCCEEDED;
-  if (stored == "FAILED") return v1::Delivery::FAILED;
-  if (stored == "CANCELLED") return v1::Delivery::CANCELLED;
-  return v1::Delivery::STATUS_UNSPECIFIED;
+  v1::Delivery::Status status = v1::Delivery::STATUS_UNSPECIFIED;
+  if (!v1::Delivery::Status_Parse(std::string(stored), &status)) {
+    return v1::Delivery::STATUS_UNSPECIFIED;
+  }
+  return status;
 }
 
 void FillDelivery(const store::PgResult& r, int row, int first_column,

@@ -19,6 +19,17 @@ using testkit::PgCluster;
 
 constexpr char kFffd[] = "\xEF\xBF\xBD";
 
+TEST(ParseDeliveryStatus, ReadsTheStoredNamesOnly) {
+  EXPECT_EQ(ParseDeliveryStatus("PENDING"), v1::Delivery::PENDING);
+  EXPECT_EQ(ParseDeliveryStatus("SUCCEEDED"), v1::Delivery::SUCCEEDED);
+  EXPECT_EQ(ParseDeliveryStatus("FAILED"), v1::Delivery::FAILED);
+  EXPECT_EQ(ParseDeliveryStatus("CANCELLED"), v1::Delivery::CANCELLED);
+  for (const char* other : {"", "pending", "PENDING ", "RETRYING"}) {
+    EXPECT_EQ(ParseDeliveryStatus(other), v1::Delivery::STATUS_UNSPECIFIED)
+        << other;
+  }
+}
+
 // (name, value) pairs, for comparing header lists.
 std::vector<std::pair<std::string, std::string>> Pairs(
     const google::protobuf::RepeatedPtrField<v1::Header>& headers) {

@@ -11,17 +11,6 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
-v1::Delivery::Status StatusAfter(const dispatch::AttemptOutcome& o) {
-  switch (o.decision.verdict) {
-    case dispatch::Verdict::kSucceeded:
-      return v1::Delivery::SUCCEEDED;
-    case dispatch::Verdict::kRetry:
-      return v1::Delivery::PENDING;
-    default:
-      return o.cancelled ? v1::Delivery::CANCELLED : v1::Delivery::FAILED;
-  }
-}
-
 google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
 }
@@ -37,7 +26,7 @@ v1::TailDeliveriesResponse ToResponse(const dispatch::AttemptOutcome& o,
   d->set_event(handler.event);
   d->set_handler_id(o.handler_id);
   d->set_handler_url(handler.url);
-  d->set_status(StatusAfter(o));
+  d->set_status(dispatch::StatusAfter(o));
   d->set_attempt_count(o.attempt);
   d->set_last_status_code(o.status_code);
   d->set_last_error_class(error_class);

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "rio/v1/delivery.pb.h"
 #include "server/dispatch/retry_policy.h"
 #include "server/store/catalog.h"
 
@@ -51,6 +52,20 @@ struct AttemptOutcome {
   // CANCELLED instead of FAILED (Verdict::kFailed only).
   bool cancelled = false;
 };
+
+// The delivery's status once `outcome` is recorded: SUCCEEDED, PENDING (a
+// retry is due), CANCELLED or FAILED. deliveries.status stores its name
+// (v1::Delivery::Status_Name).
+inline v1::Delivery::Status StatusAfter(const AttemptOutcome& outcome) {
+  switch (outcome.decision.verdict) {
+    case Verdict::kSucceeded:
+      return v1::Delivery::SUCCEEDED;
+    case Verdict::kRetry:
+      return v1::Delivery::PENDING;
+    default:
+      return outcome.cancelled ? v1::Delivery::CANCELLED : v1::Delivery::FAILED;
+  }
+}
 
 }  // namespace rio::dispatch
 

@@ -17,17 +17,6 @@ constexpr size_t kMaxBatch = 2000;
 // How long an outcome may wait for others before its batch is written.
 constexpr absl::Duration kLinger = absl::Milliseconds(10);
 
-const char* DeliveryStatus(const AttemptOutcome& o) {
-  switch (o.decision.verdict) {
-    case Verdict::kSucceeded:
-      return "SUCCEEDED";
-    case Verdict::kRetry:
-      return "PENDING";
-    default:
-      return o.cancelled ? "CANCELLED" : "FAILED";
-  }
-}
-
 }  // namespace
 
 OutcomeWriter::OutcomeWriter(std::string database_url,
@@ -249,7 +238,7 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
       a_manual.Add(o.manual ? "t" : "f");
     }
     d_id.Add(o.delivery_id);
-    d_status.Add(DeliveryStatus(o));
+    d_status.Add(v1::Delivery::Status_Name(StatusAfter(o)));
     d_attempts.Add(int64_t{o.attempted ? o.attempt : o.attempt - 1});
     // Only a retry has a next attempt; a finished delivery keeps its time.
     // Kept within what a timestamp column holds whatever the policy says.

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "server/dispatch/job.h"
 
 namespace rio::dispatch {
 namespace {
@@ -429,4 +430,18 @@ TEST(RetryPolicy, RetryAfterDoesNotExtendTheAttemptCount) {
 }
 
 }  // namespace
+TEST(StatusAfter, NamesTheStatusAnOutcomeLeavesAndItsStoredForm) {
+  AttemptOutcome o;
+  o.decision.verdict = Verdict::kSucceeded;
+  EXPECT_EQ(v1::Delivery::Status_Name(StatusAfter(o)), "SUCCEEDED");
+  o.decision.verdict = Verdict::kRetry;
+  EXPECT_EQ(v1::Delivery::Status_Name(StatusAfter(o)), "PENDING");
+  o.decision.verdict = Verdict::kFailed;
+  EXPECT_EQ(v1::Delivery::Status_Name(StatusAfter(o)), "FAILED");
+  o.decision.verdict = Verdict::kFailedAndDisable;
+  EXPECT_EQ(v1::Delivery::Status_Name(StatusAfter(o)), "FAILED");
+  o.cancelled = true;
+  EXPECT_EQ(v1::Delivery::Status_Name(StatusAfter(o)), "CANCELLED");
+}
+
 }  // namespace rio::dispatch
