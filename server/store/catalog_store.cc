@@ -348,18 +348,16 @@ absl::Status UpdateRowSecrets(PgConnection& conn, const HandlerSecrets& secrets,
   RIO_ASSIGN_OR_RETURN(RowSecrets row,
                        LoadRowSecrets(conn, secrets, update.id()));
   if (update.has_client_certificate()) {
-    if (update.client_key() == kMaskedValue) {
-      if (row.client_key.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "client_key has the masked value ", kMaskedValue,
-            ", which keeps the stored key, but the handler has none"));
-      }
-    } else {
-      row.client_key = update.client_key();
-    }
     if (update.client_certificate().empty()) {
-      row.client_key.clear();
+      row.client_key.clear();  // removes both
+    } else if (update.client_key() != kMaskedValue) {
+      row.client_key = update.client_key();  // checked with the request
+    } else if (row.client_key.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "client_key has the masked value ", kMaskedValue,
+          ", which keeps the stored key, but the handler has none"));
     } else {
+      // The kept key must belong to the new certificate.
       RIO_RETURN_IF_ERROR(
           util::CheckCertifiedKey(update.client_certificate(), row.client_key,
                                   "client_certificate", "client_key")
