@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "rio/client.h"
 #include "rio/v1/project.grpc.pb.h"
+#include "tests/testkit/connect_proxy.h"
 #include "tests/testkit/testkit.h"
 
 namespace rio {
@@ -28,6 +29,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
+using testkit::ConnectProxy;
 using testkit::PgCluster;
 using testkit::ProgramResult;
 using testkit::RunProgram;
@@ -210,6 +212,29 @@ TEST_F(TlsTest, SdkEmitsOverTlsWithTheTestCa) {
   Client plaintext(SdkOptions(plaintext_dsn));
   EXPECT_EQ(plaintext.Emit("created", "{}").status().code(),
             absl::StatusCode::kUnavailable);
+}
+
+// A path where the TLS handshake takes longer than the SDK's reconnect backoff
+// (100 ms): the first call, without retries, still connects.
+TEST_F(TlsTest, SdkWaitsOutASlowHandshake) {
+  auto server = StartServer("server", /*mtls=*/false);
+  const std::string dsn = CreateSender(server->Channel(), "tls-slow");
+  const std::string port =
+      server->grpc_address().substr(server->grpc_address().rfind(':') + 1);
+  auto relay =
+      ConnectProxy::SlowRelay(std::stoi(port), absl::Milliseconds(700));
+  ASSERT_TRUE(relay->Start().ok());
+
+  std::string slow_dsn = dsn;
+  slow_dsn.replace(slow_dsn.rfind(port), port.size(),
+                   std::to_string(relay->port()));
+  ClientOptions options = SdkOptions(slow_dsn);
+  options.root_certificates = certs_->Read("ca.pem");
+  Client client(options);
+  ASSERT_TRUE(client.status().ok()) << client.status();
+  absl::StatusOr<EmitResult> result = client.Emit("created", R"({"n":1})");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->handlers, 0);
 }
 
 TEST_F(TlsTest, ClientThatDoesNotTrustTheCaIsRefused) {

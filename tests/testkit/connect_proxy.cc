@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace rio::testkit {
 namespace {
@@ -45,6 +46,15 @@ int ConnectLoopback(int port) {
 
 ConnectProxy::ConnectProxy(std::set<std::string> allowed, int upstream_port)
     : allowed_(std::move(allowed)), upstream_port_(upstream_port) {}
+
+std::unique_ptr<ConnectProxy> ConnectProxy::SlowRelay(int upstream_port,
+                                                      absl::Duration delay) {
+  auto relay =
+      std::make_unique<ConnectProxy>(std::set<std::string>{}, upstream_port);
+  relay->relay_ = true;
+  relay->relay_delay_ = delay;
+  return relay;
+}
 
 ConnectProxy::~ConnectProxy() { Stop(); }
 
@@ -106,7 +116,7 @@ void ConnectProxy::AcceptLoop() {
       continue;
     }
     open_fds_.push_back(fd);
-    threads_.emplace_back([this, fd] { Serve(fd); });
+    threads_.emplace_back([this, fd] { relay_ ? Relay(fd) : Serve(fd); });
   }
 }
 
@@ -136,22 +146,39 @@ void ConnectProxy::Serve(int client) {
     WriteAll(client, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
   } else if (WriteAll(client, "HTTP/1.1 200 Connection established\r\n\r\n") &&
              WriteAll(upstream, absl::string_view(head).substr(end + 4))) {
-    {
-      absl::MutexLock lock(&mu_);
-      open_fds_.push_back(upstream);
-    }
-    pollfd fds[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
-    bool open = true;
-    while (open && poll(fds, 2, -1) > 0) {
-      for (int i = 0; i < 2 && open; ++i) {
-        if (fds[i].revents == 0) continue;
-        const ssize_t n = recv(fds[i].fd, buffer, sizeof(buffer), 0);
-        open = n > 0 &&
-               WriteAll(fds[1 - i].fd,
-                        absl::string_view(buffer, static_cast<size_t>(n)));
-      }
+    Pump(client, upstream);
+  }
+  Close(client, upstream);
+}
+
+void ConnectProxy::Relay(int client) {
+  absl::SleepFor(relay_delay_);  // the slow path being simulated
+  const int upstream = ConnectLoopback(upstream_port_);
+  if (upstream >= 0) Pump(client, upstream);
+  Close(client, upstream);
+}
+
+// Relays bytes both ways until either side closes.
+void ConnectProxy::Pump(int client, int upstream) {
+  {
+    absl::MutexLock lock(&mu_);
+    open_fds_.push_back(upstream);
+  }
+  char buffer[16384];
+  pollfd fds[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
+  bool open = true;
+  while (open && poll(fds, 2, -1) > 0) {
+    for (int i = 0; i < 2 && open; ++i) {
+      if (fds[i].revents == 0) continue;
+      const ssize_t n = recv(fds[i].fd, buffer, sizeof(buffer), 0);
+      open =
+          n > 0 && WriteAll(fds[1 - i].fd,
+                            absl::string_view(buffer, static_cast<size_t>(n)));
     }
   }
+}
+
+void ConnectProxy::Close(int client, int upstream) {
   absl::MutexLock lock(&mu_);
   for (int fd : {client, upstream}) {
     if (fd < 0) continue;

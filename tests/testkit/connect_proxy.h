@@ -5,11 +5,16 @@
 // ways until either side closes. Targets not in `allowed` get 403, as a
 // policy-enforcing proxy such as smokescreen answers.
 //
+// ConnectProxy::SlowRelay makes a plain TCP relay instead: no CONNECT, every
+// connection waits `delay` (a slow network path) before its bytes flow to
+// 127.0.0.1:upstream_port.
+//
 // Thread-safety: Targets() may be called from any thread while it runs;
 // Start() and Stop() from the owning test thread. One thread per connection.
 #ifndef RIO_TESTS_TESTKIT_CONNECT_PROXY_H_
 #define RIO_TESTS_TESTKIT_CONNECT_PROXY_H_
 
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -18,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace rio::testkit {
 
@@ -26,6 +32,8 @@ class ConnectProxy {
   // `allowed`: the "host:port" targets tunnelled to `upstream_port` on
   // 127.0.0.1; any other target gets 403.
   ConnectProxy(std::set<std::string> allowed, int upstream_port);
+  static std::unique_ptr<ConnectProxy> SlowRelay(int upstream_port,
+                                                 absl::Duration delay);
   ~ConnectProxy();  // Stop()
 
   ConnectProxy(const ConnectProxy&) = delete;
@@ -36,15 +44,21 @@ class ConnectProxy {
 
   // "http://127.0.0.1:<port>".
   std::string Url() const;
+  int port() const { return port_; }
   // Every CONNECT target asked for, in order (refused ones too).
   std::vector<std::string> Targets() const;
 
  private:
   void AcceptLoop();
   void Serve(int fd);
+  void Relay(int client);
+  void Pump(int client, int upstream);
+  void Close(int client, int upstream);
 
   const std::set<std::string> allowed_;
   const int upstream_port_;
+  bool relay_ = false;
+  absl::Duration relay_delay_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::thread accept_thread_;

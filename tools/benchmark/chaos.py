@@ -258,7 +258,6 @@ class Load:
 
     async def _main(self):
         options = [("grpc.initial_reconnect_backoff_ms", 100),
-                   ("grpc.min_reconnect_backoff_ms", 100),
                    ("grpc.max_reconnect_backoff_ms", 1000)]
         async with AsyncClient(self.dsn, retry=NO_RETRY, timeout=5.0,
                                channel_options=options) as client:

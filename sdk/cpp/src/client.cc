@@ -211,9 +211,11 @@ absl::StatusOr<std::shared_ptr<const Client::Impl>> Client::Impl::Create(
   args.SetUserAgentPrefix(absl::StrCat("rio-cpp/", RIO_CLIENT_VERSION));
   // gRPC waits up to 2 minutes before reconnecting after a failure by
   // default, which would make every retry fail fast: keep reconnection
-  // attempts about as frequent as our own retries.
+  // attempts about as frequent as our own retries. The minimum backoff stays
+  // at its default: gRPC also uses it as the time one connection attempt (TCP
+  // and TLS handshake) may take, and 100 ms fails every handshake on a path
+  // slower than that.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
   RIO_CLIENT_ASSIGN_OR_RETURN(const TlsSettings tls,
                               ResolveTls(options, impl->dsn));

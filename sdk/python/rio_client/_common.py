@@ -97,9 +97,10 @@ def channel_options(extra: Sequence[Tuple[str, Any]]) -> List[Tuple[str, Any]]:
         ("grpc.primary_user_agent", f"rio-python/{__version__}"),
         # gRPC waits up to 2 minutes before reconnecting after a failure by
         # default, which would make every retry fail fast: keep reconnection
-        # attempts about as frequent as our own retries.
+        # attempts about as frequent as our own retries. The minimum backoff
+        # stays at its default: gRPC also uses it as the time one connection
+        # attempt (TCP and TLS handshake) may take.
         ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 5000),
     ]
     options.extend(extra)

@@ -4,8 +4,12 @@ name, a client certificate, the RIO_TLS_* variables, and the handshakes
 that must fail."""
 
 import os
+import selectors
 import shutil
+import socket
 import tempfile
+import threading
+import time
 from typing import Dict, Iterator
 
 import grpc
@@ -83,6 +87,53 @@ def test_emit_over_tls_with_the_test_ca(tls_server, certs):
         with Client(sender.dsn, root_certificates=ca) as client:
             result = client.emit(EVENT, {"n": 1})
             assert (result.handlers, result.duplicate) == (0, False)
+
+
+class SlowRelay:
+    """A TCP relay on 127.0.0.1 whose connections wait `delay` seconds (a slow
+    network path) before their bytes flow to 127.0.0.1:`upstream_port`."""
+
+    def __init__(self, upstream_port: int, delay: float):
+        self.upstream_port, self.delay = upstream_port, delay
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        time.sleep(self.delay)  # the slow path being simulated
+        with client, socket.create_connection(("127.0.0.1", self.upstream_port)) as upstream:
+            with selectors.DefaultSelector() as selector:
+                selector.register(client, selectors.EVENT_READ, upstream)
+                selector.register(upstream, selectors.EVENT_READ, client)
+                while True:
+                    for key, _ in selector.select():
+                        data = key.fileobj.recv(16384)
+                        if not data:
+                            return
+                        key.data.sendall(data)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_handshake_slower_than_the_reconnect_backoff_still_connects(tls_server, certs):
+    sender = tls_sender(tls_server, certs, mtls=False)
+    port = tls_server.grpc_address.rsplit(":", 1)[1]
+    relay = SlowRelay(int(port), 0.7)
+    try:
+        dsn = sender.dsn.replace(f":{port}/", f":{relay.port}/")
+        with Client(dsn, root_certificates=certs["ca.pem"], retry=rio_client.NO_RETRY) as client:
+            assert client.emit(EVENT, {"n": 1}).handlers == 0
+    finally:
+        relay.close()
 
 
 def test_a_client_that_does_not_trust_the_ca_is_refused(tls_server, certs):

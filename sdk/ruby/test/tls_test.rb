@@ -53,6 +53,45 @@ class TlsTest < Minitest::Test
     end
   end
 
+  # A TCP relay on 127.0.0.1 whose connections wait `delay` seconds (a slow
+  # network path) before their bytes flow to 127.0.0.1:`upstream_port`.
+  def slow_relay(upstream_port, delay)
+    listener = TCPServer.new('127.0.0.1', 0)
+    Thread.new do
+      loop do
+        client = listener.accept
+        Thread.new(client) do |downstream|
+          sleep delay # the slow path being simulated
+          pump(downstream, TCPSocket.new('127.0.0.1', upstream_port))
+        rescue SystemCallError
+          downstream.close # the server has gone
+        end
+      end
+    rescue IOError, SystemCallError
+      nil # closed
+    end
+    listener
+  end
+
+  def pump(downstream, upstream)
+    peers = { downstream => upstream, upstream => downstream }
+    loop do
+      IO.select(peers.keys).first.each { |from| peers[from].write(from.readpartial(16_384)) }
+    end
+  rescue EOFError, IOError, SystemCallError
+    peers.each_key(&:close)
+  end
+
+  def test_a_handshake_slower_than_the_reconnect_backoff_still_connects
+    server = RioTest.tls_server(mtls: false)
+    dsn = sender(mtls: false).dsn
+    relay = slow_relay(server.port, 0.7)
+    slow_dsn = dsn.sub(":#{server.port}/", ":#{relay.addr[1]}/")
+    assert_equal 0, client(slow_dsn, root_certificates: path('ca.pem')).emit(EVENT, n: 1).handlers
+  ensure
+    relay&.close
+  end
+
   def test_a_client_that_does_not_trust_the_ca_is_refused
     dsn = sender(mtls: false).dsn
     [path('other-ca.pem'), nil].each do |ca| # another CA; the system's roots
