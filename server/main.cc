@@ -2,6 +2,7 @@
 // SIGTERM (reloading its TLS certificate on SIGHUP meanwhile), and shuts
 // down in order.
 #include <malloc.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -410,6 +411,10 @@ void SealStoredSecrets(rio::store::PgConnection& conn,
 }  // namespace
 
 int main(int argc, char** argv) {
+  // gRPC's threads outlive main(): OpenSSL's own atexit clean-up would free
+  // state they may still use (and leak the error queue of any that exits
+  // after it). The process's end frees everything anyway.
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
   absl::SetProgramUsageMessage(
       "Rio: emits named events into projects and calls every webhook "
       "registered for them.\nUsage: rio-server --database_url=URL [flags]");

@@ -1,5 +1,6 @@
 // rioctl: the command-line tool for Rio. main() only wires the process
 // (streams, terminal detection, environment, clock, signals) to cli::Run.
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -27,6 +28,10 @@ void DropGrpcLog(gpr_log_func_args*) {}
 }  // namespace
 
 int main(int argc, char** argv) {
+  // gRPC's threads outlive main(): OpenSSL's own atexit clean-up would free
+  // state they may still use (and leak the error queue of any that exits
+  // after it). The process's end frees everything anyway.
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
   struct sigaction action = {};
   action.sa_handler = OnSignal;
   sigemptyset(&action.sa_mask);
