@@ -627,7 +627,14 @@ int main(int argc, char** argv) {
       std::max<int64_t>(1, absl::GetFlag(FLAGS_max_ingest_queue_events));
   ingest_options.max_queued_bytes =
       std::max<int64_t>(1, absl::GetFlag(FLAGS_max_ingest_queue_bytes));
-  // What the dispatcher has no room for goes back to PostgreSQL.
+  // What the dispatcher has no room for waits in PostgreSQL, due and
+  // unleased, for a scheduler to claim; what it refuses after all (others
+  // took the room meanwhile) is handed back there.
+  ingest_options.room =
+      [&dispatcher](const std::vector<rio::dispatch::DeliveryJob>& jobs) {
+        return dispatcher.WouldTake(jobs);
+      };
+  ingest_options.queued = [&scheduler] { scheduler.Poke(absl::Now()); };
   rio::ingest::IngestWriter ingest(
       ingest_options, database_url,
       [&dispatcher, &scheduler](std::vector<rio::dispatch::DeliveryJob> jobs) {

@@ -340,14 +340,9 @@ std::vector<DeliveryJob> Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
       if (!held_.insert(job.delivery_id).second) continue;
       const int64_t bytes = static_cast<int64_t>(job.payload->size());
       HandlerLoad& load = held_by_handler_[job.handler->id];
-      // A job larger than a bound alone is taken when nothing else is held.
-      if (stopping_ ||
-          in_flight_ + waiting_count_ + backlog >= options_.max_queued ||
-          load.jobs >= options_.max_queued_per_handler ||
-          (load.bytes + bytes > options_.max_queued_bytes_per_handler &&
-           load.jobs > 0) ||
-          (held_bytes_ + bytes > options_.max_queued_bytes &&
-           held_.size() > 1)) {
+      // held_ counts this job already.
+      if (!Fits(load, bytes, in_flight_ + waiting_count_, held_bytes_,
+                held_.size() - 1, backlog)) {
         if (load.jobs == 0) held_by_handler_.erase(job.handler->id);
         held_.erase(job.delivery_id);
         refused.push_back(std::move(job));
@@ -368,6 +363,47 @@ std::vector<DeliveryJob> Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
   }
   Wake();
   return refused;
+}
+
+bool Dispatcher::Fits(const HandlerLoad& load, int64_t bytes, int64_t held,
+                      int64_t held_bytes, size_t held_jobs, int backlog) const {
+  // A job larger than a bound alone is taken when nothing else is held.
+  return !stopping_ && held + backlog < options_.max_queued &&
+         load.jobs < options_.max_queued_per_handler &&
+         (load.bytes + bytes <= options_.max_queued_bytes_per_handler ||
+          load.jobs == 0) &&
+         (held_bytes + bytes <= options_.max_queued_bytes || held_jobs == 0);
+}
+
+std::vector<bool> Dispatcher::WouldTake(
+    const std::vector<DeliveryJob>& jobs) const {
+  std::vector<bool> taken(jobs.size(), false);
+  const int backlog = SinkBacklog();
+  absl::MutexLock lock(&mu_);
+  // The loads as they would be after the jobs taken so far.
+  absl::flat_hash_map<std::string, HandlerLoad> loads;
+  int64_t held = in_flight_ + waiting_count_;
+  int64_t held_bytes = held_bytes_;
+  size_t held_jobs = held_.size();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const DeliveryJob& job = jobs[i];
+    const int64_t bytes = static_cast<int64_t>(job.payload->size());
+    auto [load, inserted] = loads.try_emplace(job.handler->id);
+    if (inserted) {
+      auto now = held_by_handler_.find(job.handler->id);
+      if (now != held_by_handler_.end()) load->second = now->second;
+    }
+    if (!Fits(load->second, bytes, held, held_bytes, held_jobs, backlog)) {
+      continue;
+    }
+    taken[i] = true;
+    ++load->second.jobs;
+    load->second.bytes += bytes;
+    ++held;
+    held_bytes += bytes;
+    ++held_jobs;
+  }
+  return taken;
 }
 
 std::vector<std::string> Dispatcher::FullHandlers() const {

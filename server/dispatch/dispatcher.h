@@ -112,6 +112,12 @@ class Dispatcher {
   // held is neither queued twice nor returned).
   [[nodiscard]] std::vector<DeliveryJob> Submit(std::vector<DeliveryJob> jobs);
 
+  // Which of `jobs` Submit would take now, in order (a forecast: others may
+  // submit meanwhile). Ingest leases only these to this instance and leaves
+  // the rest in PostgreSQL, due and unleased, rather than having them
+  // refused and handed back.
+  std::vector<bool> WouldTake(const std::vector<DeliveryJob>& jobs) const;
+
   // How many more jobs could start now without queueing (0 while the held
   // payload bytes are at their bound).
   int Room() const;
@@ -195,6 +201,11 @@ class Dispatcher {
   };
   absl::flat_hash_map<std::string, HandlerLoad> held_by_handler_
       ABSL_GUARDED_BY(mu_);
+  // Whether one more job of `bytes` fits beside `held` jobs (plus `backlog`
+  // outcomes) holding `held_bytes`, `load` of them its handler's.
+  bool Fits(const HandlerLoad& load, int64_t bytes, int64_t held,
+            int64_t held_bytes, size_t held_jobs, int backlog) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // A moving mean of the payload sizes submitted, to size claims in bytes.
   int64_t mean_payload_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

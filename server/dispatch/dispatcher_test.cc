@@ -309,6 +309,44 @@ TEST(Dispatcher, SubmitHandsBackWhatDoesNotFit) {
   EXPECT_EQ(dispatcher.Stop(absl::ZeroDuration()).size(), 6u);
 }
 
+// The forecast ingest leases by: what Submit would take, counting the jobs
+// before in the same list, and changing nothing.
+TEST(Dispatcher, WouldTakeForecastsSubmitWithoutTakingAnything) {
+  Receiver receiver(NeverAnswer);
+  ASSERT_TRUE(receiver.Start().ok());
+  RecordingSink sink;
+  Dispatcher::Options options;
+  options.max_in_flight = 4;
+  options.max_per_handler = 2;
+  options.max_queued = 6;
+  options.max_queued_per_handler = 3;
+  options.max_queued_bytes_per_handler = 14;  // two payloads of Jobs()
+  Dispatcher dispatcher(options, Policy(), &sink);
+  dispatcher.Start();
+  SubmitAll(dispatcher, Jobs(Handler("a", receiver.Url("/a")), 1, "held"));
+
+  // "a" has room for one more (its bytes), "b" for two (its bytes), "c" for
+  // what is left of max_queued (6 - 1 - 1 - 2 = 2).
+  std::vector<DeliveryJob> jobs;
+  for (const char* h : {"a", "b", "c"}) {
+    for (DeliveryJob& job : Jobs(Handler(h, receiver.Url("/h")), 3, h)) {
+      jobs.push_back(std::move(job));
+    }
+  }
+  const std::vector<bool> forecast = dispatcher.WouldTake(jobs);
+  EXPECT_EQ(forecast, (std::vector<bool>{true, false, false, true, true, false,
+                                         true, true, false}));
+  EXPECT_EQ(dispatcher.WouldTake(jobs), forecast);  // nothing was taken
+  EXPECT_FALSE(dispatcher.Holds("a-d0"));
+
+  std::vector<std::string> expected_refused;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!forecast[i]) expected_refused.push_back(jobs[i].delivery_id);
+  }
+  EXPECT_EQ(Ids(dispatcher.Submit(std::move(jobs))), expected_refused);
+  EXPECT_EQ(dispatcher.Stop(absl::ZeroDuration()).size(), 6u);
+}
+
 TEST(Dispatcher, PayloadBytesAreBounded) {
   Receiver receiver(NeverAnswer);
   ASSERT_TRUE(receiver.Start().ok());

@@ -161,7 +161,9 @@ void IngestWriter::Commit(store::PgConnection& conn,
   // idempotency conflicts), which must not undo what was committed.
   std::vector<absl::Status> unsettled(group.size());
   const absl::Time start = absl::Now();
-  absl::Status status = Write(conn, group, results, jobs, unsettled, pay);
+  size_t unleased = 0;
+  absl::Status status =
+      Write(conn, group, results, jobs, unleased, unsettled, pay);
   pay();  // when the statement could not be sent
   if (status.ok()) commit_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
   if (!status.ok() && group.size() > 1 && !absl::IsUnavailable(status)) {
@@ -193,6 +195,7 @@ void IngestWriter::Commit(store::PgConnection& conn,
   // Whatever was committed is dispatched, even for a submission that failed
   // afterwards: its deliveries are leased to this instance.
   if (!jobs.empty()) dispatch_(std::move(jobs));
+  if (unleased > 0 && options_.queued) options_.queued();
   owed = [group = std::move(group), results = std::move(results),
           unsettled = std::move(unsettled)]() mutable {
     for (size_t s = 0; s < group.size(); ++s) {
@@ -209,10 +212,12 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
                                  const std::vector<Submission>& group,
                                  std::vector<std::vector<EmitResult>>& results,
                                  std::vector<dispatch::DeliveryJob>& jobs,
+                                 size_t& unleased,
                                  std::vector<absl::Status>& unsettled,
                                  const std::function<void()>& on_sent) {
   results.assign(group.size(), {});
   jobs.clear();
+  unleased = 0;
   std::vector<ItemRef> all;
   for (size_t s = 0; s < group.size(); ++s) {
     results[s].resize(group[s].items.size());
@@ -255,15 +260,16 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
   // Records the results and delivery jobs of the items of `subset` whose
   // messages were inserted; `created` (below) holds the ids of the deliveries
   // recorded PENDING (a handler deleted since the snapshot got none, one
-  // disabled since got a CANCELLED one).
+  // disabled since got a CANCELLED one). Those the dispatcher has no room
+  // for now are in `queued`: written unleased, not dispatched from here.
   std::vector<dispatch::DeliveryJob> planned;
+  absl::flat_hash_set<std::string> queued;
   // Appends the parameters of delivery_insert() (below) for those
   // deliveries to `params`; returns how many deliveries they hold.
   auto plan_deliveries = [&](const std::vector<ItemRef>& subset,
                              const absl::flat_hash_set<std::string>& inserted,
                              std::vector<store::PgParam>& params) {
-    store::PgArray delivery_ids, message_ids, handler_ids, cancelled;
-    size_t rows = 0;
+    planned.clear();
     for (const ItemRef& r : subset) {
       const EmitItem& it = item(r);
       if (!inserted.contains(it.message_id)) continue;
@@ -278,18 +284,33 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
         job.event = it.event;
         job.payload = it.payload;
         job.handler = handler;
-        delivery_ids.Add(job.delivery_id);
-        message_ids.Add(it.message_id);
-        handler_ids.Add(handler->id);
-        cancelled.Add("f");
-        ++rows;
+      }
+    }
+    const std::vector<bool> leased =
+        options_.room ? options_.room(planned)
+                      : std::vector<bool>(planned.size(), true);
+    store::PgArray delivery_ids, message_ids, handler_ids, states;
+    size_t rows = 0;
+    auto add = [&](const std::string& id, const std::string& message_id,
+                   const std::string& handler_id, const char* state) {
+      delivery_ids.Add(id);
+      message_ids.Add(message_id);
+      handler_ids.Add(handler_id);
+      states.Add(state);
+      ++rows;
+    };
+    size_t next = 0;  // planned[] is in the order of the loop below
+    for (const ItemRef& r : subset) {
+      const EmitItem& it = item(r);
+      if (!inserted.contains(it.message_id)) continue;
+      for (size_t h = 0; h < it.handlers.size(); ++h, ++next) {
+        const dispatch::DeliveryJob& job = planned[next];
+        if (!leased[next]) queued.insert(job.delivery_id);
+        add(job.delivery_id, it.message_id, job.handler->id,
+            leased[next] ? "leased" : "queued");
       }
       for (const std::string& handler_id : it.disabled_handler_ids) {
-        delivery_ids.Add(util::TimeOrderedUuid());
-        message_ids.Add(it.message_id);
-        handler_ids.Add(handler_id);
-        cancelled.Add("t");
-        ++rows;
+        add(util::TimeOrderedUuid(), it.message_id, handler_id, "cancelled");
       }
     }
     params.push_back(std::move(delivery_ids).Finish());
@@ -297,13 +318,17 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
     params.push_back(std::move(handler_ids).Finish());
     params.push_back(options_.instance_id);
     params.push_back(lease_seconds);
-    params.push_back(std::move(cancelled).Finish());
+    params.push_back(std::move(states).Finish());
     return rows;
   };
   auto keep_created = [&](const absl::flat_hash_set<std::string>& created) {
     for (dispatch::DeliveryJob& job : planned) {
       if (created.contains(job.delivery_id)) {
-        jobs.push_back(std::move(job));
+        if (queued.contains(job.delivery_id)) {
+          ++unleased;
+        } else {
+          jobs.push_back(std::move(job));
+        }
         continue;
       }
       for (const ItemRef& r : all) {
@@ -318,24 +343,26 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
   };
   // Inserts the deliveries whose ids, message ids, handler ids are array
   // parameters $first..$first+2; $first+3 is this instance's id (the lease),
-  // $first+4 the lease in seconds and $first+5 a bool array: true for a
-  // handler that was disabled in the emit's catalog snapshot. A delivery to
-  // a handler disabled there or in the database is recorded CANCELLED and
-  // leased to no one; one to a handler deleted meanwhile is not recorded.
+  // $first+4 the lease in seconds and $first+5 a text array of states:
+  // "leased" (to this instance, not due while the lease lasts), "queued"
+  // (due now, leased to no one) or "cancelled" (a handler disabled in the
+  // emit's catalog snapshot). A delivery to a handler disabled there or in
+  // the database is recorded CANCELLED and leased to no one; one to a
+  // handler deleted meanwhile is not recorded.
   auto delivery_insert = [](int first) {
     auto p = [first](int i) { return absl::StrCat("$", first + i); };
     return absl::StrCat(
         "INSERT INTO deliveries (id, message_id, handler_id, lease_owner, "
-        "next_attempt_time, status) SELECT u.d, u.m, u.h, CASE WHEN u.c OR "
-        "NOT h.enabled THEN NULL ELSE ",
+        "next_attempt_time, status) SELECT u.d, u.m, u.h, CASE WHEN u.s = "
+        "'leased' AND h.enabled THEN ",
         p(3),
-        "::uuid END, CASE WHEN u.c OR NOT h.enabled THEN now() ELSE "
-        "now() + make_interval(secs => ",
+        "::uuid END, CASE WHEN u.s = 'leased' AND h.enabled THEN now() + "
+        "make_interval(secs => ",
         p(4),
-        ") END, CASE WHEN u.c OR NOT "
-        "h.enabled THEN 'CANCELLED' ELSE 'PENDING' END FROM unnest(",
+        ") ELSE now() END, CASE WHEN u.s = 'cancelled' OR NOT h.enabled "
+        "THEN 'CANCELLED' ELSE 'PENDING' END FROM unnest(",
         p(0), "::uuid[], ", p(1), "::uuid[], ", p(2), "::uuid[], ", p(5),
-        "::bool[]) AS u(d, m, h, c) JOIN handlers h ON h.id = u.h");
+        "::text[]) AS u(d, m, h, s) JOIN handlers h ON h.id = u.h");
   };
 
   // The common case in one statement (its own transaction, one round trip):

@@ -78,6 +78,14 @@ class IngestWriter {
     // Where rio_emit_wait_seconds and rio_emit_commit_seconds go (none:
     // not exported).
     util::MetricsRegistry* metrics = nullptr;
+    // Which of a commit's deliveries the dispatcher has room for now
+    // (Dispatcher::WouldTake). Those are leased to this instance and go to
+    // `dispatch` after the commit; the others are written due and leased to
+    // no one, for a scheduler (this instance's or another's) to claim, and
+    // `queued` is called after the commit. None: all are leased.
+    std::function<std::vector<bool>(const std::vector<dispatch::DeliveryJob>&)>
+        room;
+    std::function<void()> queued;
   };
 
   IngestWriter(Options options, std::string database_url, Dispatch dispatch);
@@ -105,14 +113,16 @@ class IngestWriter {
 
   void Loop(store::PgConnection* conn);
   // Writes `group` in one transaction; on success fills `results` (one
-  // vector per submission) and `jobs`. Calls `on_sent` once the first
-  // statement is sent (not at all when it cannot be).
+  // vector per submission), `jobs` (the deliveries leased to this instance)
+  // and `unleased` (how many were written for any scheduler to claim).
+  // Calls `on_sent` once the first statement is sent (not at all when it
+  // cannot be).
   // An error means nothing was written. `unsettled[i]` is set for a
   // submission that failed after the first statement committed.
   absl::Status Write(store::PgConnection& conn,
                      const std::vector<Submission>& group,
                      std::vector<std::vector<EmitResult>>& results,
-                     std::vector<dispatch::DeliveryJob>& jobs,
+                     std::vector<dispatch::DeliveryJob>& jobs, size_t& unleased,
                      std::vector<absl::Status>& unsettled,
                      const std::function<void()>& on_sent);
   // Commits `group` and dispatches its deliveries. Pays `owed` (the answers

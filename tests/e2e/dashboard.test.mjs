@@ -40,6 +40,20 @@ if (!existsSync(CHROMIUM)) {
 
 const cleanups = [];
 function onCleanup(fn) { cleanups.unshift(fn); }
+// The browser pages, to show what each displayed when a step fails.
+const openPages = [];
+
+async function describePages() {
+  for (const [name, p] of openPages) {
+    try {
+      const text = await p.locator("body").innerText({ timeout: 2000 });
+      console.error(`--- ${name} page at ${p.url()}:\n${text.slice(0, 4000)}`);
+    } catch (e) {
+      console.error(`--- ${name} page: unreadable (${e.message})`);
+    }
+  }
+}
+
 async function cleanup() {
   for (const fn of cleanups) {
     try { await fn(); } catch (e) { console.error("cleanup:", e.message); }
@@ -224,6 +238,7 @@ async function main() {
   onCleanup(() => browser.close());
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
+  openPages.push(["admin", page]);
   page.setDefaultTimeout(20000);
   const consoleErrors = [];
   page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
@@ -381,6 +396,7 @@ async function main() {
   const readerContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   onCleanup(() => readerContext.close());
   const reader = await readerContext.newPage();
+  openPages.push(["read-only", reader]);
   reader.setDefaultTimeout(20000);
   const readerErrors = [];
   reader.on("console", (m) => { if (m.type() === "error") readerErrors.push(m.text()); });
@@ -594,6 +610,7 @@ try {
 } catch (e) {
   failed = true;
   console.error("FAIL:", e.stack || e.message);
+  await describePages();
 } finally {
   await cleanup();
 }

@@ -38,12 +38,15 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -1486,6 +1489,54 @@ TEST_F(EmitTest, ABurstBeyondTheConcurrencyCapDrainsWithoutStalling) {
                 "SELECT count(*) FROM deliveries WHERE status = "
                 "'SUCCEEDED'"),
             std::to_string(kEvents));
+}
+
+// What the dispatcher has no room for is written once, due and leased to no
+// one, in the emit's own transaction: not leased, refused and handed back.
+TEST_F(EmitTest, DeliveriesBeyondTheDispatchersRoomWaitUnleasedInPostgres) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer({"--max_per_handler=1", "--max_queued_per_handler=2"}));
+  absl::Notification open;
+  Receiver gated([&open](const ReceivedRequest&, int) {
+    open.WaitForNotificationWithTimeout(absl::Seconds(30));
+    return ReceiverReply();
+  });
+  START_RECEIVER(gated);
+  // Before `gated` stops, on every way out.
+  absl::Cleanup release = [&open] {
+    if (!open.HasBeenNotified()) open.Notify();
+  };
+  rio_->CreateHandler(gated.Url());
+  constexpr int kEvents = 10;
+  v1::EmitBatchRequest req;
+  for (int i = 0; i < kEvents; ++i) {
+    *req.add_events() = JsonEvent(absl::StrCat(R"({"i":)", i, "}"));
+  }
+  v1::EmitBatchResponse resp;
+  const grpc::Status s = rio_->EmitBatch(auth_, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(gated.WaitForCount(1));
+  // One in flight and one waiting are leased to the instance; the other
+  // eight rows are as the emit wrote them (same transaction as their
+  // messages, never updated).
+  const std::string unleased =
+      Sql(url_,
+          "SELECT count(*) FROM deliveries d JOIN messages m ON m.id = "
+          "d.message_id WHERE d.status = 'PENDING' AND d.lease_owner IS NULL "
+          "AND d.xmin = m.xmin AND d.next_attempt_time <= now()");
+  const std::string leased = Sql(
+      url_, "SELECT count(*) FROM deliveries WHERE lease_owner IS NOT NULL");
+  std::move(release).Invoke();
+  EXPECT_EQ(unleased, "8");
+  EXPECT_EQ(leased, "2");
+  EXPECT_TRUE(gated.WaitForCount(kEvents, std::chrono::seconds(20)))
+      << gated.Count() << " of " << kEvents << " arrived";
+  EXPECT_TRUE(AllDeliveriesSettle(url_));
+  EXPECT_EQ(Sql(url_,
+                "SELECT count(*), count(DISTINCT message_id) FROM "
+                "deliveries WHERE status = 'SUCCEEDED' AND attempts = 1"),
+            "10|10");
+  EXPECT_EQ(gated.Count(), static_cast<size_t>(kEvents));
 }
 
 TEST_F(EmitTest, EmitBatchAnswersInOrderAndDeliversEach) {
