@@ -96,12 +96,16 @@ ABSL_FLAG(int, max_per_handler, 32,
 ABSL_FLAG(int, max_per_host, 64,
           "Most webhook calls in flight to one scheme://host:port at once "
           "(handlers on one receiver share its keep-alive connections)");
-ABSL_FLAG(int, max_queued_deliveries, 1024,
+ABSL_FLAG(int, max_queued_deliveries, 8192,
           "Most deliveries held in memory for sending (waiting or in "
           "flight); the rest wait in PostgreSQL until there is room");
-ABSL_FLAG(int, max_queued_per_handler, 256,
+ABSL_FLAG(int, max_queued_per_handler, 2048,
           "Most deliveries of one handler held in memory for sending, so a "
           "slow or dead receiver cannot fill the dispatcher");
+ABSL_FLAG(int, max_outcome_backlog, 1024,
+          "Most attempt outcomes held in memory until written to PostgreSQL "
+          "(each keeps up to 64 KiB of the response); while this many wait, "
+          "no more deliveries are taken for sending");
 ABSL_FLAG(int64_t, max_queued_bytes, int64_t{64} << 20,
           "Most payload bytes held by deliveries in memory for sending");
 ABSL_FLAG(int64_t, max_queued_bytes_per_handler, int64_t{16} << 20,
@@ -239,6 +243,7 @@ constexpr const char* kEnvFlags[] = {"listen",
                                      "queue_sample_interval",
                                      "max_queued_deliveries",
                                      "max_queued_per_handler",
+                                     "max_outcome_backlog",
                                      "max_queued_bytes",
                                      "max_queued_bytes_per_handler",
                                      "max_ingest_queue_events",
@@ -584,6 +589,8 @@ int main(int argc, char** argv) {
       std::max(1, absl::GetFlag(FLAGS_max_queued_deliveries));
   dispatch_options.max_queued_per_handler =
       std::max(1, absl::GetFlag(FLAGS_max_queued_per_handler));
+  dispatch_options.max_outcome_backlog =
+      std::max(1, absl::GetFlag(FLAGS_max_outcome_backlog));
   dispatch_options.max_queued_bytes =
       std::max<int64_t>(1, absl::GetFlag(FLAGS_max_queued_bytes));
   dispatch_options.max_queued_bytes_per_handler =

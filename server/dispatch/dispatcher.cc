@@ -368,7 +368,8 @@ std::vector<DeliveryJob> Dispatcher::Submit(std::vector<DeliveryJob> jobs) {
 bool Dispatcher::Fits(const HandlerLoad& load, int64_t bytes, int64_t held,
                       int64_t held_bytes, size_t held_jobs, int backlog) const {
   // A job larger than a bound alone is taken when nothing else is held.
-  return !stopping_ && held + backlog < options_.max_queued &&
+  return !stopping_ && held < options_.max_queued &&
+         backlog < options_.max_outcome_backlog &&
          load.jobs < options_.max_queued_per_handler &&
          (load.bytes + bytes <= options_.max_queued_bytes_per_handler ||
           load.jobs == 0) &&
@@ -439,7 +440,8 @@ int Dispatcher::Room() const {
                            std::max<int64_t>(1, mean_payload_bytes_);
   return static_cast<int>(std::max<int64_t>(
       0, std::min<int64_t>({options_.max_in_flight - held,
-                            options_.max_queued - held - backlog,
+                            options_.max_queued - held,
+                            options_.max_outcome_backlog - backlog,
                             std::max<int64_t>(by_bytes, held == 0 ? 1 : 0)})));
 }
 

@@ -76,12 +76,15 @@ class Dispatcher {
     int max_in_flight = 256;
     int max_per_handler = 32;
     int max_per_host = 64;
-    // Most jobs held (waiting or in flight, plus the sink's backlog of
-    // outcomes not yet written), in all and per handler, and most payload
-    // bytes they hold (a job that alone is larger is taken when nothing else
-    // is held).
-    int max_queued = 1024;
-    int max_queued_per_handler = 256;
+    // Most jobs held (waiting or in flight), in all and per handler, and
+    // most payload bytes they hold (a job that alone is larger is taken when
+    // nothing else is held). A job without its payload is a few hundred
+    // bytes: deliveries held here cost PostgreSQL no claim.
+    int max_queued = 8192;
+    int max_queued_per_handler = 2048;
+    // Most outcomes recorded and not yet written (each keeps up to 64 KiB of
+    // the response): while the sink holds this many, nothing more is taken.
+    int max_outcome_backlog = 1024;
     int64_t max_queued_bytes = int64_t{64} << 20;
     int64_t max_queued_bytes_per_handler = int64_t{16} << 20;
     absl::Duration connect_timeout = absl::Seconds(5);
@@ -157,8 +160,8 @@ class Dispatcher {
                                     curl_sockaddr* address);
 
   void Loop();
-  // The sink's backlog of unwritten outcomes (it counts against
-  // max_queued). Takes the sink's lock: call without mu_ held.
+  // The sink's backlog of unwritten outcomes (bounded by
+  // max_outcome_backlog). Takes the sink's lock: call without mu_ held.
   int SinkBacklog() const;
   // Wakes the loop from any thread.
   void Wake();
@@ -201,8 +204,9 @@ class Dispatcher {
   };
   absl::flat_hash_map<std::string, HandlerLoad> held_by_handler_
       ABSL_GUARDED_BY(mu_);
-  // Whether one more job of `bytes` fits beside `held` jobs (plus `backlog`
-  // outcomes) holding `held_bytes`, `load` of them its handler's.
+  // Whether one more job of `bytes` fits beside `held` jobs holding
+  // `held_bytes`, `load` of them its handler's, while the sink holds
+  // `backlog` outcomes.
   bool Fits(const HandlerLoad& load, int64_t bytes, int64_t held,
             int64_t held_bytes, size_t held_jobs, int backlog) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);

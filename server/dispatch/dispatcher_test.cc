@@ -1,5 +1,6 @@
 #include "server/dispatch/dispatcher.h"
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -47,6 +48,13 @@ class RecordingSink : public OutcomeSink {
  private:
   absl::Mutex mu_;
   std::vector<AttemptOutcome> outcomes_ ABSL_GUARDED_BY(mu_);
+};
+
+// A sink whose backlog of unwritten outcomes the test sets.
+class BackloggedSink : public RecordingSink {
+ public:
+  size_t Backlog() const override { return backlog.load(); }
+  std::atomic<size_t> backlog{0};
 };
 
 std::shared_ptr<const store::CachedHandler> Handler(
@@ -345,6 +353,33 @@ TEST(Dispatcher, WouldTakeForecastsSubmitWithoutTakingAnything) {
   }
   EXPECT_EQ(Ids(dispatcher.Submit(std::move(jobs))), expected_refused);
   EXPECT_EQ(dispatcher.Stop(absl::ZeroDuration()).size(), 6u);
+}
+
+// Outcomes waiting to be written hold responses: at the bound, nothing more
+// is taken or claimed, however many jobs would fit.
+TEST(Dispatcher, AnOutcomeBacklogAtItsBoundStopsTakingJobs) {
+  Receiver receiver(NeverAnswer);
+  ASSERT_TRUE(receiver.Start().ok());
+  BackloggedSink sink;
+  Dispatcher::Options options;
+  options.max_in_flight = 100;
+  options.max_queued = 100;
+  options.max_outcome_backlog = 5;
+  Dispatcher dispatcher(options, Policy(), &sink);
+  dispatcher.Start();
+
+  sink.backlog = 3;
+  EXPECT_EQ(dispatcher.Room(), 2);  // the outcomes it may still buffer
+  sink.backlog = 5;
+  EXPECT_EQ(dispatcher.Room(), 0);
+  std::vector<DeliveryJob> jobs = Jobs(Handler("h", receiver.Url()), 2, "h");
+  EXPECT_EQ(dispatcher.WouldTake(jobs), (std::vector<bool>{false, false}));
+  EXPECT_EQ(Ids(dispatcher.Submit(std::move(jobs))),
+            (std::vector<std::string>{"h-d0", "h-d1"}));
+  sink.backlog = 0;
+  SubmitAll(dispatcher, Jobs(Handler("h", receiver.Url()), 2, "h"));
+  EXPECT_EQ(dispatcher.Room(), 5);  // at most the outcomes it may buffer
+  EXPECT_EQ(dispatcher.Stop(absl::ZeroDuration()).size(), 2u);
 }
 
 TEST(Dispatcher, PayloadBytesAreBounded) {
