@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "server/store/emit_store.h"
 #include "server/util/crypto.h"
 #include "server/util/status_macros.h"
 
@@ -208,76 +209,145 @@ void IngestWriter::Commit(store::PgConnection& conn,
   };
 }
 
-absl::Status IngestWriter::Write(store::PgConnection& conn,
-                                 const std::vector<Submission>& group,
-                                 std::vector<std::vector<EmitResult>>& results,
-                                 std::vector<dispatch::DeliveryJob>& jobs,
-                                 size_t& unleased,
-                                 std::vector<absl::Status>& unsettled,
-                                 const std::function<void()>& on_sent) {
-  results.assign(group.size(), {});
-  jobs.clear();
-  unleased = 0;
-  std::vector<ItemRef> all;
-  for (size_t s = 0; s < group.size(); ++s) {
-    results[s].resize(group[s].items.size());
-    for (size_t i = 0; i < group[s].items.size(); ++i) all.push_back({s, i});
+// Writes one group: results, the deliveries planned for the statement being
+// written, and the jobs kept for the dispatcher.
+class IngestWriter::GroupWrite {
+ public:
+  GroupWrite(const Options& options, const std::vector<Submission>& group,
+             std::vector<std::vector<EmitResult>>& results,
+             std::vector<dispatch::DeliveryJob>& jobs, size_t& unleased)
+      : options_(options),
+        group_(group),
+        results_(results),
+        jobs_(jobs),
+        unleased_(unleased),
+        lease_{options.instance_id, options.lease_timeout} {
+    results_.assign(group_.size(), {});
+    jobs_.clear();
+    unleased_ = 0;
+    for (size_t s = 0; s < group_.size(); ++s) {
+      results_[s].resize(group_[s].items.size());
+      for (size_t i = 0; i < group_[s].items.size(); ++i) {
+        all_.push_back({s, i});
+      }
+    }
   }
-  auto item = [&](const ItemRef& r) -> const EmitItem& {
-    return group[r.submission].items[r.item];
-  };
-  const std::string lease_seconds =
-      absl::StrCat(absl::ToDoubleSeconds(options_.lease_timeout));
 
-  // The message columns of `subset`, as array parameters $1..$6.
-  auto message_params = [&](const std::vector<ItemRef>& subset) {
-    store::PgArray ids, projects, events, payloads, keys, senders;
+  // The common case in one statement (its own transaction, one round trip):
+  // every message and its deliveries. Returns the items whose idempotency
+  // key was taken: skipped, for Settle.
+  absl::StatusOr<std::vector<ItemRef>> WriteAll(
+      store::PgConnection& conn, const std::function<void()>& on_sent) {
+    absl::flat_hash_set<std::string> all_ids;
+    for (const ItemRef& r : all_) all_ids.insert(item(r).message_id);
+    store::DeliveryRows deliveries = PlanDeliveries(all_, all_ids);
+    RIO_RETURN_IF_ERROR(
+        store::SendEmit(conn, Messages(all_), std::move(deliveries), lease_));
+    on_sent();
+    RIO_ASSIGN_OR_RETURN(store::EmitRows written, store::TakeEmitRows(conn));
+    // The deliveries of skipped messages were not written.
+    std::vector<dispatch::DeliveryJob> planned = std::move(planned_);
+    planned_.clear();
+    for (dispatch::DeliveryJob& job : planned) {
+      if (written.messages.contains(job.message_id)) {
+        planned_.push_back(std::move(job));
+      }
+    }
+    std::vector<ItemRef> conflicted;
+    for (const ItemRef& r : all_) {
+      if (!written.messages.contains(item(r).message_id)) {
+        results_[r.submission][r.item] = EmitResult();
+        conflicted.push_back(r);
+      }
+    }
+    KeepCreated(written.pending, all_);
+    return conflicted;
+  }
+
+  // Settles the items whose idempotency key was taken, in the caller's
+  // transaction: a duplicate of a message within the window is answered
+  // with that message; a key older than the window is freed and the item
+  // written.
+  absl::Status Settle(store::PgConnection& conn,
+                      const std::vector<ItemRef>& refs) {
+    std::vector<int64_t> projects;
+    std::vector<std::string> keys;
+    for (const ItemRef& r : refs) {
+      projects.push_back(item(r).project_id);
+      keys.push_back(item(r).idempotency_key);
+    }
+    RIO_ASSIGN_OR_RETURN(std::vector<store::KeyHolder> holders,
+                         store::FindKeyHolders(conn, projects, keys,
+                                               options_.idempotency_window));
+    std::vector<ItemRef> expired;
+    std::vector<std::string> expired_ids;
+    std::vector<bool> found(refs.size(), false);
+    for (store::KeyHolder& holder : holders) {
+      const ItemRef& r = refs[holder.index];
+      found[holder.index] = true;
+      if (!holder.within_window) {
+        expired.push_back(r);
+        expired_ids.push_back(std::move(holder.message_id));
+        continue;
+      }
+      EmitResult& result = results_[r.submission][r.item];
+      result.message_id = std::move(holder.message_id);
+      result.duplicate = true;
+      result.handlers = static_cast<int>(holder.deliveries);
+    }
+    for (bool held : found) {
+      // Its key was taken by an emit that committed a moment ago and is
+      // gone again (deleted): retry the whole call.
+      if (!held)
+        return absl::AbortedError("idempotency key changed concurrently");
+    }
+    if (expired.empty()) return absl::OkStatus();
+    RIO_RETURN_IF_ERROR(store::FreeIdempotencyKeys(conn, expired_ids));
+    RIO_ASSIGN_OR_RETURN(absl::flat_hash_set<std::string> inserted,
+                         store::InsertMessages(conn, Messages(expired)));
+    if (inserted.size() != expired.size()) {
+      return absl::AbortedError("idempotency key reused concurrently");
+    }
+    store::DeliveryRows deliveries = PlanDeliveries(expired, inserted);
+    if (deliveries.size() == 0) return absl::OkStatus();
+    RIO_ASSIGN_OR_RETURN(
+        absl::flat_hash_set<std::string> created,
+        store::InsertDeliveries(conn, std::move(deliveries), lease_));
+    KeepCreated(created, expired);
+    return absl::OkStatus();
+  }
+
+ private:
+  const EmitItem& item(const ItemRef& r) const {
+    return group_[r.submission].items[r.item];
+  }
+
+  store::MessageRows Messages(const std::vector<ItemRef>& subset) const {
+    store::MessageRows rows;
     for (const ItemRef& r : subset) {
       const EmitItem& it = item(r);
-      ids.Add(it.message_id);
-      projects.Add(it.project_id);
-      events.Add(it.event);
-      payloads.Add(*it.payload);
-      if (it.idempotency_key.empty()) {
-        keys.AddNull();
-      } else {
-        keys.Add(it.idempotency_key);
-      }
-      senders.Add(it.sender);
+      rows.Add(it.message_id, it.project_id, it.event, *it.payload,
+               it.idempotency_key, it.sender);
     }
-    return std::vector<store::PgParam>{
-        std::move(ids).Finish(),    std::move(projects).Finish(),
-        std::move(events).Finish(), std::move(payloads).Finish(),
-        std::move(keys).Finish(),   std::move(senders).Finish()};
-  };
-  constexpr const char* kInsertMessages =
-      "INSERT INTO messages (id, project_id, event, payload, idempotency_key, "
-      "sender) SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], "
-      "$4::text[], $5::text[], $6::text[]) ON CONFLICT (project_id, "
-      "idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
-      "RETURNING id";
+    return rows;
+  }
 
-  // Records the results and delivery jobs of the items of `subset` whose
-  // messages were inserted; `created` (below) holds the ids of the deliveries
-  // recorded PENDING (a handler deleted since the snapshot got none, one
-  // disabled since got a CANCELLED one). Those the dispatcher has no room
-  // for now are in `queued`: written unleased, not dispatched from here.
-  std::vector<dispatch::DeliveryJob> planned;
-  absl::flat_hash_set<std::string> queued;
-  // Appends the parameters of delivery_insert() (below) for those
-  // deliveries to `params`; returns how many deliveries they hold.
-  auto plan_deliveries = [&](const std::vector<ItemRef>& subset,
-                             const absl::flat_hash_set<std::string>& inserted,
-                             std::vector<store::PgParam>& params) {
-    planned.clear();
+  // Records the results and plans the delivery jobs of the items of
+  // `subset` whose messages are in `inserted`; returns their rows. Those the
+  // dispatcher has no room for now go in queued_: written unleased, not
+  // dispatched from here.
+  store::DeliveryRows PlanDeliveries(
+      const std::vector<ItemRef>& subset,
+      const absl::flat_hash_set<std::string>& inserted) {
+    planned_.clear();
     for (const ItemRef& r : subset) {
       const EmitItem& it = item(r);
       if (!inserted.contains(it.message_id)) continue;
-      EmitResult& result = results[r.submission][r.item];
+      EmitResult& result = results_[r.submission][r.item];
       result.message_id = it.message_id;
       result.handlers = static_cast<int>(it.handlers.size());
       for (const auto& handler : it.handlers) {
-        dispatch::DeliveryJob& job = planned.emplace_back();
+        dispatch::DeliveryJob& job = planned_.emplace_back();
         job.delivery_id = util::TimeOrderedUuid();
         job.message_id = it.message_id;
         job.project = it.project;
@@ -287,212 +357,87 @@ absl::Status IngestWriter::Write(store::PgConnection& conn,
       }
     }
     const std::vector<bool> leased =
-        options_.room ? options_.room(planned)
-                      : std::vector<bool>(planned.size(), true);
-    store::PgArray delivery_ids, message_ids, handler_ids, states;
-    size_t rows = 0;
-    auto add = [&](const std::string& id, const std::string& message_id,
-                   const std::string& handler_id, const char* state) {
-      delivery_ids.Add(id);
-      message_ids.Add(message_id);
-      handler_ids.Add(handler_id);
-      states.Add(state);
-      ++rows;
-    };
-    size_t next = 0;  // planned[] is in the order of the loop below
+        options_.room ? options_.room(planned_)
+                      : std::vector<bool>(planned_.size(), true);
+    store::DeliveryRows rows;
+    size_t next = 0;  // planned_ is in the order of this loop
     for (const ItemRef& r : subset) {
       const EmitItem& it = item(r);
       if (!inserted.contains(it.message_id)) continue;
       for (size_t h = 0; h < it.handlers.size(); ++h, ++next) {
-        const dispatch::DeliveryJob& job = planned[next];
-        if (!leased[next]) queued.insert(job.delivery_id);
-        add(job.delivery_id, it.message_id, job.handler->id,
-            leased[next] ? "leased" : "queued");
+        const dispatch::DeliveryJob& job = planned_[next];
+        if (!leased[next]) queued_.insert(job.delivery_id);
+        rows.Add(job.delivery_id, it.message_id, job.handler->id,
+                 leased[next] ? store::NewDelivery::kLeased
+                              : store::NewDelivery::kQueued);
       }
       for (const std::string& handler_id : it.disabled_handler_ids) {
-        add(util::TimeOrderedUuid(), it.message_id, handler_id, "cancelled");
+        rows.Add(util::TimeOrderedUuid(), it.message_id, handler_id,
+                 store::NewDelivery::kCancelled);
       }
     }
-    params.push_back(std::move(delivery_ids).Finish());
-    params.push_back(std::move(message_ids).Finish());
-    params.push_back(std::move(handler_ids).Finish());
-    params.push_back(options_.instance_id);
-    params.push_back(lease_seconds);
-    params.push_back(std::move(states).Finish());
     return rows;
-  };
-  auto keep_created = [&](const absl::flat_hash_set<std::string>& created) {
-    for (dispatch::DeliveryJob& job : planned) {
+  }
+
+  // Keeps the planned jobs of the deliveries `created` PENDING (those
+  // leased go to the dispatcher); one not created (its handler was deleted
+  // or disabled meanwhile) is not counted in its item's result.
+  void KeepCreated(const absl::flat_hash_set<std::string>& created,
+                   const std::vector<ItemRef>& subset) {
+    for (dispatch::DeliveryJob& job : planned_) {
       if (created.contains(job.delivery_id)) {
-        if (queued.contains(job.delivery_id)) {
-          ++unleased;
+        if (queued_.contains(job.delivery_id)) {
+          ++unleased_;
         } else {
-          jobs.push_back(std::move(job));
+          jobs_.push_back(std::move(job));
         }
         continue;
       }
-      for (const ItemRef& r : all) {
-        EmitResult& result = results[r.submission][r.item];
+      for (const ItemRef& r : subset) {
+        EmitResult& result = results_[r.submission][r.item];
         if (result.message_id == job.message_id && !result.duplicate) {
           --result.handlers;
           break;
         }
       }
     }
-    planned.clear();
-  };
-  // Inserts the deliveries whose ids, message ids, handler ids are array
-  // parameters $first..$first+2; $first+3 is this instance's id (the lease),
-  // $first+4 the lease in seconds and $first+5 a text array of states:
-  // "leased" (to this instance, not due while the lease lasts), "queued"
-  // (due now, leased to no one) or "cancelled" (a handler disabled in the
-  // emit's catalog snapshot). A delivery to a handler disabled there or in
-  // the database is recorded CANCELLED and leased to no one; one to a
-  // handler deleted meanwhile is not recorded.
-  auto delivery_insert = [](int first) {
-    auto p = [first](int i) { return absl::StrCat("$", first + i); };
-    return absl::StrCat(
-        "INSERT INTO deliveries (id, message_id, handler_id, lease_owner, "
-        "next_attempt_time, status) SELECT u.d, u.m, u.h, CASE WHEN u.s = "
-        "'leased' AND h.enabled THEN ",
-        p(3),
-        "::uuid END, CASE WHEN u.s = 'leased' AND h.enabled THEN now() + "
-        "make_interval(secs => ",
-        p(4),
-        ") ELSE now() END, CASE WHEN u.s = 'cancelled' OR NOT h.enabled "
-        "THEN 'CANCELLED' ELSE 'PENDING' END FROM unnest(",
-        p(0), "::uuid[], ", p(1), "::uuid[], ", p(2), "::uuid[], ", p(5),
-        "::text[]) AS u(d, m, h, s) JOIN handlers h ON h.id = u.h");
-  };
-
-  // The common case in one statement (its own transaction, one round trip):
-  // every message and its deliveries. A message whose idempotency key is
-  // taken is skipped here and settled below.
-  {
-    absl::flat_hash_set<std::string> all_ids;
-    for (const ItemRef& r : all) all_ids.insert(item(r).message_id);
-    std::vector<store::PgParam> params = message_params(all);
-    plan_deliveries(all, all_ids, params);
-    // Built once: it is sent for every group.
-    static const std::string* const kEmitStatement =
-        new std::string(absl::StrCat(
-            "WITH m AS (", kInsertMessages, "), d AS (", delivery_insert(7),
-            " WHERE u.m IN (SELECT id FROM m) RETURNING "
-            "id, status) SELECT 'm', id FROM m UNION ALL "
-            "SELECT 'd', id FROM d WHERE status = "
-            "'PENDING'"));
-    RIO_RETURN_IF_ERROR(conn.SendPrepared(*kEmitStatement, params));
-    on_sent();
-    RIO_ASSIGN_OR_RETURN(store::PgResult written, conn.TakeResult());
-    absl::flat_hash_set<std::string> inserted, created;
-    for (int i = 0; i < written.rows(); ++i) {
-      (written.Get(i, 0) == "m" ? inserted : created)
-          .insert(std::string(written.Get(i, 1)));
-    }
-    std::vector<dispatch::DeliveryJob> all_planned = std::move(planned);
-    planned.clear();
-    for (dispatch::DeliveryJob& job : all_planned) {
-      if (inserted.contains(job.message_id)) planned.push_back(std::move(job));
-    }
-    for (const ItemRef& r : all) {
-      if (!inserted.contains(item(r).message_id)) {
-        results[r.submission][r.item] = EmitResult();
-      }
-    }
-    keep_created(created);
-    std::vector<ItemRef> conflicted;
-    for (const ItemRef& r : all) {
-      if (!inserted.contains(item(r).message_id)) conflicted.push_back(r);
-    }
-    if (conflicted.empty()) return absl::OkStatus();
-    all.swap(conflicted);  // settled below
+    planned_.clear();
   }
 
-  // Idempotency keys already taken: duplicates of messages within the
-  // window, or keys whose first use is older than the window (free again).
-  const std::vector<ItemRef>& refs = all;
+  const Options& options_;
+  const std::vector<Submission>& group_;
+  std::vector<std::vector<EmitResult>>& results_;
+  std::vector<dispatch::DeliveryJob>& jobs_;
+  size_t& unleased_;
+  const store::Lease lease_;
+  std::vector<ItemRef> all_;
+  std::vector<dispatch::DeliveryJob> planned_;
+  absl::flat_hash_set<std::string> queued_;
+};
+
+absl::Status IngestWriter::Write(store::PgConnection& conn,
+                                 const std::vector<Submission>& group,
+                                 std::vector<std::vector<EmitResult>>& results,
+                                 std::vector<dispatch::DeliveryJob>& jobs,
+                                 size_t& unleased,
+                                 std::vector<absl::Status>& unsettled,
+                                 const std::function<void()>& on_sent) {
+  GroupWrite write(options_, group, results, jobs, unleased);
+  RIO_ASSIGN_OR_RETURN(std::vector<ItemRef> conflicted,
+                       write.WriteAll(conn, on_sent));
+  if (conflicted.empty()) return absl::OkStatus();
+  // The first statement's work stands whatever happens below (and its
+  // deliveries are dispatched): only the submissions with a conflicted item
+  // fail if settling them does.
   std::vector<dispatch::DeliveryJob> committed = std::move(jobs);
   jobs.clear();
-  absl::Status settled = conn.InTransaction([&]() -> absl::Status {
-    store::PgArray projects, keys;
-    for (const ItemRef& r : refs) {
-      projects.Add(item(r).project_id);
-      keys.Add(item(r).idempotency_key);
-    }
-    RIO_ASSIGN_OR_RETURN(
-        store::PgResult earlier,
-        conn.Exec(
-            "SELECT k.i, m.id, m.create_time > now() - make_interval(secs "
-            "=> $3), (SELECT count(*) FROM deliveries d WHERE d.message_id "
-            "= m.id AND (d.status <> 'CANCELLED' OR d.attempts > 0)) FROM "
-            "unnest($1::bigint[], $2::text[]) WITH ORDINALITY "
-            "AS k(p, key, i) JOIN messages m ON m.project_id = k.p AND "
-            "m.idempotency_key = k.key",
-            {std::move(projects).Finish(), std::move(keys).Finish(),
-             absl::StrCat(
-                 absl::ToDoubleSeconds(options_.idempotency_window))}));
-    std::vector<ItemRef> expired;
-    store::PgArray expired_ids;
-    for (int row = 0; row < earlier.rows(); ++row) {
-      const ItemRef& r = refs[earlier.GetInt64(row, 0) - 1];
-      std::string id(earlier.Get(row, 1));
-      if (!earlier.GetBool(row, 2)) {
-        expired.push_back(r);
-        expired_ids.Add(id);
-        continue;
-      }
-      EmitResult& result = results[r.submission][r.item];
-      result.message_id = id;
-      result.duplicate = true;
-      result.handlers = static_cast<int>(earlier.GetInt64(row, 3));
-    }
-    for (const ItemRef& r : refs) {
-      if (results[r.submission][r.item].message_id.empty() &&
-          std::find_if(expired.begin(), expired.end(), [&](const ItemRef& e) {
-            return e.submission == r.submission && e.item == r.item;
-          }) == expired.end()) {
-        // Its key was taken by an emit that committed a moment ago and is
-        // gone again (deleted): retry the whole call.
-        return absl::AbortedError("idempotency key changed concurrently");
-      }
-    }
-    if (expired.empty()) return absl::OkStatus();
-    RIO_RETURN_IF_ERROR(
-        conn.Exec("UPDATE messages SET idempotency_key = NULL WHERE id = "
-                  "ANY($1::uuid[])",
-                  {std::move(expired_ids).Finish()})
-            .status());
-    RIO_ASSIGN_OR_RETURN(store::PgResult again,
-                         conn.Exec(kInsertMessages, message_params(expired)));
-    absl::flat_hash_set<std::string> inserted;
-    for (int i = 0; i < again.rows(); ++i) {
-      inserted.insert(std::string(again.Get(i, 0)));
-    }
-    if (inserted.size() != expired.size()) {
-      return absl::AbortedError("idempotency key reused concurrently");
-    }
-    std::vector<store::PgParam> params;
-    if (plan_deliveries(expired, inserted, params) == 0) {
-      return absl::OkStatus();
-    }
-    RIO_ASSIGN_OR_RETURN(
-        store::PgResult created_rows,
-        conn.Exec(absl::StrCat("WITH d AS (", delivery_insert(1),
-                               " RETURNING id, status) SELECT id FROM d "
-                               "WHERE status = 'PENDING'"),
-                  params));
-    absl::flat_hash_set<std::string> created;
-    for (int i = 0; i < created_rows.rows(); ++i) {
-      created.insert(std::string(created_rows.Get(i, 0)));
-    }
-    keep_created(created);
-    return absl::OkStatus();
-  });
+  const size_t committed_unleased = unleased;
+  absl::Status settled = conn.InTransaction(
+      [&]() -> absl::Status { return write.Settle(conn, conflicted); });
   if (!settled.ok()) {
-    // Only the submissions with a conflicted item fail; the first
-    // statement's work stands (and its deliveries are dispatched).
     jobs.clear();
-    for (const ItemRef& r : refs) unsettled[r.submission] = settled;
+    unleased = committed_unleased;
+    for (const ItemRef& r : conflicted) unsettled[r.submission] = settled;
   }
   for (dispatch::DeliveryJob& job : committed) jobs.push_back(std::move(job));
   return absl::OkStatus();

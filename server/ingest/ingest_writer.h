@@ -108,6 +108,9 @@ class IngestWriter {
     int64_t bytes = 0;  // payload bytes of the items
   };
 
+  // Write's steps on one group (ingest_writer.cc).
+  class GroupWrite;
+
   // Calls owed to submissions committed earlier, run by the writer thread.
   using Answers = std::function<void()>;
 

@@ -1,0 +1,185 @@
+#include "server/store/emit_store.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/util/status_macros.h"
+
+namespace rio::store {
+namespace {
+
+// The message columns as array parameters $1..$6.
+constexpr char kInsertMessages[] =
+    "INSERT INTO messages (id, project_id, event, payload, idempotency_key, "
+    "sender) SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], "
+    "$4::text[], $5::text[], $6::text[]) ON CONFLICT (project_id, "
+    "idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+    "RETURNING id";
+
+// Inserts the deliveries whose ids, message ids and handler ids are array
+// parameters $first..$first+2; $first+3 is the lease's owner, $first+4 its
+// length in seconds and $first+5 the states (DeliveryRows).
+std::string InsertDeliveriesSql(int first) {
+  auto p = [first](int i) { return absl::StrCat("$", first + i); };
+  return absl::StrCat(
+      "INSERT INTO deliveries (id, message_id, handler_id, lease_owner, "
+      "next_attempt_time, status) SELECT u.d, u.m, u.h, CASE WHEN u.s = "
+      "'leased' AND h.enabled THEN ",
+      p(3),
+      "::uuid END, CASE WHEN u.s = 'leased' AND h.enabled THEN now() + "
+      "make_interval(secs => ",
+      p(4),
+      ") ELSE now() END, CASE WHEN u.s = 'cancelled' OR NOT h.enabled "
+      "THEN 'CANCELLED' ELSE 'PENDING' END FROM unnest(",
+      p(0), "::uuid[], ", p(1), "::uuid[], ", p(2), "::uuid[], ", p(5),
+      "::text[]) AS u(d, m, h, s) JOIN handlers h ON h.id = u.h");
+}
+
+void AppendLease(const Lease& lease, std::vector<PgParam>& params) {
+  params.push_back(lease.owner);
+  params.push_back(absl::StrCat(absl::ToDoubleSeconds(lease.duration)));
+}
+
+absl::flat_hash_set<std::string> FirstColumn(const PgResult& r) {
+  absl::flat_hash_set<std::string> ids;
+  ids.reserve(r.rows());
+  for (int i = 0; i < r.rows(); ++i) ids.insert(std::string(r.Get(i, 0)));
+  return ids;
+}
+
+}  // namespace
+
+void MessageRows::Add(absl::string_view id, int64_t project_id,
+                      absl::string_view event, absl::string_view payload,
+                      absl::string_view idempotency_key,
+                      absl::string_view sender) {
+  ids_.Add(id);
+  project_ids_.Add(project_id);
+  events_.Add(event);
+  payloads_.Add(payload);
+  if (idempotency_key.empty()) {
+    keys_.AddNull();
+  } else {
+    keys_.Add(idempotency_key);
+  }
+  senders_.Add(sender);
+}
+
+std::vector<PgParam> MessageRows::Finish() && {
+  return {std::move(ids_).Finish(),    std::move(project_ids_).Finish(),
+          std::move(events_).Finish(), std::move(payloads_).Finish(),
+          std::move(keys_).Finish(),   std::move(senders_).Finish()};
+}
+
+void DeliveryRows::Add(absl::string_view id, absl::string_view message_id,
+                       absl::string_view handler_id, NewDelivery state) {
+  ids_.Add(id);
+  message_ids_.Add(message_id);
+  handler_ids_.Add(handler_id);
+  switch (state) {
+    case NewDelivery::kLeased:
+      states_.Add("leased");
+      break;
+    case NewDelivery::kQueued:
+      states_.Add("queued");
+      break;
+    case NewDelivery::kCancelled:
+      states_.Add("cancelled");
+      break;
+  }
+  ++size_;
+}
+
+std::vector<PgParam> DeliveryRows::Finish() && {
+  // In the order of InsertDeliveriesSql's parameters, the lease between.
+  return {std::move(ids_).Finish(), std::move(message_ids_).Finish(),
+          std::move(handler_ids_).Finish(), std::move(states_).Finish()};
+}
+
+absl::Status SendEmit(PgConnection& conn, MessageRows messages,
+                      DeliveryRows deliveries, const Lease& lease) {
+  // Built once: it is sent for every group.
+  static const std::string* const kEmit = new std::string(absl::StrCat(
+      "WITH m AS (", kInsertMessages, "), d AS (", InsertDeliveriesSql(7),
+      " WHERE u.m IN (SELECT id FROM m) RETURNING id, status) SELECT 'm', id "
+      "FROM m UNION ALL SELECT 'd', id FROM d WHERE status = 'PENDING'"));
+  std::vector<PgParam> params = std::move(messages).Finish();
+  std::vector<PgParam> rows = std::move(deliveries).Finish();
+  params.insert(params.end(), rows.begin(), rows.begin() + 3);
+  AppendLease(lease, params);
+  params.push_back(std::move(rows[3]));
+  return conn.SendPrepared(*kEmit, params);
+}
+
+absl::StatusOr<EmitRows> TakeEmitRows(PgConnection& conn) {
+  RIO_ASSIGN_OR_RETURN(PgResult written, conn.TakeResult());
+  EmitRows rows;
+  for (int i = 0; i < written.rows(); ++i) {
+    (written.Get(i, 0) == "m" ? rows.messages : rows.pending)
+        .insert(std::string(written.Get(i, 1)));
+  }
+  return rows;
+}
+
+absl::StatusOr<std::vector<KeyHolder>> FindKeyHolders(
+    PgConnection& conn, const std::vector<int64_t>& project_ids,
+    const std::vector<std::string>& keys, absl::Duration window) {
+  PgArray projects, key_array;
+  for (int64_t id : project_ids) projects.Add(id);
+  for (const std::string& key : keys) key_array.Add(key);
+  RIO_ASSIGN_OR_RETURN(
+      PgResult r,
+      conn.Exec("SELECT k.i, m.id, m.create_time > now() - make_interval(secs "
+                "=> $3), (SELECT count(*) FROM deliveries d WHERE "
+                "d.message_id = m.id AND (d.status <> 'CANCELLED' OR "
+                "d.attempts > 0)) FROM unnest($1::bigint[], $2::text[]) WITH "
+                "ORDINALITY AS k(p, key, i) JOIN messages m ON m.project_id = "
+                "k.p AND m.idempotency_key = k.key",
+                {std::move(projects).Finish(), std::move(key_array).Finish(),
+                 absl::StrCat(absl::ToDoubleSeconds(window))}));
+  std::vector<KeyHolder> holders;
+  holders.reserve(r.rows());
+  for (int row = 0; row < r.rows(); ++row) {
+    KeyHolder& h = holders.emplace_back();
+    h.index = static_cast<size_t>(r.GetInt64(row, 0) - 1);
+    h.message_id = std::string(r.Get(row, 1));
+    h.within_window = r.GetBool(row, 2);
+    h.deliveries = r.GetInt64(row, 3);
+  }
+  return holders;
+}
+
+absl::Status FreeIdempotencyKeys(PgConnection& conn,
+                                 const std::vector<std::string>& message_ids) {
+  PgArray ids;
+  for (const std::string& id : message_ids) ids.Add(id);
+  return conn
+      .Exec(
+          "UPDATE messages SET idempotency_key = NULL WHERE id = "
+          "ANY($1::uuid[])",
+          {std::move(ids).Finish()})
+      .status();
+}
+
+absl::StatusOr<absl::flat_hash_set<std::string>> InsertMessages(
+    PgConnection& conn, MessageRows messages) {
+  RIO_ASSIGN_OR_RETURN(
+      PgResult r, conn.Exec(kInsertMessages, std::move(messages).Finish()));
+  return FirstColumn(r);
+}
+
+absl::StatusOr<absl::flat_hash_set<std::string>> InsertDeliveries(
+    PgConnection& conn, DeliveryRows deliveries, const Lease& lease) {
+  static const std::string* const kInsert = new std::string(
+      absl::StrCat("WITH d AS (", InsertDeliveriesSql(1),
+                   " RETURNING id, status) SELECT id FROM d WHERE status = "
+                   "'PENDING'"));
+  std::vector<PgParam> rows = std::move(deliveries).Finish();
+  std::vector<PgParam> params(rows.begin(), rows.begin() + 3);
+  AppendLease(lease, params);
+  params.push_back(std::move(rows[3]));
+  RIO_ASSIGN_OR_RETURN(PgResult r, conn.Exec(*kInsert, params));
+  return FirstColumn(r);
+}
+
+}  // namespace rio::store
