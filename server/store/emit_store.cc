@@ -35,11 +35,6 @@ std::string InsertDeliveriesSql(int first) {
       "::text[]) AS u(d, m, h, s) JOIN handlers h ON h.id = u.h");
 }
 
-void AppendLease(const Lease& lease, std::vector<PgParam>& params) {
-  params.push_back(lease.owner);
-  params.push_back(absl::StrCat(absl::ToDoubleSeconds(lease.duration)));
-}
-
 absl::flat_hash_set<std::string> FirstColumn(const PgResult& r) {
   absl::flat_hash_set<std::string> ids;
   ids.reserve(r.rows());
@@ -90,10 +85,14 @@ void DeliveryRows::Add(absl::string_view id, absl::string_view message_id,
   ++size_;
 }
 
-std::vector<PgParam> DeliveryRows::Finish() && {
-  // In the order of InsertDeliveriesSql's parameters, the lease between.
-  return {std::move(ids_).Finish(), std::move(message_ids_).Finish(),
-          std::move(handler_ids_).Finish(), std::move(states_).Finish()};
+std::vector<PgParam> DeliveryRows::Finish(const Lease& lease) && {
+  // In the order of InsertDeliveriesSql's parameters.
+  return {std::move(ids_).Finish(),
+          std::move(message_ids_).Finish(),
+          std::move(handler_ids_).Finish(),
+          lease.owner,
+          absl::StrCat(absl::ToDoubleSeconds(lease.duration)),
+          std::move(states_).Finish()};
 }
 
 absl::Status SendEmit(PgConnection& conn, MessageRows messages,
@@ -104,10 +103,9 @@ absl::Status SendEmit(PgConnection& conn, MessageRows messages,
       " WHERE u.m IN (SELECT id FROM m) RETURNING id, status) SELECT 'm', id "
       "FROM m UNION ALL SELECT 'd', id FROM d WHERE status = 'PENDING'"));
   std::vector<PgParam> params = std::move(messages).Finish();
-  std::vector<PgParam> rows = std::move(deliveries).Finish();
-  params.insert(params.end(), rows.begin(), rows.begin() + 3);
-  AppendLease(lease, params);
-  params.push_back(std::move(rows[3]));
+  for (PgParam& param : std::move(deliveries).Finish(lease)) {
+    params.push_back(std::move(param));
+  }
   return conn.SendPrepared(*kEmit, params);
 }
 
@@ -174,11 +172,8 @@ absl::StatusOr<absl::flat_hash_set<std::string>> InsertDeliveries(
       absl::StrCat("WITH d AS (", InsertDeliveriesSql(1),
                    " RETURNING id, status) SELECT id FROM d WHERE status = "
                    "'PENDING'"));
-  std::vector<PgParam> rows = std::move(deliveries).Finish();
-  std::vector<PgParam> params(rows.begin(), rows.begin() + 3);
-  AppendLease(lease, params);
-  params.push_back(std::move(rows[3]));
-  RIO_ASSIGN_OR_RETURN(PgResult r, conn.Exec(*kInsert, params));
+  RIO_ASSIGN_OR_RETURN(
+      PgResult r, conn.Exec(*kInsert, std::move(deliveries).Finish(lease)));
   return FirstColumn(r);
 }
 

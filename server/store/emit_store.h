@@ -35,6 +35,12 @@ class MessageRows {
   PgArray ids_, project_ids_, events_, payloads_, keys_, senders_;
 };
 
+// Whom kLeased deliveries are leased to, and for how long.
+struct Lease {
+  std::string owner;  // an instance id
+  absl::Duration duration;
+};
+
 // How a new delivery is written.
 enum class NewDelivery {
   kLeased,     // PENDING, leased to the writing instance for the lease
@@ -50,17 +56,13 @@ class DeliveryRows {
   void Add(absl::string_view id, absl::string_view message_id,
            absl::string_view handler_id, NewDelivery state);
   size_t size() const { return size_; }
-  std::vector<PgParam> Finish() &&;
+  // The parameters of the insert, `lease` among them; the rows may not be
+  // used afterwards.
+  std::vector<PgParam> Finish(const Lease& lease) &&;
 
  private:
   PgArray ids_, message_ids_, handler_ids_, states_;
   size_t size_ = 0;
-};
-
-// Whom kLeased deliveries are leased to, and for how long.
-struct Lease {
-  std::string owner;  // an instance id
-  absl::Duration duration;
 };
 
 // What a group's statement wrote.
