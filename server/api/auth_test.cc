@@ -132,9 +132,9 @@ namespace rio::api {
 namespace {
 
 std::string TempPath(const std::string& name) {
-  return ::testing::TempDir() + "/auth-test-" +
-         std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-         "-" + name;
+  // The process id keeps parallel runs (ctest -j, the sanitizer build) apart.
+  return ::testing::TempDir() + "/auth-test-" + std::to_string(getpid()) + "-" +
+         name;
 }
 
 TEST(LoadAdminToken, TakesALongEnoughFlagToken) {

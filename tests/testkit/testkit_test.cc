@@ -157,9 +157,11 @@ while :; do sleep 0.05; done
 class ServerProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = absl::StrCat(::testing::TempDir(), "/fake-rio-server-",
-                        ::testing::UnitTest::GetInstance()->random_seed());
-    std::filesystem::create_directories(dir_);
+    // A directory of this process's own: ctest runs these tests in parallel
+    // processes, and one must not rewrite or remove another's script.
+    std::string pattern = ::testing::TempDir() + "/fake-rio-server-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr) << pattern;
+    dir_ = pattern;
     const std::string script = dir_ + "/rio-server";
     std::ofstream(script) << kFakeServerScript;
     ASSERT_EQ(chmod(script.c_str(), 0755), 0);
