@@ -24,6 +24,7 @@
 #include "rio/v1/delivery.grpc.pb.h"
 #include "server/api/admin.h"
 #include "server/api/delivery_rows.h"
+#include "server/store/stats_store.h"
 #include "server/util/status_macros.h"
 #include "server/util/validation.h"
 
@@ -42,6 +43,7 @@ constexpr int kMaxPageSize = 1000;
 constexpr int64_t kMaxPagePayloadBytes = 1 << 20;
 constexpr absl::Duration kDefaultStatsWindow = absl::Hours(1);
 constexpr absl::Duration kMaxStatsWindow = absl::Hours(90 * 24);
+constexpr int64_t kMaxStatsBuckets = 1440;
 
 constexpr char kHandlerIdKind[] =
     "a handler id (a UUID as returned by CreateHandler)";
@@ -442,82 +444,97 @@ absl::StatusOr<v1::ListMessagesResponse> ListMessages(
 // ---------------------------------------------------------------------------
 // GetHandlerStats
 
-absl::StatusOr<absl::Duration> StatsWindow(
-    const v1::GetHandlerStatsRequest& req) {
-  if (!req.has_window()) return kDefaultStatsWindow;
-  const google::protobuf::Duration& w = req.window();
-  const bool valid = w.nanos() > -1000000000 && w.nanos() < 1000000000 &&
-                     !(w.seconds() > 0 && w.nanos() < 0) &&
-                     !(w.seconds() < 0 && w.nanos() > 0);
-  const absl::Duration window =
-      absl::Seconds(w.seconds()) + absl::Nanoseconds(w.nanos());
-  if (!valid || window <= absl::ZeroDuration() || window > kMaxStatsWindow) {
+// A Duration as absl's, or the error that names `field`.
+absl::StatusOr<absl::Duration> StatsDuration(
+    const google::protobuf::Duration& d, absl::string_view field) {
+  const bool valid = d.nanos() > -1000000000 && d.nanos() < 1000000000 &&
+                     !(d.seconds() > 0 && d.nanos() < 0) &&
+                     !(d.seconds() < 0 && d.nanos() > 0);
+  const absl::Duration value =
+      absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  if (!valid || value <= absl::ZeroDuration() || value > kMaxStatsWindow) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "window must be more than 0 and at most 90 days (got ",
-        valid ? absl::FormatDuration(window) : "an invalid duration", ")"));
+        field, " must be more than 0 and at most 90 days (got ",
+        valid ? absl::FormatDuration(value) : "an invalid duration", ")"));
   }
-  return window;
+  return value;
+}
+
+struct StatsRange {
+  absl::Duration window;
+  absl::Duration bucket;  // zero: none asked for
+};
+
+absl::StatusOr<StatsRange> ValidateStatsRange(
+    const v1::GetHandlerStatsRequest& req) {
+  StatsRange range{kDefaultStatsWindow, absl::ZeroDuration()};
+  if (req.has_window()) {
+    RIO_ASSIGN_OR_RETURN(range.window, StatsDuration(req.window(), "window"));
+  }
+  if (!req.has_bucket()) return range;
+  RIO_ASSIGN_OR_RETURN(range.bucket, StatsDuration(req.bucket(), "bucket"));
+  const absl::Duration span = store::StatsSpan(range.window);
+  absl::Duration rest;
+  if (absl::IDivDuration(range.bucket, span, &rest) < 1 ||
+      rest != absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bucket must be a whole number of ",
+        span == absl::Minutes(1) ? "minutes for a window up to 6 hours"
+                                 : "hours for a window over 6 hours",
+        " (got ", absl::FormatDuration(range.bucket), ")"));
+  }
+  const int64_t buckets =
+      absl::IDivDuration(range.window, range.bucket, &rest) +
+      (rest > absl::ZeroDuration() ? 1 : 0);
+  if (buckets > kMaxStatsBuckets) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "window / bucket must be at most ", kMaxStatsBuckets, " buckets (",
+        absl::FormatDuration(range.window), " / ",
+        absl::FormatDuration(range.bucket), " makes ", buckets, ")"));
+  }
+  return range;
+}
+
+void SetCounts(const store::StatsCounts& c, v1::HandlerStats::Bucket* b) {
+  b->set_succeeded(c.succeeded);
+  b->set_failed(c.failed);
+  b->set_pending(c.pending);
+  b->set_cancelled(c.cancelled);
+  b->set_attempts(c.attempts);
+  b->set_failed_attempts(c.failed_attempts);
 }
 
 absl::StatusOr<v1::HandlerStats> GetHandlerStats(store::PgConnection& conn,
                                                  const std::string& handler_id,
-                                                 absl::Duration window) {
-  // Deliveries through deliveries_by_handler, their attempts by primary key.
+                                                 const StatsRange& range) {
   RIO_ASSIGN_OR_RETURN(
-      store::PgResult r,
-      conn.Exec(
-          "WITH d AS (SELECT id, status FROM deliveries WHERE handler_id = "
-          "$1::uuid AND create_time >= now() - $2::bigint * interval '1 "
-          "microsecond') "
-          "SELECT h.enabled, h.disabled_reason, "
-          "coalesce(hh.consecutive_failures, 0), c.succeeded, c.failed, "
-          "c.pending, c.cancelled, a.attempts, a.failed_attempts, "
-          "coalesce(a.p50, 0), coalesce(a.p90, 0), coalesce(a.p99, 0) "
-          "FROM handlers h "
-          "LEFT JOIN handler_health hh ON hh.handler_id = h.id "
-          "CROSS JOIN (SELECT "
-          "count(*) FILTER (WHERE status = 'SUCCEEDED') AS succeeded, "
-          "count(*) FILTER (WHERE status = 'FAILED') AS failed, "
-          "count(*) FILTER (WHERE status = 'PENDING') AS pending, "
-          "count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled "
-          "FROM d) c "
-          "CROSS JOIN (SELECT count(*) AS attempts, "
-          "count(*) FILTER (WHERE a.error_class <> '') AS failed_attempts, "
-          "percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_us / "
-          "1000.0) FILTER (WHERE a.status_code > 0) AS p50, "
-          "percentile_cont(0.9) WITHIN GROUP (ORDER BY a.duration_us / "
-          "1000.0) FILTER (WHERE a.status_code > 0) AS p90, "
-          "percentile_cont(0.99) WITHIN GROUP (ORDER BY a.duration_us / "
-          "1000.0) FILTER (WHERE a.status_code > 0) AS p99 "
-          "FROM attempts a JOIN d ON a.delivery_id = d.id) a "
-          "WHERE h.id = $1::uuid",
-          {handler_id, absl::StrCat(absl::ToInt64Microseconds(
-                           absl::Ceil(window, absl::Microseconds(1))))}));
-  if (r.rows() == 0) {
-    return absl::NotFoundError(
-        absl::StrCat("handler \"", handler_id, "\" not found"));
-  }
+      store::HandlerStatsRows rows,
+      store::ReadHandlerStats(conn, handler_id, range.window, range.bucket));
   v1::HandlerStats stats;
   stats.set_handler_id(handler_id);
-  stats.set_enabled(r.GetBool(0, 0));
-  stats.set_disabled_reason(std::string(r.Get(0, 1)));
-  stats.set_consecutive_failures(r.GetInt64(0, 2));
-  stats.set_succeeded(r.GetInt64(0, 3));
-  stats.set_failed(r.GetInt64(0, 4));
-  stats.set_pending(r.GetInt64(0, 5));
-  stats.set_cancelled(r.GetInt64(0, 6));
+  stats.set_enabled(rows.enabled);
+  stats.set_disabled_reason(rows.disabled_reason);
+  stats.set_consecutive_failures(rows.consecutive_failures);
+  stats.set_succeeded(rows.total.succeeded);
+  stats.set_failed(rows.total.failed);
+  stats.set_pending(rows.total.pending);
+  stats.set_cancelled(rows.total.cancelled);
   const int64_t decided = stats.succeeded() + stats.failed();
   stats.set_success_ratio(
       decided == 0 ? 0.0 : static_cast<double>(stats.succeeded()) / decided);
-  stats.set_attempts(r.GetInt64(0, 7));
-  stats.set_failed_attempts(r.GetInt64(0, 8));
-  double p[3] = {0, 0, 0};
-  for (int i = 0; i < 3; ++i) {
-    (void)absl::SimpleAtod(r.Get(0, 9 + i), &p[i]);
+  stats.set_attempts(rows.total.attempts);
+  stats.set_failed_attempts(rows.total.failed_attempts);
+  stats.set_latency_p50_ms(store::LatencyPercentileMs(rows.latency, 0.5));
+  stats.set_latency_p90_ms(store::LatencyPercentileMs(rows.latency, 0.9));
+  stats.set_latency_p99_ms(store::LatencyPercentileMs(rows.latency, 0.99));
+  *stats.mutable_since() =
+      TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(rows.since));
+  for (const auto& [start, counts] : rows.buckets) {
+    v1::HandlerStats::Bucket* b = stats.add_buckets();
+    *b->mutable_start_time() =
+        TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(start));
+    SetCounts(counts, b);
   }
-  stats.set_latency_p50_ms(p[0]);
-  stats.set_latency_p90_ms(p[1]);
-  stats.set_latency_p99_ms(p[2]);
   return stats;
 }
 
@@ -623,12 +640,12 @@ std::unique_ptr<v1::DeliveryService::AsyncService> RegisterDeliveryService(
           status = util::ValidateUuid("handler_id", req.handler_id(),
                                       kHandlerIdKind);
         }
-        absl::StatusOr<absl::Duration> window = StatsWindow(req);
-        if (status.ok()) status = window.status();
+        absl::StatusOr<StatsRange> range = ValidateStatsRange(req);
+        if (status.ok()) status = range.status();
         if (!status.ok()) return reply(status);
         RunOnDatabase(
             deps, std::move(reply), /*writes=*/false,
-            [id = absl::AsciiStrToLower(req.handler_id()), window = *window,
+            [id = absl::AsciiStrToLower(req.handler_id()), range = *range,
              caller = *caller,
              echo = req.has_window()
                         ? req.window()
@@ -639,7 +656,7 @@ std::unique_ptr<v1::DeliveryService::AsyncService> RegisterDeliveryService(
                                               store::ObjectKind::kHandler, id,
                                               "GetHandlerStats"));
               RIO_ASSIGN_OR_RETURN(v1::HandlerStats stats,
-                                   GetHandlerStats(conn, id, window));
+                                   GetHandlerStats(conn, id, range));
               *stats.mutable_window() = echo;
               return stats;
             });

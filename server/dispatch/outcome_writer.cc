@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "server/store/stats_store.h"
 #include "server/util/status_macros.h"
 #include "server/util/utf8.h"
 
@@ -215,10 +216,13 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
       a_message, a_manual;
   store::PgArray d_id, d_status, d_attempts, d_next, d_code, d_class;
   store::PgArray disable_id, disable_reason;
+  store::AttemptTally tally;
   bool any_disable = false;
   for (const AttemptOutcome& o : batch) {
     std::string error_class(ErrorClassName(o.decision.error_class));
     if (o.attempted) {
+      tally.Add(o.handler_id, o.start_time, o.duration_us, o.status_code > 0,
+                o.decision.error_class != ErrorClass::kNone);
       a_delivery.Add(o.delivery_id);
       a_number.Add(int64_t{o.attempt});
       a_start.Add(absl::ToUnixMicros(o.start_time));
@@ -291,23 +295,30 @@ absl::Status OutcomeWriter::Write(store::PgConnection& conn,
     // partial index deliveries_due usable and, with statistics taken when
     // few deliveries were pending, read every pending delivery for each row
     // of the batch. Compared with a sub-select, it cannot: the rows are
-    // looked up by key.
+    // looked up by key. The statement counts the deliveries it moves out of
+    // PENDING (store/stats_store.h).
+    static const std::string* const kUpdateDeliveries =
+        new std::string(absl::StrCat(
+            "WITH up AS (UPDATE deliveries d SET status = u.st, attempts = "
+            "greatest(d.attempts, u.at), next_attempt_time = "
+            "to_timestamp(u.nx / 1e6), lease_owner = NULL, manual = false, "
+            "last_status_code = coalesce(u.sc, d.last_status_code), "
+            "last_error_class = coalesce(u.ec, d.last_error_class), "
+            "update_time = now() FROM unnest($1::uuid[], $2::text[], "
+            "$3::int[], $4::bigint[], $5::int[], $6::text[]) AS u(id, st, at, "
+            "nx, sc, ec) WHERE d.id = u.id AND d.status = (SELECT 'PENDING') "
+            "RETURNING d.handler_id, d.create_time, d.status) SELECT ",
+            store::CountDeliveriesSql("up", /*left_pending=*/true)));
     RIO_RETURN_IF_ERROR(
         conn.ExecPrepared(
-                "UPDATE deliveries d SET status = u.st, attempts = "
-                "greatest(d.attempts, u.at), next_attempt_time = "
-                "to_timestamp(u.nx / 1e6), lease_owner = NULL, manual = "
-                "false, "
-                "last_status_code = coalesce(u.sc, d.last_status_code), "
-                "last_error_class = coalesce(u.ec, d.last_error_class), "
-                "update_time = now() FROM unnest($1::uuid[], $2::text[], "
-                "$3::int[], $4::bigint[], $5::int[], $6::text[]) AS u(id, "
-                "st, at, nx, sc, ec) WHERE d.id = u.id AND d.status = "
-                "(SELECT 'PENDING')",
+                *kUpdateDeliveries,
                 {std::move(d_id).Finish(), std::move(d_status).Finish(),
                  std::move(d_attempts).Finish(), std::move(d_next).Finish(),
                  std::move(d_code).Finish(), std::move(d_class).Finish()})
             .status());
+    // After the delivery counters: every transaction locks counter rows in
+    // that order (migration 8).
+    RIO_RETURN_IF_ERROR(tally.Write(conn));
     RIO_RETURN_IF_ERROR(UpdateHealth(conn, batch));
     if (!any_disable) return absl::OkStatus();
     // Only when needed: the statement's trigger makes every instance reload

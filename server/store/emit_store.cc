@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/store/stats_store.h"
 #include "server/util/status_macros.h"
 
 namespace rio::store {
@@ -100,8 +101,10 @@ absl::Status SendEmit(PgConnection& conn, MessageRows messages,
   // Built once: it is sent for every group.
   static const std::string* const kEmit = new std::string(absl::StrCat(
       "WITH m AS (", kInsertMessages, "), d AS (", InsertDeliveriesSql(7),
-      " WHERE u.m IN (SELECT id FROM m) RETURNING id, status) SELECT 'm', id "
-      "FROM m UNION ALL SELECT 'd', id FROM d WHERE status = 'PENDING'"));
+      " WHERE u.m IN (SELECT id FROM m) RETURNING id, status, handler_id, "
+      "create_time) SELECT 'm', id FROM m UNION ALL SELECT 'd', id FROM d "
+      "WHERE status = 'PENDING' UNION ALL SELECT 'c', NULL WHERE ",
+      CountDeliveriesSql("d", /*left_pending=*/false), " < 0"));
   std::vector<PgParam> params = std::move(messages).Finish();
   for (PgParam& param : std::move(deliveries).Finish(lease)) {
     params.push_back(std::move(param));
@@ -113,7 +116,9 @@ absl::StatusOr<EmitRows> TakeEmitRows(PgConnection& conn) {
   RIO_ASSIGN_OR_RETURN(PgResult written, conn.TakeResult());
   EmitRows rows;
   for (int i = 0; i < written.rows(); ++i) {
-    (written.Get(i, 0) == "m" ? rows.messages : rows.pending)
+    const absl::string_view kind = written.Get(i, 0);
+    if (kind == "c") continue;  // never: the counters' row is filtered out
+    (kind == "m" ? rows.messages : rows.pending)
         .insert(std::string(written.Get(i, 1)));
   }
   return rows;
@@ -168,10 +173,11 @@ absl::StatusOr<absl::flat_hash_set<std::string>> InsertMessages(
 
 absl::StatusOr<absl::flat_hash_set<std::string>> InsertDeliveries(
     PgConnection& conn, DeliveryRows deliveries, const Lease& lease) {
-  static const std::string* const kInsert = new std::string(
-      absl::StrCat("WITH d AS (", InsertDeliveriesSql(1),
-                   " RETURNING id, status) SELECT id FROM d WHERE status = "
-                   "'PENDING'"));
+  static const std::string* const kInsert = new std::string(absl::StrCat(
+      "WITH d AS (", InsertDeliveriesSql(1),
+      " RETURNING id, status, handler_id, create_time) SELECT id FROM d WHERE "
+      "status = 'PENDING' UNION ALL SELECT NULL WHERE ",
+      CountDeliveriesSql("d", /*left_pending=*/false), " < 0"));
   RIO_ASSIGN_OR_RETURN(
       PgResult r, conn.Exec(*kInsert, std::move(deliveries).Finish(lease)));
   return FirstColumn(r);

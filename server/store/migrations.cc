@@ -265,6 +265,180 @@ ALTER TABLE handlers ADD COLUMN client_certificate text NOT NULL DEFAULT '';
 ALTER TABLE handlers ADD COLUMN client_key text NOT NULL DEFAULT '';
 )sql";
 
+// Per-handler counters by minute and by hour, so that statistics over any
+// window up to 90 days read a few hundred rows instead of the deliveries
+// and attempts of the window (store/stats_store.h).
+//
+// delivery_counts: the deliveries created in a span, by their status now.
+// The emit and the outcome writer, which insert deliveries and move them out
+// of PENDING, count in the statement that writes them (a statement-level
+// trigger with transition tables cost PostgreSQL about 12 µs per delivery);
+// a row trigger counts the rare other changes (redelivery, recovery).
+// attempt_counts: the attempts
+// started in a span, the failed ones, and a histogram of the durations of
+// those that got a response (bucket k counts durations d with
+// bounds[k] <= d < bounds[k+1], bounds from rio_latency_bounds_us(), bucket 0
+// those below the first bound); the outcome writer adds to it in the
+// transaction that writes the attempts.
+//
+// A row is (handler, span, start, shard): the shard is the writing
+// connection's process id modulo 8, so that the ingest and outcome writers
+// of one or several instances seldom wait for each other's row lock, and
+// 8 more for the trigger's changes, so that those never share a row with
+// the writers (whose statements lock rows in key order, delivery_counts
+// before attempt_counts, and so cannot deadlock with each other).
+//
+// Deleting deliveries (retention, a handler's deletion) does not subtract:
+// the counters outlive the history, and retention drops minute rows after
+// 7 hours and hour rows after 90 days. A handler's deletion deletes its rows.
+constexpr const char* kStatsSchema = R"sql(
+CREATE TABLE delivery_counts (
+  handler_id uuid NOT NULL,
+  span       integer NOT NULL CHECK (span IN (60, 3600)),
+  start_time timestamptz NOT NULL,
+  shard      smallint NOT NULL,
+  pending    bigint NOT NULL DEFAULT 0,
+  succeeded  bigint NOT NULL DEFAULT 0,
+  failed     bigint NOT NULL DEFAULT 0,
+  cancelled  bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (handler_id, span, start_time, shard)
+);
+
+CREATE TABLE attempt_counts (
+  handler_id uuid NOT NULL,
+  span       integer NOT NULL CHECK (span IN (60, 3600)),
+  start_time timestamptz NOT NULL,
+  shard      smallint NOT NULL,
+  attempts   bigint NOT NULL DEFAULT 0,
+  failed     bigint NOT NULL DEFAULT 0,
+  latency    bigint[] NOT NULL,
+  PRIMARY KEY (handler_id, span, start_time, shard)
+);
+
+-- The start of the span (whole seconds since the epoch) that holds t.
+CREATE FUNCTION rio_span_start(t timestamptz, span integer) RETURNS timestamptz
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  AS $$ SELECT to_timestamp(floor(extract(epoch FROM t) / span) * span) $$;
+
+-- Element-wise sum; the shorter array counts as zeros.
+CREATE FUNCTION rio_add_counts(a bigint[], b bigint[]) RETURNS bigint[]
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  AS $$ SELECT ARRAY(SELECT coalesce(x, 0) + coalesce(y, 0)
+                     FROM unnest(a, b) WITH ORDINALITY AS t(x, y, i)
+                     ORDER BY i) $$;
+
+-- The latency histogram's bucket bounds in microseconds; equal to
+-- kLatencyBoundsUs in store/stats_store.cc.
+CREATE FUNCTION rio_latency_bounds_us() RETURNS bigint[]
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  AS $$ SELECT
+    '{100,150,200,250,300,400,500,600,800,1000,1250,1500,2000,2500,3000,4000,5000,6000,8000,10000,12500,15000,20000,25000,30000,40000,50000,60000,80000,100000,125000,150000,200000,250000,300000,400000,500000,600000,800000,1000000,1250000,1500000,2000000,2500000,3000000,4000000,5000000,6000000,8000000,10000000,12500000,15000000,20000000,25000000,30000000,40000000,50000000,60000000}'::bigint[] $$;
+
+-- Adds deliveries counted by (handler, creation time) to the counters of
+-- their minutes and hours; returns how many counter rows it wrote to. Its
+-- callers group a statement's rows by creation time first: an emit's
+-- deliveries share one (its transaction's), so the span arithmetic runs on a
+-- few groups, not on every row.
+CREATE FUNCTION rio_add_delivery_counts(
+    shard integer, handler_ids uuid[], create_times timestamptz[],
+    pending bigint[], succeeded bigint[], failed bigint[], cancelled bigint[])
+  RETURNS bigint LANGUAGE sql AS $$
+  WITH by_minute AS (
+    SELECT h, to_timestamp(floor(extract(epoch FROM t) / 60) * 60) AS st,
+           sum(p) AS p, sum(s) AS s, sum(f) AS f, sum(c) AS c
+    FROM unnest(handler_ids, create_times, pending, succeeded, failed,
+                cancelled) AS u(h, t, p, s, f, c)
+    GROUP BY 1, 2),
+  spans AS (
+    SELECT h, 60 AS span, st, p, s, f, c FROM by_minute
+    UNION ALL
+    SELECT h, 3600, to_timestamp(floor(extract(epoch FROM st) / 3600) * 3600),
+           sum(p), sum(s), sum(f), sum(c)
+    FROM by_minute GROUP BY 1, 3),
+  written AS (
+    INSERT INTO delivery_counts AS dc
+      (handler_id, span, start_time, shard, pending, succeeded, failed, cancelled)
+    SELECT h, span, st, shard, p, s, f, c FROM spans
+    WHERE p <> 0 OR s <> 0 OR f <> 0 OR c <> 0
+    ORDER BY 1, 2, 3
+    ON CONFLICT (handler_id, span, start_time, shard) DO UPDATE SET
+      pending = dc.pending + excluded.pending,
+      succeeded = dc.succeeded + excluded.succeeded,
+      failed = dc.failed + excluded.failed,
+      cancelled = dc.cancelled + excluded.cancelled
+    RETURNING 1)
+  SELECT count(*) FROM written
+$$;
+
+-- The statements that insert deliveries (the emit) and move them out of
+-- PENDING (the outcome writer) count what they wrote themselves, through
+-- store::CountDeliveriesSql; this trigger counts every other change of
+-- status (an operator's redelivery, a recovery), which is rare.
+CREATE FUNCTION rio_count_status_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM rio_add_delivery_counts(8 + pg_backend_pid() % 8,
+    ARRAY[NEW.handler_id], ARRAY[NEW.create_time],
+    ARRAY[(NEW.status = 'PENDING')::int - (OLD.status = 'PENDING')::int]::bigint[],
+    ARRAY[(NEW.status = 'SUCCEEDED')::int - (OLD.status = 'SUCCEEDED')::int]::bigint[],
+    ARRAY[(NEW.status = 'FAILED')::int - (OLD.status = 'FAILED')::int]::bigint[],
+    ARRAY[(NEW.status = 'CANCELLED')::int - (OLD.status = 'CANCELLED')::int]::bigint[]);
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER deliveries_status_counted AFTER UPDATE OF status ON deliveries
+  FOR EACH ROW WHEN (OLD.status <> 'PENDING' AND OLD.status <> NEW.status)
+  EXECUTE FUNCTION rio_count_status_change();
+
+CREATE OR REPLACE FUNCTION rio_delete_handler_history() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM attempts a USING deliveries d
+    WHERE d.handler_id = OLD.id AND a.delivery_id = d.id;
+  DELETE FROM deliveries WHERE handler_id = OLD.id;
+  DELETE FROM delivery_counts WHERE handler_id = OLD.id;
+  DELETE FROM attempt_counts WHERE handler_id = OLD.id;
+  RETURN NULL;
+END
+$$;
+
+-- What is there already: hour rows for 90 days, minute rows for 7 hours.
+INSERT INTO delivery_counts
+  (handler_id, span, start_time, shard, pending, succeeded, failed, cancelled)
+SELECT d.handler_id, s.span, rio_span_start(d.create_time, s.span), 0,
+       count(*) FILTER (WHERE d.status = 'PENDING'),
+       count(*) FILTER (WHERE d.status = 'SUCCEEDED'),
+       count(*) FILTER (WHERE d.status = 'FAILED'),
+       count(*) FILTER (WHERE d.status = 'CANCELLED')
+FROM deliveries d CROSS JOIN (VALUES (60), (3600)) AS s(span)
+WHERE d.create_time > now() - CASE s.span WHEN 60 THEN interval '7 hours'
+                                          ELSE interval '90 days' END
+  AND EXISTS (SELECT 1 FROM handlers h WHERE h.id = d.handler_id)
+GROUP BY 1, 2, 3;
+
+WITH a AS (
+  SELECT d.handler_id AS h, s.span, rio_span_start(a.start_time, s.span) AS st,
+         a.error_class <> '' AS failed,
+         CASE WHEN a.status_code > 0
+              THEN width_bucket(a.duration_us, rio_latency_bounds_us()) END AS b
+  FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+  CROSS JOIN (VALUES (60), (3600)) AS s(span)
+  WHERE a.start_time > now() - CASE s.span WHEN 60 THEN interval '7 hours'
+                                           ELSE interval '90 days' END
+    AND EXISTS (SELECT 1 FROM handlers h WHERE h.id = d.handler_id)),
+by_bucket AS (
+  SELECT h, span, st, b, count(*) AS n FROM a WHERE b IS NOT NULL
+  GROUP BY 1, 2, 3, 4)
+INSERT INTO attempt_counts
+  (handler_id, span, start_time, shard, attempts, failed, latency)
+SELECT t.h, t.span, t.st, 0, t.n, t.f,
+       ARRAY(SELECT coalesce((SELECT n FROM by_bucket k WHERE k.h = t.h
+                                AND k.span = t.span AND k.st = t.st
+                                AND k.b = i), 0)
+             FROM generate_series(0, cardinality(rio_latency_bounds_us())) AS i
+             ORDER BY i)
+FROM (SELECT h, span, st, count(*) AS n, count(*) FILTER (WHERE failed) AS f
+      FROM a GROUP BY 1, 2, 3) AS t;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& SchemaMigrations() {
@@ -277,6 +451,7 @@ const std::vector<Migration>& SchemaMigrations() {
       {5, "handler secrets sealed at rest", kSecretsSchema},
       {6, "scoped access tokens", kAccessTokensSchema},
       {7, "handler client certificates", kClientCertificateSchema},
+      {8, "per-handler counters by minute and hour", kStatsSchema},
   };
   return *migrations;
 }

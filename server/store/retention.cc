@@ -9,6 +9,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "server/store/stats_store.h"
 #include "server/util/status_macros.h"
 
 namespace rio::store {
@@ -22,6 +23,7 @@ Retention::Retention(Options options, std::string database_url,
   deleted_deliveries_ = deleted->Get({"deliveries"});
   deleted_attempts_ = deleted->Get({"attempts"});
   deleted_recoveries_ = deleted->Get({"recoveries"});
+  deleted_counters_ = deleted->Get({"counters"});
   util::CounterFamily* runs = registry.AddCounterFamily(
       "rio_retention_runs_total",
       "Retention passes: completed, skipped (another instance was deleting) "
@@ -86,6 +88,10 @@ absl::StatusOr<Retention::Counts> Retention::RunOnce(PgConnection& conn) {
     RIO_RETURN_IF_ERROR(DeleteMessages(conn, project, cutoff, counts));
     RIO_RETURN_IF_ERROR(DeleteRecoveries(conn, project, cutoff, counts));
   }
+  if (stopping()) return counts;
+  // The per-handler counters keep their own time (they outlive the history).
+  RIO_ASSIGN_OR_RETURN(counts.counters, PruneStats(conn));
+  deleted_counters_->Increment(counts.counters);
   return counts;
 }
 

@@ -12,7 +12,10 @@
 //   - deletes each message with its deliveries and their attempts, unless one
 //     of its deliveries is still PENDING (such a message is kept whole, and
 //     goes in a later pass once it is finished);
-//   - deletes that project's recoveries that finished before the cutoff.
+//   - deletes that project's recoveries that finished before the cutoff;
+// and then drops the per-handler counters' minute rows older than 7 hours
+// and hour rows older than 90 days (store/stats_store.h), whatever the
+// retention: statistics outlive the history they count.
 //
 // A delivery re-queued (made PENDING again) by an operator while its message
 // is being deleted is not lost: deliveries are deleted first, each re-checked
@@ -20,9 +23,9 @@
 // delivery at all.
 //
 // Metrics: rio_retention_deleted_total{table} (messages, deliveries,
-// attempts, recoveries) and rio_retention_runs_total{result} (completed,
-// skipped: another instance held the lock, failed: a database error; the
-// pass is tried again after `interval`).
+// attempts, recoveries, counters) and rio_retention_runs_total{result}
+// (completed, skipped: another instance held the lock, failed: a database
+// error; the pass is tried again after `interval`).
 //
 // Thread-safety: Start/Stop from one thread; RunOnce on a connection used by
 // no other thread.
@@ -65,6 +68,7 @@ class Retention {
     int64_t deliveries = 0;
     int64_t attempts = 0;
     int64_t recoveries = 0;
+    int64_t counters = 0;  // rows of delivery_counts and attempt_counts
   };
 
   // Registers the metrics above in `registry`.
@@ -100,6 +104,7 @@ class Retention {
   util::Counter* deleted_deliveries_ = nullptr;
   util::Counter* deleted_attempts_ = nullptr;
   util::Counter* deleted_recoveries_ = nullptr;
+  util::Counter* deleted_counters_ = nullptr;
   util::Counter* runs_completed_ = nullptr;
   util::Counter* runs_skipped_ = nullptr;
   util::Counter* runs_failed_ = nullptr;

@@ -828,10 +828,27 @@ TEST_F(DeliveryQueryTest, HandlerStatsCountOutcomesAttemptsAndLatency) {
   EXPECT_GT(stats.latency_p50_ms(), 0);
   EXPECT_GE(stats.latency_p90_ms(), stats.latency_p50_ms());
   EXPECT_GE(stats.latency_p99_ms(), stats.latency_p90_ms());
-  EXPECT_EQ(stats.latency_p99_ms(),
-            std::stod(Sql(url_,
-                          "SELECT percentile_cont(0.99) WITHIN GROUP (ORDER "
-                          "BY duration_us / 1000.0) FROM attempts")));
+  // Each percentile lies in the histogram bucket of the attempt of its rank
+  // (8 attempts: the 4th for p50, the 8th for p90 and p99).
+  auto bucket_of = [&](int rank) {
+    const std::string bounds = Sql(
+        url_, absl::StrCat("SELECT coalesce(b[i], 0) || ' ' || coalesce(b[i "
+                           "+ 1], 1e12) FROM (SELECT rio_latency_bounds_us() "
+                           "AS b, width_bucket(duration_us, "
+                           "rio_latency_bounds_us()) AS i FROM attempts "
+                           "ORDER BY duration_us OFFSET ",
+                           rank - 1, " LIMIT 1) t"));
+    const std::vector<std::string> edges = absl::StrSplit(bounds, ' ');
+    return std::make_pair(std::stod(edges[0]) / 1000,
+                          std::stod(edges[1]) / 1000);
+  };
+  for (const auto& [percentile, rank] : {std::pair{stats.latency_p50_ms(), 4},
+                                         {stats.latency_p90_ms(), 8},
+                                         {stats.latency_p99_ms(), 8}}) {
+    const auto [lower, upper] = bucket_of(rank);
+    EXPECT_GE(percentile, lower) << rank;
+    EXPECT_LE(percentile, upper) << rank;
+  }
   // Two deliveries of two failed attempts each since the last success.
   EXPECT_EQ(stats.consecutive_failures(), 4);
   EXPECT_TRUE(stats.enabled());
@@ -856,9 +873,22 @@ TEST_F(DeliveryQueryTest, HandlerStatsCountOutcomesAttemptsAndLatency) {
   EXPECT_FALSE(stats.enabled());
   EXPECT_EQ(stats.disabled_reason(), updated.disabled_reason());
 
-  // A window that starts after every delivery: nothing counted.
+  // Counting is by whole minutes: a window of a nanosecond counts from the
+  // start of the current minute.
   req.mutable_window()->set_seconds(0);
   req.mutable_window()->set_nanos(1);
+  s = deliveries_->GetHandlerStats(Context().get(), req, &stats);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_EQ(stats.since().seconds() % 60, 0);
+  EXPECT_EQ(stats.since().nanos(), 0);
+  // A window that starts after every delivery (its counters moved back an
+  // hour): nothing counted.
+  Sql(url_,
+      "UPDATE delivery_counts SET start_time = start_time - interval '1 hour'");
+  Sql(url_,
+      "UPDATE attempt_counts SET start_time = start_time - interval '1 hour'");
+  req.mutable_window()->set_seconds(600);
+  req.mutable_window()->set_nanos(0);
   s = deliveries_->GetHandlerStats(Context().get(), req, &stats);
   ASSERT_TRUE(s.ok()) << Describe(s);
   EXPECT_EQ(stats.succeeded() + stats.failed() + stats.attempts(), 0);
@@ -875,6 +905,65 @@ TEST_F(DeliveryQueryTest, HandlerStatsCountOutcomesAttemptsAndLatency) {
             0);
   EXPECT_EQ(stats.success_ratio(), 0);
   EXPECT_TRUE(stats.enabled());
+}
+
+TEST_F(DeliveryQueryTest, HandlerStatsPerBucketAndTheirLimits) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--retry_schedule="}));
+  Receiver receiver([](const ReceivedRequest& request, int) {
+    ReceiverReply reply;
+    if (absl::StrContains(request.body, "fail")) reply.status = 500;
+    return reply;
+  });
+  START_RECEIVER(receiver);
+  const v1::Handler handler = CreateHandler(receiver.Url(), kPaid);
+  for (int i = 0; i < 3; ++i) Emit(kPaid, R"({"result":"ok"})");
+  Emit(kPaid, R"({"result":"fail"})");
+  ASSERT_TRUE(AllSettle());
+
+  v1::GetHandlerStatsRequest req;
+  req.set_handler_id(handler.id());
+  req.mutable_window()->set_seconds(3600);
+  req.mutable_bucket()->set_seconds(300);
+  v1::HandlerStats stats;
+  grpc::Status s = deliveries_->GetHandlerStats(Context().get(), req, &stats);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_EQ(stats.since().seconds() % 300, 0);
+  ASSERT_EQ(stats.buckets_size(), 13);
+  int64_t succeeded = 0, failed = 0, attempts = 0;
+  for (int i = 0; i < stats.buckets_size(); ++i) {
+    const v1::HandlerStats::Bucket& b = stats.buckets(i);
+    EXPECT_EQ(b.start_time().seconds(), stats.since().seconds() + 300 * i);
+    succeeded += b.succeeded();
+    failed += b.failed();
+    attempts += b.attempts();
+    EXPECT_EQ(b.pending() + b.cancelled(), 0);
+  }
+  EXPECT_EQ(succeeded, 3);
+  EXPECT_EQ(failed, 1);
+  EXPECT_EQ(attempts, 4);
+  EXPECT_EQ(stats.succeeded(), 3);
+  EXPECT_EQ(stats.failed(), 1);
+
+  // Buckets the counters cannot make, and too many of them.
+  auto refused = [&](int64_t window, int64_t bucket) {
+    req.mutable_window()->set_seconds(window);
+    req.mutable_bucket()->set_seconds(bucket);
+    const grpc::Status status =
+        deliveries_->GetHandlerStats(Context().get(), req, &stats);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    return status.error_message();
+  };
+  EXPECT_EQ(refused(3600, 90),
+            "bucket must be a whole number of minutes for a window up to 6 "
+            "hours (got 1m30s)");
+  EXPECT_EQ(refused(86400, 60),
+            "bucket must be a whole number of hours for a window over 6 "
+            "hours (got 1m)");
+  EXPECT_EQ(refused(90 * 86400, 3600),
+            "window / bucket must be at most 1440 buckets (2160h / 1h makes "
+            "2160)");
+  EXPECT_EQ(refused(3600, 0),
+            "bucket must be more than 0 and at most 90 days (got 0)");
 }
 
 // What an operator does with grpcurl: JSON through reflection, enums and

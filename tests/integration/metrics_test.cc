@@ -835,6 +835,13 @@ TEST_F(RetentionTest, DeletesOldFinishedMessagesOnly) {
       {"--retention=1h", "--retention_interval=200ms", "--retry_schedule=1h"});
   MakeHistory();
   ASSERT_FALSE(HasFailure());
+  // Statistics keep their own time: a minute row of 8 hours ago goes, an
+  // hour row of 2 days ago stays.
+  Sql(url_,
+      "INSERT INTO delivery_counts (handler_id, span, start_time, shard, "
+      "succeeded) SELECT id, s, rio_span_start(now() - a, s), 99, 7 FROM "
+      "(SELECT id FROM handlers LIMIT 1) AS h, (VALUES (60, interval '8 "
+      "hours'), (3600, interval '2 days')) AS v(s, a)");
 
   ASSERT_TRUE(
       WaitFor([&] { return History() == "recent:3:3:3;stuck:1:1:1"; }, kSettle))
@@ -854,6 +861,14 @@ TEST_F(RetentionTest, DeletesOldFinishedMessagesOnly) {
                      {{"table", "recoveries"}}) == 1;
       },
       "5 messages and 1 recovery deleted"));
+  ASSERT_TRUE(MetricsReach(
+      [](const Exposition& m) {
+        return m.Get("rio_retention_deleted_total", {{"table", "counters"}}) ==
+               1;
+      },
+      "1 counter row deleted"));
+  EXPECT_EQ(Sql(url_, "SELECT span FROM delivery_counts WHERE shard = 99"),
+            "3600");
   Exposition m = Scrape();
   EXPECT_EQ(m.Get("rio_retention_deleted_total", {{"table", "deliveries"}}), 5);
   EXPECT_EQ(m.Get("rio_retention_deleted_total", {{"table", "attempts"}}), 5);
