@@ -985,19 +985,14 @@ async function handlerPage(slug, id) {
       stat("latency p50", s.latency_p50_ms.toFixed(1) + " ms"), stat("p90", s.latency_p90_ms.toFixed(1) + " ms"),
       stat("p99", s.latency_p99_ms.toFixed(1) + " ms"), stat("failures in a row", s.consecutive_failures));
 
-    // Deliveries over the last hour, in 5-minute buckets.
-    const now = Date.now(), step = 5 * 60 * 1000, n = 12;
-    const buckets = Array.from({ length: n }, (_, i) => {
-      const t = new Date(now - (n - 1 - i) * step);
-      return { label: t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }), values: [0, 0, 0] };
-    });
-    const r = await api("rio.v1.DeliveryService/ListDeliveries", { project: slug, handler_id: id, page_size: 1000,
-      since: new Date(now - n * step).toISOString() });
-    for (const d of r.deliveries || []) {
-      const i = n - 1 - Math.floor((now - new Date(d.create_time)) / step);
-      if (i < 0 || i >= n) continue;
-      buckets[i].values[d.status === "SUCCEEDED" ? 0 : isFailing(d) ? 1 : 2]++;
-    }
+    // Deliveries over the last hour, in 5-minute buckets, from the
+    // handler's counters.
+    const series = await api("rio.v1.DeliveryService/GetHandlerStats",
+      { handler_id: id, window: "3600s", bucket: "300s" });
+    const buckets = (series.buckets || []).map((b) => ({
+      label: new Date(b.start_time).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+      values: [Number(b.succeeded || 0), Number(b.failed || 0), Number(b.pending || 0)],
+    }));
     // Latency percentiles over trailing windows (the service reports a
     // window ending now).
     const windows = [["5 m", 300], ["15 m", 900], ["1 h", 3600], ["6 h", 21600], ["24 h", 86400]];
@@ -1006,7 +1001,7 @@ async function handlerPage(slug, id) {
     if (generation !== pageGeneration) return;
     charts.replaceChildren(
       barChart("Deliveries, last hour (5-minute buckets)", buckets,
-        [{ name: "succeeded", color: "#18794e" }, { name: "failing", color: "#c4262e" }, { name: "pending", color: "#a35c00" }]),
+        [{ name: "succeeded", color: "#18794e" }, { name: "failed", color: "#c4262e" }, { name: "pending", color: "#a35c00" }]),
       barChart("Latency over the last 5 m … 24 h", windows.map(([label], i) => ({ label,
         values: [lat[i].latency_p50_ms, Math.max(lat[i].latency_p90_ms - lat[i].latency_p50_ms, 0),
           Math.max(lat[i].latency_p99_ms - lat[i].latency_p90_ms, 0)] })),

@@ -348,6 +348,19 @@ async function main() {
   await page.locator(".recovery-progress").getByText("re-queued 2 of 2: 2 succeeded, 0 failed, 0 pending").waitFor({ timeout: 30000 });
   await page.locator("figure svg.chart").first().waitFor();
 
+  step("the hour's chart, from the handler's counters, shows the three succeeded");
+  // Refreshed every 10 s; the three are in the last bucket or two.
+  await page.waitForFunction(() => {
+    const chart = document.querySelector("figure svg.chart");
+    let succeeded = 0, failed = 0;
+    for (const t of chart.querySelectorAll("rect title")) {
+      const m = t.textContent.match(/: (succeeded|failed|pending) (\d+)$/);
+      if (m && m[1] === "succeeded") succeeded += Number(m[2]);
+      if (m && m[1] !== "succeeded") failed += Number(m[2]);
+    }
+    return succeeded === 3 && failed === 0;
+  }, null, { timeout: 30000 });
+
   step("no delivery fails any more");
   await page.getByRole("link", { name: "Failing", exact: true }).first().click();
   await page.getByText("No deliveries match.").waitFor();

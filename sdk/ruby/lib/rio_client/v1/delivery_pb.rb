@@ -153,6 +153,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
     add_message "rio.v1.GetHandlerStatsRequest" do
       optional :handler_id, :string, 1
       optional :window, :message, 2, "google.protobuf.Duration"
+      optional :bucket, :message, 3, "google.protobuf.Duration"
     end
     add_message "rio.v1.HandlerStats" do
       optional :handler_id, :string, 1
@@ -170,6 +171,17 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :consecutive_failures, :int64, 13
       optional :enabled, :bool, 14
       optional :disabled_reason, :string, 15
+      optional :since, :message, 16, "google.protobuf.Timestamp"
+      repeated :buckets, :message, 17, "rio.v1.HandlerStats.Bucket"
+    end
+    add_message "rio.v1.HandlerStats.Bucket" do
+      optional :start_time, :message, 1, "google.protobuf.Timestamp"
+      optional :succeeded, :int64, 2
+      optional :failed, :int64, 3
+      optional :pending, :int64, 4
+      optional :cancelled, :int64, 5
+      optional :attempts, :int64, 6
+      optional :failed_attempts, :int64, 7
     end
     add_message "rio.v1.TailDeliveriesRequest" do
       optional :project, :string, 1
@@ -207,6 +219,7 @@ module RioClient
     CancelRecoveryRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("rio.v1.CancelRecoveryRequest").msgclass
     GetHandlerStatsRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("rio.v1.GetHandlerStatsRequest").msgclass
     HandlerStats = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("rio.v1.HandlerStats").msgclass
+    HandlerStats::Bucket = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("rio.v1.HandlerStats.Bucket").msgclass
     TailDeliveriesRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("rio.v1.TailDeliveriesRequest").msgclass
     TailDeliveriesResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("rio.v1.TailDeliveriesResponse").msgclass
   end

@@ -96,12 +96,14 @@ class GetDeliveryRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class GetHandlerStatsRequest(_message.Message):
-    __slots__ = ["handler_id", "window"]
+    __slots__ = ["bucket", "handler_id", "window"]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
     HANDLER_ID_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
+    bucket: _duration_pb2.Duration
     handler_id: str
     window: _duration_pb2.Duration
-    def __init__(self, handler_id: _Optional[str] = ..., window: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    def __init__(self, handler_id: _Optional[str] = ..., window: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., bucket: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class GetMessageRequest(_message.Message):
     __slots__ = ["id"]
@@ -116,8 +118,26 @@ class GetRecoveryRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class HandlerStats(_message.Message):
-    __slots__ = ["attempts", "cancelled", "consecutive_failures", "disabled_reason", "enabled", "failed", "failed_attempts", "handler_id", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "pending", "succeeded", "success_ratio", "window"]
+    __slots__ = ["attempts", "buckets", "cancelled", "consecutive_failures", "disabled_reason", "enabled", "failed", "failed_attempts", "handler_id", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "pending", "since", "succeeded", "success_ratio", "window"]
+    class Bucket(_message.Message):
+        __slots__ = ["attempts", "cancelled", "failed", "failed_attempts", "pending", "start_time", "succeeded"]
+        ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+        CANCELLED_FIELD_NUMBER: _ClassVar[int]
+        FAILED_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+        FAILED_FIELD_NUMBER: _ClassVar[int]
+        PENDING_FIELD_NUMBER: _ClassVar[int]
+        START_TIME_FIELD_NUMBER: _ClassVar[int]
+        SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+        attempts: int
+        cancelled: int
+        failed: int
+        failed_attempts: int
+        pending: int
+        start_time: _timestamp_pb2.Timestamp
+        succeeded: int
+        def __init__(self, start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., pending: _Optional[int] = ..., cancelled: _Optional[int] = ..., attempts: _Optional[int] = ..., failed_attempts: _Optional[int] = ...) -> None: ...
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
     DISABLED_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -129,10 +149,12 @@ class HandlerStats(_message.Message):
     LATENCY_P90_MS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_P99_MS_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_RATIO_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     attempts: int
+    buckets: _containers.RepeatedCompositeFieldContainer[HandlerStats.Bucket]
     cancelled: int
     consecutive_failures: int
     disabled_reason: str
@@ -144,10 +166,11 @@ class HandlerStats(_message.Message):
     latency_p90_ms: float
     latency_p99_ms: float
     pending: int
+    since: _timestamp_pb2.Timestamp
     succeeded: int
     success_ratio: float
     window: _duration_pb2.Duration
-    def __init__(self, handler_id: _Optional[str] = ..., window: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., pending: _Optional[int] = ..., cancelled: _Optional[int] = ..., success_ratio: _Optional[float] = ..., attempts: _Optional[int] = ..., failed_attempts: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p90_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., consecutive_failures: _Optional[int] = ..., enabled: bool = ..., disabled_reason: _Optional[str] = ...) -> None: ...
+    def __init__(self, handler_id: _Optional[str] = ..., window: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., pending: _Optional[int] = ..., cancelled: _Optional[int] = ..., success_ratio: _Optional[float] = ..., attempts: _Optional[int] = ..., failed_attempts: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p90_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., consecutive_failures: _Optional[int] = ..., enabled: bool = ..., disabled_reason: _Optional[str] = ..., since: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., buckets: _Optional[_Iterable[_Union[HandlerStats.Bucket, _Mapping]]] = ...) -> None: ...
 
 class Header(_message.Message):
     __slots__ = ["name", "value"]
