@@ -400,7 +400,10 @@ BEGIN
 END
 $$;
 
--- What is there already: hour rows for 90 days, minute rows for 7 hours.
+-- Counts deliveries and attempts written without counting (the history
+-- there before this migration, or rows filled in by hand): hour rows for 90
+-- days, minute rows for 7 hours. Adds to what is counted already.
+CREATE FUNCTION rio_count_history() RETURNS void LANGUAGE sql AS $$
 INSERT INTO delivery_counts
   (handler_id, span, start_time, shard, pending, succeeded, failed, cancelled)
 SELECT d.handler_id, s.span, rio_span_start(d.create_time, s.span), 0,
@@ -412,7 +415,12 @@ FROM deliveries d CROSS JOIN (VALUES (60), (3600)) AS s(span)
 WHERE d.create_time > now() - CASE s.span WHEN 60 THEN interval '7 hours'
                                           ELSE interval '90 days' END
   AND EXISTS (SELECT 1 FROM handlers h WHERE h.id = d.handler_id)
-GROUP BY 1, 2, 3;
+GROUP BY 1, 2, 3
+ON CONFLICT (handler_id, span, start_time, shard) DO UPDATE SET
+  pending = delivery_counts.pending + excluded.pending,
+  succeeded = delivery_counts.succeeded + excluded.succeeded,
+  failed = delivery_counts.failed + excluded.failed,
+  cancelled = delivery_counts.cancelled + excluded.cancelled;
 
 WITH a AS (
   SELECT d.handler_id AS h, s.span, rio_span_start(a.start_time, s.span) AS st,
@@ -426,17 +434,27 @@ WITH a AS (
     AND EXISTS (SELECT 1 FROM handlers h WHERE h.id = d.handler_id)),
 by_bucket AS (
   SELECT h, span, st, b, count(*) AS n FROM a WHERE b IS NOT NULL
-  GROUP BY 1, 2, 3, 4)
-INSERT INTO attempt_counts
+  GROUP BY 1, 2, 3, 4),
+totals AS (
+  SELECT h, span, st, count(*) AS n, count(*) FILTER (WHERE failed) AS f
+  FROM a GROUP BY 1, 2, 3),
+dense AS (
+  SELECT t.h, t.span, t.st, array_agg(coalesce(k.n, 0) ORDER BY i) AS latency
+  FROM totals t
+  CROSS JOIN generate_series(0, cardinality(rio_latency_bounds_us())) AS i
+  LEFT JOIN by_bucket k ON k.h = t.h AND k.span = t.span AND k.st = t.st
+                       AND k.b = i
+  GROUP BY 1, 2, 3)
+INSERT INTO attempt_counts AS c
   (handler_id, span, start_time, shard, attempts, failed, latency)
-SELECT t.h, t.span, t.st, 0, t.n, t.f,
-       ARRAY(SELECT coalesce((SELECT n FROM by_bucket k WHERE k.h = t.h
-                                AND k.span = t.span AND k.st = t.st
-                                AND k.b = i), 0)
-             FROM generate_series(0, cardinality(rio_latency_bounds_us())) AS i
-             ORDER BY i)
-FROM (SELECT h, span, st, count(*) AS n, count(*) FILTER (WHERE failed) AS f
-      FROM a GROUP BY 1, 2, 3) AS t;
+SELECT t.h, t.span, t.st, 0, t.n, t.f, d.latency
+FROM totals t JOIN dense d USING (h, span, st)
+ON CONFLICT (handler_id, span, start_time, shard) DO UPDATE SET
+  attempts = c.attempts + excluded.attempts,
+  failed = c.failed + excluded.failed,
+  latency = rio_add_counts(c.latency, excluded.latency);
+$$;
+SELECT rio_count_history();
 )sql";
 
 }  // namespace

@@ -794,14 +794,16 @@ TEST_F(DeliveryQueryTest, ListMessagesCutsAPageOfLargePayloadsShort) {
 // ---------------------------------------------------------------------------
 // Handler stats
 
+// Answers 500 to the payloads that ask for it ("fail"), 200 to the others.
+ReceiverReply FailWhenAsked(const ReceivedRequest& request, int) {
+  ReceiverReply reply;
+  if (absl::StrContains(request.body, "fail")) reply.status = 500;
+  return reply;
+}
+
 TEST_F(DeliveryQueryTest, HandlerStatsCountOutcomesAttemptsAndLatency) {
   ASSERT_NO_FATAL_FAILURE(StartServer({"--retry_schedule=50ms"}));
-  // Fails every call for payloads that ask for it.
-  Receiver receiver([](const ReceivedRequest& request, int) {
-    ReceiverReply reply;
-    if (absl::StrContains(request.body, "fail")) reply.status = 500;
-    return reply;
-  });
+  Receiver receiver(FailWhenAsked);
   START_RECEIVER(receiver);
   const v1::Handler handler = CreateHandler(receiver.Url(), kPaid);
   const v1::Handler idle = CreateHandler(receiver.Url("/idle"), kShipped);
@@ -909,11 +911,7 @@ TEST_F(DeliveryQueryTest, HandlerStatsCountOutcomesAttemptsAndLatency) {
 
 TEST_F(DeliveryQueryTest, HandlerStatsPerBucketAndTheirLimits) {
   ASSERT_NO_FATAL_FAILURE(StartServer({"--retry_schedule="}));
-  Receiver receiver([](const ReceivedRequest& request, int) {
-    ReceiverReply reply;
-    if (absl::StrContains(request.body, "fail")) reply.status = 500;
-    return reply;
-  });
+  Receiver receiver(FailWhenAsked);
   START_RECEIVER(receiver);
   const v1::Handler handler = CreateHandler(receiver.Url(), kPaid);
   for (int i = 0; i < 3; ++i) Emit(kPaid, R"({"result":"ok"})");

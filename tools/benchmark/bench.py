@@ -96,8 +96,11 @@ PROFILES = {
 SCENARIOS = ["ceiling", "drain", "ingest", "latency", "isolation", "backlog",
              "kill"]
 # Run only when named in --only (minutes each, and not part of the report).
-ON_REQUEST = ["flood"]
+ON_REQUEST = ["flood", "history"]
 FLOOD_SECONDS = 60
+# history: messages filled in, two deliveries each, over 30 days.
+HISTORY_MESSAGES = int(os.environ.get("RIO_BENCH_HISTORY_MESSAGES", 5_000_000))
+HISTORY_HANDLERS = 10
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -875,6 +878,144 @@ class Bench:
             if server is not None:
                 server.stop()
             receiver.stop()
+            self.pg.drop_database(db)
+
+    def scenario_history(self, run):
+        """Fills a database with HISTORY_MESSAGES messages over 30 days (two
+        deliveries each, to HISTORY_HANDLERS handlers; 97% succeeded, 2%
+        failed, 0.5% pending, 0.5% cancelled; an attempt for each delivery
+        that was tried) straight through SQL, counts it into the per-handler
+        counters, and times what an operator asks of it: GetHandlerStats over
+        1 h to 90 days, the dashboard's bucketed hour, and ListDeliveries with
+        every filter. Medians of 5 calls after one warm-up, in ms."""
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
+                                        "sdk", "python"))
+        import grpc
+        from google.protobuf import timestamp_pb2
+        from rio_client._gen.rio.v1 import (delivery_pb2, delivery_pb2_grpc,
+                                             handler_pb2, handler_pb2_grpc,
+                                             project_pb2, project_pb2_grpc)
+        self.db_counter += 1
+        db = f"bench_{self.db_counter}_history"
+        url = self.pg.fresh_database(db)
+        server = None
+        try:
+            server = Server(self, url, os.path.join(self.work, "rio-server-history.log"),
+                            ["--retention=2160h"])
+            channel = grpc.insecure_channel(server.address)
+            auth = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
+            project_pb2_grpc.ProjectServiceStub(channel).CreateProject(
+                project_pb2.CreateProjectRequest(slug="bench", name="Bench"),
+                metadata=auth)
+            handlers = []
+            for i in range(HISTORY_HANDLERS):
+                handlers.append(handler_pb2_grpc.HandlerServiceStub(channel).CreateHandler(
+                    handler_pb2.CreateHandlerRequest(
+                        project="bench", event="order-paid",
+                        url=f"http://127.0.0.1:9/h/{i}"), metadata=auth).id)
+            started = time.time()
+            n = HISTORY_MESSAGES
+            # Version-7 UUIDs from the row's time, as rio-server makes them.
+            uuid7 = ("(lpad(to_hex((extract(epoch FROM {t}) * 1000)::bigint), 12, '0') "
+                     "|| '7' || substr(md5({k}), 1, 3) || '8' || substr(md5({k}), 4, 15))::uuid")
+            self.pg.psql(
+                "INSERT INTO messages (id, project_id, event, payload, sender, create_time) "
+                "SELECT " + uuid7.format(t="t", k="g::text") + ", p.id, 'order-paid', "
+                "'{\"order\":' || g || '}', 'bench', t FROM projects p, "
+                f"generate_series(1, {n}) AS g, LATERAL (SELECT now() - "
+                f"(g::float8 / {n}) * interval '30 days' AS t) AS x", db=db)
+            handler_list = "ARRAY[" + ",".join(f"'{h}'::uuid" for h in handlers) + "]"
+            self.pg.psql(
+                "INSERT INTO deliveries (id, message_id, handler_id, status, attempts, "
+                "next_attempt_time, last_status_code, create_time, update_time) "
+                "SELECT " + uuid7.format(t="m.create_time", k="m.id::text || j") + ", m.id, "
+                f"({handler_list})[1 + (m.k * 2 + j) % {len(handlers)}], st, "
+                "CASE st WHEN 'PENDING' THEN 0 WHEN 'CANCELLED' THEN 0 ELSE 1 END, "
+                "CASE st WHEN 'PENDING' THEN now() + interval '30 days' ELSE m.create_time END, "
+                "CASE st WHEN 'SUCCEEDED' THEN 200 WHEN 'FAILED' THEN 500 END, "
+                "m.create_time, m.create_time FROM (SELECT id, create_time, "
+                "row_number() OVER () AS k FROM messages) AS m, generate_series(0, 1) AS j, "
+                "LATERAL (SELECT CASE WHEN (m.k * 7 + j) % 1000 < 970 THEN 'SUCCEEDED' "
+                "WHEN (m.k * 7 + j) % 1000 < 990 THEN 'FAILED' WHEN (m.k * 7 + j) % 1000 "
+                "< 995 THEN 'PENDING' ELSE 'CANCELLED' END AS st) AS s", db=db)
+            self.pg.psql(
+                "INSERT INTO attempts (delivery_id, number, start_time, duration_us, "
+                "status_code, request_headers, error_class) SELECT id, 1, create_time, "
+                "20000 + abs(hashtext(id::text)) % 80000, last_status_code, "
+                "'content-type: application/json', CASE status WHEN 'FAILED' THEN "
+                "'http_status' ELSE '' END FROM deliveries WHERE status IN "
+                "('SUCCEEDED', 'FAILED')", db=db)
+            self.pg.psql("SELECT rio_count_history()", db=db)
+            self.pg.psql("VACUUM ANALYZE", db=db)
+            fill_s = time.time() - started
+            deliveries = int(self.pg.psql("SELECT count(*) FROM deliveries", db=db))
+            log(f"  filled {n} messages, {deliveries} deliveries in {fill_s:.0f} s")
+
+            stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
+
+            def median_ms(call, request):
+                call(request, metadata=auth)  # warm-up
+                times = []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    call(request, metadata=auth)
+                    times.append((time.perf_counter() - t0) * 1000)
+                return round(sorted(times)[2], 1)
+
+            def stats(window_s, bucket_s=0):
+                r = delivery_pb2.GetHandlerStatsRequest(handler_id=handlers[0])
+                r.window.seconds = window_s
+                if bucket_s:
+                    r.bucket.seconds = bucket_s
+                return r
+
+            m = dict(messages=n, deliveries=deliveries, fill_s=round(fill_s),
+                     rio_version=self.results["meta"].get("rio_version", ""))
+            for name, window, bucket in [("1h", 3600, 0), ("6h", 21600, 0),
+                                         ("24h", 86400, 0), ("30d", 30 * 86400, 0),
+                                         ("90d", 90 * 86400, 0),
+                                         ("1h_by_5m", 3600, 300),
+                                         ("30d_by_1d", 30 * 86400, 86400)]:
+                m[f"stats_{name}_ms"] = median_ms(stub.GetHandlerStats,
+                                                  stats(window, bucket))
+            S = delivery_pb2.ListDeliveriesRequest
+            day = timestamp_pb2.Timestamp()
+            day.FromSeconds(int(time.time()) - 15 * 86400)
+            day_end = timestamp_pb2.Timestamp()
+            day_end.FromSeconds(int(time.time()) - 14 * 86400)
+            for status in ["ANY", "PENDING", "SUCCEEDED", "FAILED", "CANCELLED",
+                           "FAILING"]:
+                code = S.Status.Value(status)
+                m[f"list_{status.lower()}_ms"] = median_ms(
+                    stub.ListDeliveries, S(project="bench", status=code))
+                m[f"list_{status.lower()}_handler_ms"] = median_ms(
+                    stub.ListDeliveries,
+                    S(project="bench", status=code, handler_id=handlers[0]))
+            m["list_event_ms"] = median_ms(
+                stub.ListDeliveries, S(project="bench", event="order-paid"))
+            m["list_day_ms"] = median_ms(
+                stub.ListDeliveries, S(project="bench", since=day, until=day_end))
+            m["list_failed_day_ms"] = median_ms(
+                stub.ListDeliveries, S(project="bench", status=S.Status.Value("FAILED"),
+                                       since=day, until=day_end))
+            first = stub.ListDeliveries(S(project="bench"), metadata=auth)
+            m["list_page_2_ms"] = median_ms(
+                stub.ListDeliveries, S(project="bench", page_token=first.next_page_token))
+            m["list_messages_ms"] = median_ms(
+                stub.ListMessages, delivery_pb2.ListMessagesRequest(project="bench"))
+            slow = {k: v for k, v in m.items() if k.endswith("_ms") and v > 50}
+            say(f"history ({deliveries} deliveries over 30 days) run {run}", **m)
+            if slow:
+                log(f"  over 50 ms: {slow}")
+            self.record("history", m)
+            channel.close()
+        except Exception:
+            if server is not None:
+                log(f"  rio-server log tail:\n{server.tail()}")
+            raise
+        finally:
+            if server is not None:
+                server.stop()
             self.pg.drop_database(db)
 
     def scenario_kill(self, run):
