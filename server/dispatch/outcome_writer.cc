@@ -5,9 +5,8 @@
 #include <cstdio>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "server/store/stats_store.h"
+#include "server/store/outcome_store.h"
 #include "server/util/status_macros.h"
 #include "server/util/utf8.h"
 
@@ -211,126 +210,60 @@ void OutcomeWriter::Forget(const std::vector<AttemptOutcome>& batch) {
 
 absl::Status OutcomeWriter::Write(store::PgConnection& conn,
                                   const std::vector<AttemptOutcome>& batch) {
-  store::PgArray a_delivery, a_number, a_start, a_duration, a_dns, a_connect,
-      a_tls, a_first, a_total, a_status, a_req, a_resp_headers, a_body, a_class,
-      a_message, a_manual;
-  store::PgArray d_id, d_status, d_attempts, d_next, d_code, d_class;
-  store::PgArray disable_id, disable_reason;
-  store::AttemptTally tally;
-  bool any_disable = false;
+  store::OutcomeRows rows;
+  std::vector<std::string> disable_ids, disable_reasons;
   for (const AttemptOutcome& o : batch) {
-    std::string error_class(ErrorClassName(o.decision.error_class));
+    const absl::string_view error_class =
+        ErrorClassName(o.decision.error_class);
     if (o.attempted) {
-      tally.Add(o.handler_id, o.start_time, o.duration_us, o.status_code > 0,
-                o.decision.error_class != ErrorClass::kNone);
-      a_delivery.Add(o.delivery_id);
-      a_number.Add(int64_t{o.attempt});
-      a_start.Add(absl::ToUnixMicros(o.start_time));
-      a_duration.Add(o.duration_us);
-      a_dns.Add(o.dns_us);
-      a_connect.Add(o.connect_us);
-      a_tls.Add(o.tls_us);
-      a_first.Add(o.first_byte_us);
-      a_total.Add(o.total_us);
-      a_status.Add(int64_t{o.status_code});
-      a_req.Add(o.request_headers);
-      a_resp_headers.Add(o.response_headers);
-      a_body.Add(absl::StrCat("\\x", absl::BytesToHexString(o.response_body)));
-      a_class.Add(error_class);
-      a_message.Add(o.error_message.empty() ? o.decision.reason
-                                            : o.error_message);
-      a_manual.Add(o.manual ? "t" : "f");
+      store::AttemptRecord a;
+      a.delivery_id = o.delivery_id;
+      a.handler_id = o.handler_id;
+      a.number = o.attempt;
+      a.start = o.start_time;
+      a.duration_us = o.duration_us;
+      a.dns_us = o.dns_us;
+      a.connect_us = o.connect_us;
+      a.tls_us = o.tls_us;
+      a.first_byte_us = o.first_byte_us;
+      a.total_us = o.total_us;
+      a.status_code = o.status_code;
+      a.request_headers = o.request_headers;
+      a.response_headers = o.response_headers;
+      a.response_body = o.response_body;
+      a.error_class = error_class;
+      a.error_message =
+          o.error_message.empty() ? o.decision.reason : o.error_message;
+      a.manual = o.manual;
+      rows.AddAttempt(a);
     }
-    d_id.Add(o.delivery_id);
-    d_status.Add(v1::Delivery::Status_Name(StatusAfter(o)));
-    d_attempts.Add(int64_t{o.attempted ? o.attempt : o.attempt - 1});
+    store::DeliveryChange change;
+    change.delivery_id = o.delivery_id;
+    change.status = v1::Delivery::Status_Name(StatusAfter(o));
+    change.attempts = o.attempted ? o.attempt : o.attempt - 1;
     // Only a retry has a next attempt; a finished delivery keeps its time.
     // Kept within what a timestamp column holds whatever the policy says.
-    d_next.Add(absl::ToUnixMicros(
+    change.next_attempt_time =
         o.decision.verdict == Verdict::kRetry
             ? std::min(o.decision.next_attempt_time,
                        o.start_time + kMaxRetryDelay + absl::Hours(24))
-            : o.start_time));
+            : o.start_time;
     if (o.attempted) {
-      d_code.Add(int64_t{o.status_code});
-      d_class.Add(error_class);
-    } else {
-      d_code.AddNull();
-      d_class.AddNull();
+      change.status_code = o.status_code;
+      change.error_class = error_class;
     }
+    rows.AddDelivery(change);
     if (o.decision.verdict == Verdict::kFailedAndDisable) {
-      any_disable = true;
-      disable_id.Add(o.handler_id);
-      disable_reason.Add(o.decision.reason);
+      disable_ids.push_back(o.handler_id);
+      disable_reasons.push_back(o.decision.reason);
     }
   }
   return conn.InTransaction([&]() -> absl::Status {
-    RIO_RETURN_IF_ERROR(
-        conn.ExecPrepared(
-                "INSERT INTO attempts (delivery_id, number, start_time, "
-                "duration_us, dns_us, connect_us, tls_us, first_byte_us, "
-                "total_us, status_code, request_headers, response_headers, "
-                "response_body, error_class, error_message, manual) "
-                "SELECT d, n, to_timestamp(s / 1e6), du, dn, co, tl, fb, tt, "
-                "sc, rq, rh, rb, ec, em, ma FROM unnest($1::uuid[], $2::int[], "
-                "$3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], "
-                "$7::bigint[], $8::bigint[], $9::bigint[], $10::int[], "
-                "$11::text[], $12::text[], $13::bytea[], $14::text[], "
-                "$15::text[], $16::bool[]) AS u(d, n, s, du, dn, co, tl, fb, "
-                "tt, sc, rq, rh, rb, ec, em, ma) "
-                // The delivery may have gone with its handler meanwhile.
-                "WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = u.d) "
-                // A crash can make an attempt number happen twice.
-                "ON CONFLICT (delivery_id, number) DO NOTHING",
-                {std::move(a_delivery).Finish(), std::move(a_number).Finish(),
-                 std::move(a_start).Finish(), std::move(a_duration).Finish(),
-                 std::move(a_dns).Finish(), std::move(a_connect).Finish(),
-                 std::move(a_tls).Finish(), std::move(a_first).Finish(),
-                 std::move(a_total).Finish(), std::move(a_status).Finish(),
-                 std::move(a_req).Finish(), std::move(a_resp_headers).Finish(),
-                 std::move(a_body).Finish(), std::move(a_class).Finish(),
-                 std::move(a_message).Finish(), std::move(a_manual).Finish()})
-            .status());
-    // Were the status compared with a constant, the planner could prove the
-    // partial index deliveries_due usable and, with statistics taken when
-    // few deliveries were pending, read every pending delivery for each row
-    // of the batch. Compared with a sub-select, it cannot: the rows are
-    // looked up by key. The statement counts the deliveries it moves out of
-    // PENDING (store/stats_store.h).
-    static const std::string* const kUpdateDeliveries =
-        new std::string(absl::StrCat(
-            "WITH up AS (UPDATE deliveries d SET status = u.st, attempts = "
-            "greatest(d.attempts, u.at), next_attempt_time = "
-            "to_timestamp(u.nx / 1e6), lease_owner = NULL, manual = false, "
-            "last_status_code = coalesce(u.sc, d.last_status_code), "
-            "last_error_class = coalesce(u.ec, d.last_error_class), "
-            "update_time = now() FROM unnest($1::uuid[], $2::text[], "
-            "$3::int[], $4::bigint[], $5::int[], $6::text[]) AS u(id, st, at, "
-            "nx, sc, ec) WHERE d.id = u.id AND d.status = (SELECT 'PENDING') "
-            "RETURNING d.handler_id, d.create_time, d.status) SELECT ",
-            store::CountDeliveriesSql("up", /*left_pending=*/true)));
-    RIO_RETURN_IF_ERROR(
-        conn.ExecPrepared(
-                *kUpdateDeliveries,
-                {std::move(d_id).Finish(), std::move(d_status).Finish(),
-                 std::move(d_attempts).Finish(), std::move(d_next).Finish(),
-                 std::move(d_code).Finish(), std::move(d_class).Finish()})
-            .status());
-    // After the delivery counters: every transaction locks counter rows in
-    // that order (migration 8).
-    RIO_RETURN_IF_ERROR(tally.Write(conn));
+    RIO_RETURN_IF_ERROR(std::move(rows).Write(conn));
     RIO_RETURN_IF_ERROR(UpdateHealth(conn, batch));
-    if (!any_disable) return absl::OkStatus();
     // Only when needed: the statement's trigger makes every instance reload
     // its catalog.
-    return conn
-        .Exec(
-            "UPDATE handlers h SET enabled = false, disabled_reason = "
-            "u.reason, update_time = now() FROM unnest($1::uuid[], "
-            "$2::text[]) AS u(id, reason) WHERE h.id = u.id AND h.enabled",
-            {std::move(disable_id).Finish(),
-             std::move(disable_reason).Finish()})
-        .status();
+    return store::DisableHandlers(conn, disable_ids, disable_reasons);
   });
 }
 
@@ -356,76 +289,33 @@ absl::Status OutcomeWriter::UpdateHealth(
     }
   }
   if (tallies.empty()) return absl::OkStatus();
-  store::PgArray ids, failures, since, success;
+  std::vector<store::HealthChange> changes;
+  changes.reserve(tallies.size());
+  std::vector<std::string> failing;
   for (const auto& [id, t] : tallies) {
-    ids.Add(id);
-    failures.Add(t.failures);
+    store::HealthChange& c = changes.emplace_back();
+    c.handler_id = id;
+    c.failures = t.failures;
     if (t.failures > 0) {
-      since.Add(absl::ToUnixMicros(t.failing_since));
-    } else {
-      since.AddNull();
+      c.failing_since = t.failing_since;
+      failing.emplace_back(id);
     }
-    if (t.last_success != absl::InfinitePast()) {
-      success.Add(absl::ToUnixMicros(t.last_success));
-    } else {
-      success.AddNull();
-    }
+    if (t.last_success != absl::InfinitePast()) c.last_success = t.last_success;
   }
-  // A batch with a success for the handler restarts its count; one without
-  // adds to it. Rows that would not change are left alone.
-  RIO_RETURN_IF_ERROR(
-      conn.ExecPrepared(
-              "INSERT INTO handler_health AS h (handler_id, "
-              "consecutive_failures, failing_since, last_success_time) "
-              "SELECT u.id, u.n, to_timestamp(u.f / 1e6), to_timestamp(u.s / "
-              "1e6) FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], "
-              "$4::bigint[]) AS u(id, n, f, s) WHERE EXISTS (SELECT 1 FROM "
-              "handlers WHERE id = u.id) ORDER BY u.id "
-              "ON CONFLICT (handler_id) DO UPDATE SET consecutive_failures = "
-              "CASE WHEN excluded.last_success_time IS NULL THEN "
-              "h.consecutive_failures + excluded.consecutive_failures ELSE "
-              "excluded.consecutive_failures END, failing_since = CASE WHEN "
-              "excluded.last_success_time IS NULL THEN coalesce("
-              "h.failing_since, excluded.failing_since) ELSE "
-              "excluded.failing_since END, last_success_time = coalesce("
-              "excluded.last_success_time, h.last_success_time) WHERE "
-              "excluded.consecutive_failures > 0 OR h.consecutive_failures > 0 "
-              "OR h.last_success_time IS NULL",
-              {std::move(ids).Finish(), std::move(failures).Finish(),
-               std::move(since).Finish(), std::move(success).Finish()})
-          .status());
+  RIO_RETURN_IF_ERROR(store::AddToHealth(conn, changes));
   if (!any_failure || health_.failures <= 0) return absl::OkStatus();
-  store::PgArray failing;
-  for (const auto& [id, t] : tallies) {
-    if (t.failures > 0) failing.Add(id);
-  }
   RIO_ASSIGN_OR_RETURN(
-      store::PgResult give_up,
-      conn.Exec("SELECT h.handler_id, h.consecutive_failures, "
-                "to_char(h.failing_since AT TIME ZONE 'UTC', "
-                "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM handler_health h "
-                "JOIN handlers ON handlers.id = h.handler_id AND "
-                "handlers.enabled WHERE h.handler_id = ANY($1::uuid[]) AND "
-                "h.consecutive_failures >= $2 AND h.failing_since <= now() - "
-                "make_interval(secs => $3)",
-                {std::move(failing).Finish(), absl::StrCat(health_.failures),
-                 absl::StrCat(absl::ToDoubleSeconds(health_.span))}));
-  if (give_up.rows() == 0) return absl::OkStatus();
-  store::PgArray disable_id, disable_reason;
-  for (int i = 0; i < give_up.rows(); ++i) {
-    disable_id.Add(give_up.Get(i, 0));
-    disable_reason.Add(absl::StrCat(
-        give_up.Get(i, 1), " consecutive failed attempts since ",
-        give_up.Get(i, 2), " (--disable_after_failures=", health_.failures,
+      std::vector<store::FailingHandler> give_up,
+      store::FailingHandlers(conn, failing, health_.failures, health_.span));
+  std::vector<std::string> ids, reasons;
+  for (const store::FailingHandler& h : give_up) {
+    ids.push_back(h.handler_id);
+    reasons.push_back(absl::StrCat(
+        h.failures, " consecutive failed attempts since ", h.failing_since,
+        " (--disable_after_failures=", health_.failures,
         ", --disable_after=", absl::FormatDuration(health_.span), ")"));
   }
-  return conn
-      .Exec(
-          "UPDATE handlers h SET enabled = false, disabled_reason = u.reason, "
-          "update_time = now() FROM unnest($1::uuid[], $2::text[]) AS u(id, "
-          "reason) WHERE h.id = u.id AND h.enabled",
-          {std::move(disable_id).Finish(), std::move(disable_reason).Finish()})
-      .status();
+  return store::DisableHandlers(conn, ids, reasons);
 }
 
 }  // namespace rio::dispatch
