@@ -24,6 +24,7 @@ Scheduler::Scheduler(Options options, std::string database_url,
                      store::Catalog* catalog, Dispatcher* dispatcher,
                      OutcomeSink* sink)
     : options_(std::move(options)),
+      leases_(options_.instance_id, options_.lease_timeout),
       url_(std::move(database_url)),
       catalog_(catalog),
       dispatcher_(dispatcher),
@@ -38,17 +39,11 @@ absl::Status Scheduler::Start() {
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return absl::InternalError("eventfd failed");
   RIO_ASSIGN_OR_RETURN(conn_, store::PgConnection::Connect(url_));
-  RIO_RETURN_IF_ERROR(LockInstanceId(*conn_));
-  RIO_RETURN_IF_ERROR(Heartbeat(*conn_));
+  RIO_RETURN_IF_ERROR(leases_.LockInstanceId(*conn_));
+  RIO_RETURN_IF_ERROR(leases_.Heartbeat(*conn_));
   // Leases of an earlier process with this id (killed, or stopped without
   // releasing): nobody is sending those deliveries now.
-  RIO_RETURN_IF_ERROR(
-      conn_
-          ->Exec("UPDATE deliveries SET next_attempt_time = now(), "
-                 "update_time = now() WHERE lease_owner = $1 AND status = "
-                 "'PENDING' AND next_attempt_time > now()",
-                 {options_.instance_id})
-          .status());
+  RIO_RETURN_IF_ERROR(leases_.ReclaimEarlierLeases(*conn_));
   RIO_RETURN_IF_ERROR(conn_->Exec("LISTEN rio_due").status());
   thread_ = std::thread(&Scheduler::Loop, this);
   return absl::OkStatus();
@@ -94,15 +89,7 @@ absl::Status Scheduler::WriteRequeued(store::PgConnection& conn) {
     ids.swap(requeue_);
   }
   if (ids.empty()) return absl::OkStatus();
-  store::PgArray array;
-  for (const std::string& id : ids) array.Add(id);
-  absl::Status written =
-      conn.Exec(
-              "UPDATE deliveries SET lease_owner = NULL, next_attempt_time = "
-              "now(), update_time = now() WHERE id = ANY($1::uuid[]) AND "
-              "lease_owner = $2 AND status = 'PENDING'",
-              {std::move(array).Finish(), options_.instance_id})
-          .status();
+  absl::Status written = leases_.Release(conn, ids);
   if (!written.ok()) {
     absl::MutexLock lock(&mu_);
     requeue_.insert(requeue_.end(), std::make_move_iterator(ids.begin()),
@@ -120,97 +107,39 @@ void Scheduler::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-absl::Status Scheduler::LockInstanceId(store::PgConnection& conn) {
-  // A process killed a moment ago may hold it until PostgreSQL sees its
-  // connection close.
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  for (;;) {
-    RIO_ASSIGN_OR_RETURN(
-        store::PgResult locked,
-        conn.Exec("SELECT pg_try_advisory_lock(hashtext('rio-instance:' || "
-                  "$1))",
-                  {options_.instance_id}));
-    if (locked.GetBool(0, 0)) return absl::OkStatus();
-    if (absl::Now() >= deadline) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("another rio-server is running with --instance_id=",
-                       options_.instance_id, "; each instance needs its own"));
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-}
-
-absl::Status Scheduler::Heartbeat(store::PgConnection& conn) {
-  return conn
-      .Exec(
-          "INSERT INTO rio_instances (id) VALUES ($1) ON CONFLICT (id) DO "
-          "UPDATE SET heartbeat_time = now()",
-          {options_.instance_id})
-      .status();
-}
-
 absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
-  store::PgArray full;
-  for (const std::string& id : dispatcher_->FullHandlers()) full.Add(id);
-  RIO_ASSIGN_OR_RETURN(
-      store::PgResult r,
-      conn.ExecPrepared(
-          "WITH due AS ("
-          "  SELECT d.id FROM deliveries d"
-          "  WHERE d.status = 'PENDING' AND d.next_attempt_time <= now()"
-          "    AND d.handler_id <> ALL($4::uuid[])"
-          // Its own leases too: a delivery committed by this instance whose
-          // hand-over to the dispatcher was lost (an error after commit)
-          // would otherwise wait for as long as the instance lives.
-          "    AND (d.lease_owner IS NULL OR d.lease_owner = $1 OR NOT EXISTS ("
-          "      SELECT 1 FROM rio_instances i WHERE i.id = d.lease_owner"
-          "        AND i.heartbeat_time > now() - make_interval(secs => $2)))"
-          "  ORDER BY d.next_attempt_time LIMIT $3"
-          "  FOR UPDATE OF d SKIP LOCKED) "
-          "UPDATE deliveries d SET lease_owner = $1, update_time = now(), "
-          // Not due again while leased: other scans skip it cheaply.
-          "next_attempt_time = now() + make_interval(secs => $2) "
-          // A project deleted while this delivery was written leaves it
-          // behind: claimed all the same, it is cancelled below.
-          "FROM due, messages m LEFT JOIN projects p ON p.id = m.project_id "
-          "WHERE d.id = due.id AND m.id = d.message_id "
-          "RETURNING d.id, d.message_id, d.handler_id, d.attempts, p.slug, "
-          "m.event, m.payload, d.manual",
-          {options_.instance_id,
-           absl::StrCat(absl::ToDoubleSeconds(options_.lease_timeout)),
-           absl::StrCat(room), std::move(full).Finish()}));
-  if (r.rows() == 0) return 0;
+  RIO_ASSIGN_OR_RETURN(std::vector<store::ClaimedDelivery> claimed,
+                       leases_.Claim(conn, room, dispatcher_->FullHandlers()));
+  if (claimed.empty()) return 0;
   auto snapshot = catalog_->snapshot();
   std::vector<DeliveryJob> jobs;
-  store::PgArray awaiting_outcome;
-  bool any_awaiting = false;
-  for (int i = 0; i < r.rows(); ++i) {
-    DeliveryJob job;
-    job.delivery_id = std::string(r.Get(i, 0));
+  std::vector<std::string> awaiting_outcome;
+  for (store::ClaimedDelivery& c : claimed) {
     // Still on its way: waiting or in flight here, or its outcome is not
     // written yet.
-    if (dispatcher_->Holds(job.delivery_id)) continue;
-    if (sink_->Holds(job.delivery_id)) {
+    if (dispatcher_->Holds(c.delivery_id)) continue;
+    if (sink_->Holds(c.delivery_id)) {
       // Its outcome, once written, says when it is due; were it written a
       // moment ago, the claim just moved that to the lease's end.
-      awaiting_outcome.Add(job.delivery_id);
-      any_awaiting = true;
+      awaiting_outcome.push_back(std::move(c.delivery_id));
       continue;
     }
-    job.message_id = std::string(r.Get(i, 1));
-    job.attempt = static_cast<int>(r.GetInt64(i, 3)) + 1;
-    job.project = std::string(r.Get(i, 4));
-    job.event = std::string(r.Get(i, 5));
-    job.payload = std::make_shared<const std::string>(r.Get(i, 6));
-    job.manual = r.GetBool(i, 7);
-    auto handler = snapshot->handlers_by_id.find(std::string(r.Get(i, 2)));
+    DeliveryJob job;
+    job.delivery_id = std::move(c.delivery_id);
+    job.message_id = std::move(c.message_id);
+    job.attempt = c.attempts + 1;
+    job.project = std::move(c.project);
+    job.event = std::move(c.event);
+    job.payload = std::move(c.payload);
+    job.manual = c.manual;
+    auto handler = snapshot->handlers_by_id.find(c.handler_id);
     if (handler == snapshot->handlers_by_id.end() ||
         !handler->second->enabled) {
       // Disabled or deleted since: resolved without a call.
       AttemptOutcome o;
       o.delivery_id = job.delivery_id;
       o.message_id = job.message_id;
-      o.handler_id = std::string(r.Get(i, 2));
+      o.handler_id = std::move(c.handler_id);
       o.attempt = job.attempt;
       o.manual = job.manual;
       o.attempted = false;
@@ -229,14 +158,8 @@ absl::StatusOr<int> Scheduler::Claim(store::PgConnection& conn, int room) {
   }
   std::vector<DeliveryJob> refused = dispatcher_->Submit(std::move(jobs));
   if (!refused.empty()) Requeue(std::move(refused));
-  if (!any_awaiting) return r.rows();
-  RIO_RETURN_IF_ERROR(
-      conn.Exec("UPDATE deliveries SET next_attempt_time = now() + interval "
-                "'1 second' WHERE id = ANY($1::uuid[]) AND lease_owner = $2 "
-                "AND status = 'PENDING'",
-                {std::move(awaiting_outcome).Finish(), options_.instance_id})
-          .status());
-  return r.rows();
+  RIO_RETURN_IF_ERROR(leases_.DueSoon(conn, awaiting_outcome));
+  return static_cast<int>(claimed.size());
 }
 
 void Scheduler::Loop() {
@@ -250,7 +173,7 @@ void Scheduler::Loop() {
     if (!healthy && conn.Reconnect().ok()) {
       // The lock went with the old session. Another process could have
       // taken the id meanwhile only if started by mistake with the same id.
-      if (!LockInstanceId(conn).ok()) {
+      if (!leases_.LockInstanceId(conn).ok()) {
         std::fprintf(stderr,
                      "rio-server: another process holds --instance_id=%s\n",
                      options_.instance_id.c_str());
@@ -258,7 +181,7 @@ void Scheduler::Loop() {
       healthy = conn.Exec("LISTEN rio_due").ok();
     }
     if (healthy && now >= next_heartbeat) {
-      healthy = Heartbeat(conn).ok();
+      healthy = leases_.Heartbeat(conn).ok();
       next_heartbeat = now + options_.lease_timeout / 3;
     }
     bool more = false;
@@ -325,21 +248,7 @@ void Scheduler::Loop() {
 absl::Status Scheduler::ReleaseAll() {
   if (conn_ == nullptr) return absl::OkStatus();
   if (!conn_->ok()) RIO_RETURN_IF_ERROR(conn_->Reconnect(absl::ZeroDuration()));
-  return conn_->InTransaction([&]() -> absl::Status {
-    RIO_RETURN_IF_ERROR(
-        conn_
-            ->Exec("UPDATE deliveries SET lease_owner = NULL, "
-                   "next_attempt_time = least(next_attempt_time, now()), "
-                   "update_time = now() WHERE lease_owner = $1 AND status = "
-                   "'PENDING'",
-                   {options_.instance_id})
-            .status());
-    RIO_RETURN_IF_ERROR(conn_
-                            ->Exec("DELETE FROM rio_instances WHERE id = $1",
-                                   {options_.instance_id})
-                            .status());
-    return conn_->Exec("NOTIFY rio_due").status();
-  });
+  return leases_.ReleaseAll(*conn_);
 }
 
 }  // namespace rio::dispatch

@@ -30,6 +30,7 @@
 #include "server/dispatch/dispatcher.h"
 #include "server/dispatch/job.h"
 #include "server/store/catalog.h"
+#include "server/store/lease_store.h"
 #include "server/store/pg.h"
 
 namespace rio::dispatch {
@@ -73,10 +74,6 @@ class Scheduler {
 
  private:
   void Loop();
-  absl::Status Heartbeat(store::PgConnection& conn);
-  // Holds a session advisory lock named after the instance id on `conn`, so
-  // that two live processes never share an id (and so its leases).
-  absl::Status LockInstanceId(store::PgConnection& conn);
   // Claims up to `room` due deliveries, none of the dispatcher's full
   // handlers; returns how many were claimed.
   absl::StatusOr<int> Claim(store::PgConnection& conn, int room);
@@ -84,6 +81,9 @@ class Scheduler {
   absl::Status WriteRequeued(store::PgConnection& conn);
 
   const Options options_;
+  // The instance's leases. Its advisory lock, held on conn_, keeps two live
+  // processes from sharing an id (and so its leases).
+  const store::Leases leases_;
   const std::string url_;
   store::Catalog* const catalog_;
   Dispatcher* const dispatcher_;
