@@ -14,6 +14,7 @@ both CLOCK_REALTIME on this machine, joined on webhook-id (= message id).
 
 import argparse
 import base64
+import contextlib
 import ctypes
 import datetime
 import json
@@ -526,19 +527,38 @@ class Bench:
                 return records
             extra = answered - unique + 1
 
+    @contextlib.contextmanager
+    def fresh_run(self, key, server_flags=(), receiver=True):
+        """A fresh database (and receiver) for one run, and a rio-server on
+        it: yields (database name, server, receiver or None). On the way
+        out it shows the server's log tail if the run failed, and stops and
+        drops everything."""
+        self.db_counter += 1
+        db = f"bench_{self.db_counter}_{re.sub('[^a-z0-9]', '_', key.lower())}"
+        url = self.pg.fresh_database(db)
+        rcv = Receiver(self, self.args.receiver_threads) if receiver else None
+        server = None
+        try:
+            server = Server(self, url, os.path.join(self.work, f"rio-server-{key}.log"),
+                            server_flags)
+            yield db, server, rcv
+        except Exception:
+            if server is not None:
+                log(f"  rio-server log tail:\n{server.tail()}")
+            raise
+        finally:
+            if server is not None:
+                server.stop()
+            if rcv is not None:
+                rcv.stop()
+            self.pg.drop_database(db)
+
     def rio_run(self, key, fanout, load_args, *, hang_handlers=0, server_flags=(),
                 load_timeout=600, during_load=None, arrival_limit_s=60):
         """One run: fresh database, server and receiver; emits; waits until
         the healthy handlers got every delivery (or arrival_limit_s); returns
         the raw pieces for the scenario to reduce."""
-        self.db_counter += 1
-        db = f"bench_{self.db_counter}_{re.sub('[^a-z0-9]', '_', key.lower())}"
-        url = self.pg.fresh_database(db)
-        receiver = Receiver(self, self.args.receiver_threads)
-        server = None
-        try:
-            server = Server(self, url, os.path.join(self.work, f"rio-server-{key}.log"),
-                            server_flags)
+        with self.fresh_run(key, server_flags) as (db, server, receiver):
             healthy = [receiver.url(f"/h/{i}") for i in range(fanout)]
             hanging = [receiver.url(f"/hang/{i}") for i in range(hang_handlers)]
             sends_path = os.path.join(self.work, f"sends-{key}.txt")
@@ -580,15 +600,6 @@ class Bench:
                         threads={k: round(v, 2) for v, k in busiest}, wall_s=wall,
                         pg_commits=commits1 - commits0, wal_bytes=wal1 - wal0,
                         extra=extra)
-        except Exception:
-            if server is not None:
-                log(f"  rio-server log tail:\n{server.tail()}")
-            raise
-        finally:
-            if server is not None:
-                server.stop()
-            receiver.stop()
-            self.pg.drop_database(db)
 
     def check_budget(self):
         elapsed = time.time() - self.started
@@ -826,17 +837,11 @@ class Bench:
         answers again. Every acknowledged event must arrive; what counts is
         rio-server's peak RSS with default flags, and that emits were either
         accepted or refused with RESOURCE_EXHAUSTED."""
-        self.db_counter += 1
-        db = f"bench_{self.db_counter}_flood"
-        url = self.pg.fresh_database(db)
-        receiver = Receiver(self, self.args.receiver_threads)
-        server = None
-        sends_path = os.path.join(self.work, "sends-flood.txt")
-        try:
-            # Short retries, so the deliveries that timed out against the
-            # silent handler come back soon after it answers.
-            server = Server(self, url, os.path.join(self.work, "rio-server-flood.log"),
-                            ["--retry_schedule=" + ",".join(["1s"] * 30)])
+        # Short retries, so the deliveries that timed out against the silent
+        # handler come back soon after it answers.
+        with self.fresh_run("flood", ["--retry_schedule=" + ",".join(["1s"] * 30)]) \
+                as (db, server, receiver):
+            sends_path = os.path.join(self.work, "sends-flood.txt")
             load = self.finish_load(self.run_load(
                 server, [receiver.url("/hang/0")],
                 ["--mode=unary", "--concurrency=64", "--payload_bytes=1048576",
@@ -870,15 +875,6 @@ class Bench:
             if errors:
                 log(f"  other emit errors: {errors}")
             self.record("flood", m)
-        except Exception:
-            if server is not None:
-                log(f"  rio-server log tail:\n{server.tail()}")
-            raise
-        finally:
-            if server is not None:
-                server.stop()
-            receiver.stop()
-            self.pg.drop_database(db)
 
     def scenario_history(self, run):
         """Fills a database with HISTORY_MESSAGES messages over 30 days (two
@@ -895,13 +891,8 @@ class Bench:
         from rio_client._gen.rio.v1 import (delivery_pb2, delivery_pb2_grpc,
                                              handler_pb2, handler_pb2_grpc,
                                              project_pb2, project_pb2_grpc)
-        self.db_counter += 1
-        db = f"bench_{self.db_counter}_history"
-        url = self.pg.fresh_database(db)
-        server = None
-        try:
-            server = Server(self, url, os.path.join(self.work, "rio-server-history.log"),
-                            ["--retention=2160h"])
+        with self.fresh_run("history", ["--retention=2160h"], receiver=False) \
+                as (db, server, _):
             channel = grpc.insecure_channel(server.address)
             auth = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
             project_pb2_grpc.ProjectServiceStub(channel).CreateProject(
@@ -1009,14 +1000,6 @@ class Bench:
                 log(f"  over 50 ms: {slow}")
             self.record("history", m)
             channel.close()
-        except Exception:
-            if server is not None:
-                log(f"  rio-server log tail:\n{server.tail()}")
-            raise
-        finally:
-            if server is not None:
-                server.stop()
-            self.pg.drop_database(db)
 
     def scenario_kill(self, run):
         """The drain at full speed (fan-out 1), rio-server killed with SIGKILL
