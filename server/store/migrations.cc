@@ -320,12 +320,15 @@ CREATE FUNCTION rio_span_start(t timestamptz, span integer) RETURNS timestamptz
   LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
   AS $$ SELECT to_timestamp(floor(extract(epoch FROM t) / span) * span) $$;
 
--- Element-wise sum; the shorter array counts as zeros.
+-- Element-wise sum; the shorter array counts as zeros. (PL/pgSQL, so that
+-- its plan is kept for the session.)
 CREATE FUNCTION rio_add_counts(a bigint[], b bigint[]) RETURNS bigint[]
-  LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  AS $$ SELECT ARRAY(SELECT coalesce(x, 0) + coalesce(y, 0)
-                     FROM unnest(a, b) WITH ORDINALITY AS t(x, y, i)
-                     ORDER BY i) $$;
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+  RETURN ARRAY(SELECT coalesce(x, 0) + coalesce(y, 0)
+               FROM unnest(a, b) WITH ORDINALITY AS t(x, y, i) ORDER BY i);
+END
+$$;
 
 -- The latency histogram's bucket bounds in microseconds; equal to
 -- kLatencyBoundsUs in store/stats_store.cc.
@@ -340,14 +343,20 @@ CREATE FUNCTION rio_latency_bounds_us() RETURNS bigint[]
 -- deliveries share one (its transaction's), so the span arithmetic runs on a
 -- few groups, not on every row.
 CREATE FUNCTION rio_add_delivery_counts(
-    shard integer, handler_ids uuid[], create_times timestamptz[],
-    pending bigint[], succeeded bigint[], failed bigint[], cancelled bigint[])
-  RETURNS bigint LANGUAGE sql AS $$
+    in_shard integer, in_handlers uuid[], in_times timestamptz[],
+    in_pending bigint[], in_succeeded bigint[], in_failed bigint[],
+    in_cancelled bigint[])
+  RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  written bigint;
+BEGIN
+  -- PL/pgSQL keeps the statement's plan for the session; an SQL function's
+  -- body would be parsed and planned again by every statement calling it.
   WITH by_minute AS (
     SELECT h, to_timestamp(floor(extract(epoch FROM t) / 60) * 60) AS st,
            sum(p) AS p, sum(s) AS s, sum(f) AS f, sum(c) AS c
-    FROM unnest(handler_ids, create_times, pending, succeeded, failed,
-                cancelled) AS u(h, t, p, s, f, c)
+    FROM unnest(in_handlers, in_times, in_pending, in_succeeded, in_failed,
+                in_cancelled) AS u(h, t, p, s, f, c)
     GROUP BY 1, 2),
   spans AS (
     SELECT h, 60 AS span, st, p, s, f, c FROM by_minute
@@ -355,10 +364,10 @@ CREATE FUNCTION rio_add_delivery_counts(
     SELECT h, 3600, to_timestamp(floor(extract(epoch FROM st) / 3600) * 3600),
            sum(p), sum(s), sum(f), sum(c)
     FROM by_minute GROUP BY 1, 3),
-  written AS (
+  upserted AS (
     INSERT INTO delivery_counts AS dc
       (handler_id, span, start_time, shard, pending, succeeded, failed, cancelled)
-    SELECT h, span, st, shard, p, s, f, c FROM spans
+    SELECT h, span, st, in_shard, p, s, f, c FROM spans
     WHERE p <> 0 OR s <> 0 OR f <> 0 OR c <> 0
     ORDER BY 1, 2, 3
     ON CONFLICT (handler_id, span, start_time, shard) DO UPDATE SET
@@ -367,7 +376,9 @@ CREATE FUNCTION rio_add_delivery_counts(
       failed = dc.failed + excluded.failed,
       cancelled = dc.cancelled + excluded.cancelled
     RETURNING 1)
-  SELECT count(*) FROM written
+  SELECT count(*) INTO written FROM upserted;
+  RETURN written;
+END
 $$;
 
 -- The statements that insert deliveries (the emit) and move them out of

@@ -116,7 +116,7 @@ std::string CountDeliveriesSql(absl::string_view rows, bool left_pending) {
       " AS p, count(*) FILTER (WHERE status = 'SUCCEEDED') AS s, count(*) "
       "FILTER (WHERE status = 'FAILED') AS f, count(*) FILTER (WHERE status "
       "= 'CANCELLED') AS c FROM ",
-      rows, " GROUP BY 1, 2) AS g)");
+      rows, " GROUP BY 1, 2) AS g HAVING count(*) > 0)");
 }
 
 void AttemptTally::Add(absl::string_view handler_id, absl::Time start,
