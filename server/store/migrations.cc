@@ -282,11 +282,11 @@ ALTER TABLE handlers ADD COLUMN client_key text NOT NULL DEFAULT '';
 // transaction that writes the attempts.
 //
 // A row is (handler, span, start, shard): the shard is the writing
-// connection's process id modulo 8, so that the ingest and outcome writers
-// of one or several instances seldom wait for each other's row lock, and
-// 8 more for the trigger's changes, so that those never share a row with
-// the writers (whose statements lock rows in key order, delivery_counts
-// before attempt_counts, and so cannot deadlock with each other).
+// connection's process id, so that no two connections ever write the same
+// row: the ingest and outcome writers of one or several instances never wait
+// for each other's row lock (with one handler, they would otherwise take
+// turns at every commit) and cannot deadlock. Readers sum over the shards, a
+// few per span (rio-server's connections are long-lived).
 //
 // Deleting deliveries (retention, a handler's deletion) does not subtract:
 // the counters outlive the history, and retention drops minute rows after
@@ -296,7 +296,7 @@ CREATE TABLE delivery_counts (
   handler_id uuid NOT NULL,
   span       integer NOT NULL CHECK (span IN (60, 3600)),
   start_time timestamptz NOT NULL,
-  shard      smallint NOT NULL,
+  shard      integer NOT NULL,
   pending    bigint NOT NULL DEFAULT 0,
   succeeded  bigint NOT NULL DEFAULT 0,
   failed     bigint NOT NULL DEFAULT 0,
@@ -308,7 +308,7 @@ CREATE TABLE attempt_counts (
   handler_id uuid NOT NULL,
   span       integer NOT NULL CHECK (span IN (60, 3600)),
   start_time timestamptz NOT NULL,
-  shard      smallint NOT NULL,
+  shard      integer NOT NULL,
   attempts   bigint NOT NULL DEFAULT 0,
   failed     bigint NOT NULL DEFAULT 0,
   latency    bigint[] NOT NULL,
@@ -387,7 +387,7 @@ $$;
 -- status (an operator's redelivery, a recovery), which is rare.
 CREATE FUNCTION rio_count_status_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM rio_add_delivery_counts(8 + pg_backend_pid() % 8,
+  PERFORM rio_add_delivery_counts(pg_backend_pid(),
     ARRAY[NEW.handler_id], ARRAY[NEW.create_time],
     ARRAY[(NEW.status = 'PENDING')::int - (OLD.status = 'PENDING')::int]::bigint[],
     ARRAY[(NEW.status = 'SUCCEEDED')::int - (OLD.status = 'SUCCEEDED')::int]::bigint[],

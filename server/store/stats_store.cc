@@ -107,7 +107,7 @@ absl::Duration StatsSpan(absl::Duration window) {
 std::string CountDeliveriesSql(absl::string_view rows, bool left_pending) {
   const absl::string_view minus = left_pending ? " - count(*)" : "";
   return absl::StrCat(
-      "(SELECT rio_add_delivery_counts(pg_backend_pid() % 8, array_agg(h), "
+      "(SELECT rio_add_delivery_counts(pg_backend_pid(), array_agg(h), "
       "array_agg(t), "
       "array_agg(p), array_agg(s), array_agg(f), array_agg(c)) FROM (SELECT "
       "handler_id AS h, create_time AS t, count(*) FILTER (WHERE status = "
@@ -145,7 +145,7 @@ absl::Status AttemptTally::Write(PgConnection& conn) const {
       .ExecPrepared(
           "INSERT INTO attempt_counts AS c (handler_id, span, start_time, "
           "shard, attempts, failed, latency) "
-          "SELECT u.h, u.sp, to_timestamp(u.st), pg_backend_pid() % 8, u.n, "
+          "SELECT u.h, u.sp, to_timestamp(u.st), pg_backend_pid(), u.n, "
           "u.f, u.l::bigint[] FROM unnest($1::uuid[], $2::int[], "
           "$3::bigint[], $4::bigint[], $5::bigint[], $6::text[]) AS u(h, sp, "
           "st, n, f, l) "
