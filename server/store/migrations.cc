@@ -274,12 +274,11 @@ ALTER TABLE handlers ADD COLUMN client_key text NOT NULL DEFAULT '';
 // of PENDING, count in the statement that writes them (a statement-level
 // trigger with transition tables cost PostgreSQL about 12 µs per delivery);
 // a row trigger counts the rare other changes (redelivery, recovery).
-// attempt_counts: the attempts
-// started in a span, the failed ones, and a histogram of the durations of
-// those that got a response (bucket k counts durations d with
-// bounds[k] <= d < bounds[k+1], bounds from rio_latency_bounds_us(), bucket 0
-// those below the first bound); the outcome writer adds to it in the
-// transaction that writes the attempts.
+// attempt_counts: the attempts started in a span, the failed ones, and a
+// histogram of the durations of those that got a response (bucket k counts
+// durations d with b[k] <= d < b[k+1], b = rio_latency_bounds_us() indexed
+// from 1, bucket 0 those below b[1]: width_bucket's numbering); the outcome
+// writer adds to it in the transaction that writes the attempts.
 //
 // A row is (handler, span, start, shard): the shard is the writing
 // connection's process id, so that no two connections ever write the same
