@@ -116,9 +116,7 @@ absl::StatusOr<EmitRows> TakeEmitRows(PgConnection& conn) {
   RIO_ASSIGN_OR_RETURN(PgResult written, conn.TakeResult());
   EmitRows rows;
   for (int i = 0; i < written.rows(); ++i) {
-    const absl::string_view kind = written.Get(i, 0);
-    if (kind == "c") continue;  // never: the counters' row is filtered out
-    (kind == "m" ? rows.messages : rows.pending)
+    (written.Get(i, 0) == "m" ? rows.messages : rows.pending)
         .insert(std::string(written.Get(i, 1)));
   }
   return rows;

@@ -99,25 +99,26 @@ absl::StatusOr<std::vector<ClaimedDelivery>> Leases::Claim(
 
 absl::Status Leases::Release(
     PgConnection& conn, const std::vector<std::string>& delivery_ids) const {
-  if (delivery_ids.empty()) return absl::OkStatus();
-  return conn
-      .Exec(
-          "UPDATE deliveries SET lease_owner = NULL, next_attempt_time = "
-          "now(), update_time = now() WHERE id = ANY($1::uuid[]) AND "
-          "lease_owner = $2 AND status = 'PENDING'",
-          {IdArray(delivery_ids), instance_id_})
-      .status();
+  return UpdateLeased(conn, delivery_ids,
+                      "lease_owner = NULL, next_attempt_time = now(), "
+                      "update_time = now()");
 }
 
 absl::Status Leases::DueSoon(
     PgConnection& conn, const std::vector<std::string>& delivery_ids) const {
+  return UpdateLeased(conn, delivery_ids,
+                      "next_attempt_time = now() + interval '1 second'");
+}
+
+absl::Status Leases::UpdateLeased(PgConnection& conn,
+                                  const std::vector<std::string>& delivery_ids,
+                                  absl::string_view set) const {
   if (delivery_ids.empty()) return absl::OkStatus();
   return conn
-      .Exec(
-          "UPDATE deliveries SET next_attempt_time = now() + interval '1 "
-          "second' WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status "
-          "= 'PENDING'",
-          {IdArray(delivery_ids), instance_id_})
+      .Exec(absl::StrCat("UPDATE deliveries SET ", set,
+                         " WHERE id = ANY($1::uuid[]) AND lease_owner = $2 "
+                         "AND status = 'PENDING'"),
+            {IdArray(delivery_ids), instance_id_})
       .status();
 }
 

@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/store/pg.h"
 
@@ -68,6 +69,11 @@ class Leases {
   absl::Status ReleaseAll(PgConnection& conn) const;
 
  private:
+  // SET `set` on this instance's PENDING leased deliveries among `ids`.
+  absl::Status UpdateLeased(PgConnection& conn,
+                            const std::vector<std::string>& delivery_ids,
+                            absl::string_view set) const;
+
   const std::string instance_id_;
   const absl::Duration lease_;
 };

@@ -49,18 +49,6 @@ std::vector<int64_t> ParseCounts(absl::string_view literal) {
   return counts;
 }
 
-absl::Time FromMicros(absl::string_view text) {
-  int64_t us = 0;
-  (void)absl::SimpleAtoi(text, &us);
-  return absl::FromUnixMicros(us);
-}
-
-int64_t ToInt64(absl::string_view text) {
-  int64_t n = 0;
-  (void)absl::SimpleAtoi(text, &n);
-  return n;
-}
-
 }  // namespace
 
 absl::Span<const int64_t> LatencyBoundsUs() { return kLatencyBoundsUs; }
@@ -212,8 +200,8 @@ absl::StatusOr<HandlerStatsRows> ReadHandlerStats(PgConnection& conn,
   stats.total.attempts = r.GetInt64(0, 7);
   stats.total.failed_attempts = r.GetInt64(0, 8);
   stats.latency = ParseCounts(r.Get(0, 9));
-  stats.since = FromMicros(r.Get(0, 10));
-  const absl::Time now = FromMicros(r.Get(0, 11));
+  stats.since = absl::FromUnixMicros(r.GetInt64(0, 10));
+  const absl::Time now = absl::FromUnixMicros(r.GetInt64(0, 11));
   if (bucket <= absl::ZeroDuration()) return stats;
 
   for (absl::Time t = stats.since; t <= now; t += bucket) {
@@ -237,19 +225,19 @@ absl::StatusOr<HandlerStatsRows> ReadHandlerStats(PgConnection& conn,
            absl::StrCat(align)}));
   for (int i = 0; i < b.rows(); ++i) {
     const int64_t index =
-        (ToInt64(b.Get(i, 1)) - absl::ToUnixSeconds(stats.since)) / align;
+        (b.GetInt64(i, 1) - absl::ToUnixSeconds(stats.since)) / align;
     if (index < 0 || index >= static_cast<int64_t>(stats.buckets.size())) {
       continue;  // counted after `now` was read
     }
     StatsCounts& c = stats.buckets[index].second;
     if (b.Get(i, 0) == "d") {
-      c.pending = ToInt64(b.Get(i, 2));
-      c.succeeded = ToInt64(b.Get(i, 3));
-      c.failed = ToInt64(b.Get(i, 4));
-      c.cancelled = ToInt64(b.Get(i, 5));
+      c.pending = b.GetInt64(i, 2);
+      c.succeeded = b.GetInt64(i, 3);
+      c.failed = b.GetInt64(i, 4);
+      c.cancelled = b.GetInt64(i, 5);
     } else {
-      c.attempts = ToInt64(b.Get(i, 2));
-      c.failed_attempts = ToInt64(b.Get(i, 3));
+      c.attempts = b.GetInt64(i, 2);
+      c.failed_attempts = b.GetInt64(i, 3);
     }
   }
   return stats;
