@@ -182,8 +182,13 @@ ABSL_FLAG(absl::Duration, lease_timeout, absl::Seconds(30),
           "this are taken over by other instances");
 ABSL_FLAG(absl::Duration, retention, absl::Hours(24 * 30),
           "Messages older than this are deleted with their deliveries and "
-          "attempts (unless a delivery is still pending), and so are "
+          "attempts, a --partition_interval at a time (a partition holding "
+          "a pending delivery is kept until it has none), and so are "
           "recoveries finished before then; 0 keeps everything");
+ABSL_FLAG(absl::Duration, partition_interval, absl::Hours(24),
+          "Messages, deliveries and attempts are stored in partitions of "
+          "this much time each, created ahead of the clock and dropped "
+          "whole by retention; from 1m to 7 days, at most --retention");
 ABSL_FLAG(absl::Duration, retention_interval, absl::Minutes(5),
           "How often retention runs (the first run comes at most 10s after "
           "start)");
@@ -239,6 +244,7 @@ constexpr const char* kEnvFlags[] = {"listen",
                                      "disable_after",
                                      "lease_timeout",
                                      "retention",
+                                     "partition_interval",
                                      "retention_interval",
                                      "queue_sample_interval",
                                      "max_queued_deliveries",
@@ -466,6 +472,17 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_retention_interval) <= absl::ZeroDuration()) {
     Fail(2, "--retention_interval must be positive");
   }
+  const absl::Duration partition_interval =
+      absl::GetFlag(FLAGS_partition_interval);
+  if (partition_interval < absl::Minutes(1) ||
+      partition_interval > absl::Hours(24 * 7)) {
+    Fail(2, "--partition_interval must be from 1m to 7 days (168h)");
+  }
+  if (retention > absl::ZeroDuration() && partition_interval > retention) {
+    Fail(2,
+         "--partition_interval must not be longer than --retention (history "
+         "is dropped a partition at a time)");
+  }
   if (absl::GetFlag(FLAGS_queue_sample_interval) < absl::Milliseconds(100)) {
     Fail(2, "--queue_sample_interval must be at least 100ms");
   }
@@ -667,9 +684,22 @@ int main(int argc, char** argv) {
   rio::store::Retention::Options retention_options;
   retention_options.retention = retention;
   retention_options.interval = absl::GetFlag(FLAGS_retention_interval);
-  // Registered even when off, so the metrics exist either way.
+  retention_options.partition_width = partition_interval;
+  retention_options.idempotency_window =
+      absl::GetFlag(FLAGS_idempotency_window);
+  // Started whatever the retention: it also creates partitions ahead.
   rio::store::Retention retention_worker(retention_options, database_url,
                                          metrics);
+  {
+    // No message can be written before the partitions for now exist.
+    auto conn = rio::store::PgConnection::Connect(database_url);
+    if (!conn.ok()) Fail(1, std::string(conn.status().message()));
+    if (auto made = retention_worker.CreatePartitionsAhead(**conn);
+        !made.ok()) {
+      Fail(1,
+           absl::StrCat("cannot create partitions: ", made.status().message()));
+    }
+  }
   if (retention > absl::ZeroDuration() &&
       retention < absl::GetFlag(FLAGS_idempotency_window)) {
     std::fprintf(stderr,
@@ -683,7 +713,7 @@ int main(int argc, char** argv) {
   if (auto s = scheduler.Start(); !s.ok()) Fail(1, std::string(s.message()));
   if (auto s = ingest.Start(); !s.ok()) Fail(1, std::string(s.message()));
   queue_sampler.Start();
-  if (retention > absl::ZeroDuration()) retention_worker.Start();
+  retention_worker.Start();
 
   const int64_t max_payload = absl::GetFlag(FLAGS_max_payload_bytes);
   if (max_payload < 2) Fail(2, "--max_payload_bytes must be at least 2");

@@ -200,6 +200,8 @@ class DeliveryRowsDbTest : public ::testing::Test {
     ASSERT_TRUE(migrated.ok()) << migrated.status();
     ASSERT_TRUE(conn_
                     ->ExecScript(R"sql(
+      -- The ids are of 2024-05-01 12:00:00 UTC, as their rows say.
+      SELECT rio_create_partitions('2024-05-01', '2024-05-02', '1 day');
       INSERT INTO projects (slug, name) VALUES ('shop', 'Shop');
       INSERT INTO handlers (id, project_id, event, url, method, content_type,
                             timeout_ms, secret)
@@ -208,25 +210,25 @@ class DeliveryRowsDbTest : public ::testing::Test {
         FROM projects;
       INSERT INTO messages (id, project_id, event, payload, idempotency_key,
                             sender, create_time)
-        SELECT 'bbbbbbbb-0000-4000-8000-000000000001', id, 'order-paid',
+        SELECT '018f3406-9e00-7000-8000-000000000001', id, 'order-paid',
                '{"total":42,"note":"café"}', 'order-42', 'checkout',
                '2024-05-01 12:00:00.000001+00'
         FROM projects;
       INSERT INTO messages (id, project_id, event, payload, sender,
                             create_time)
-        SELECT 'bbbbbbbb-0000-4000-8000-000000000002', id, 'order-paid',
+        SELECT '018f3406-9e00-7000-8000-000000000002', id, 'order-paid',
                '{}', 'checkout', '2024-05-01 12:00:01+00'
         FROM projects;
       INSERT INTO deliveries (id, message_id, handler_id, status, attempts,
                               next_attempt_time, last_status_code,
                               last_error_class, create_time, update_time)
-        VALUES ('cccccccc-0000-4000-8000-000000000001',
-                'bbbbbbbb-0000-4000-8000-000000000001',
+        VALUES ('018f3406-9e00-7000-9000-000000000001',
+                '018f3406-9e00-7000-8000-000000000001',
                 'aaaaaaaa-0000-4000-8000-000000000001', 'PENDING', 2,
                 '2024-05-01 12:05:00+00', 503, 'http_status',
                 '2024-05-01 12:00:00.000001+00', '2024-05-01 12:00:02.5+00'),
-               ('cccccccc-0000-4000-8000-000000000002',
-                'bbbbbbbb-0000-4000-8000-000000000002',
+               ('018f3406-9e00-7000-9000-000000000002',
+                '018f3406-9e00-7000-8000-000000000002',
                 'aaaaaaaa-0000-4000-8000-000000000001', 'SUCCEEDED', 0,
                 '2024-05-01 12:05:00+00', NULL, NULL,
                 '2024-05-01 12:00:01+00', '2024-05-01 12:00:01+00');
@@ -235,7 +237,7 @@ class DeliveryRowsDbTest : public ::testing::Test {
                             first_byte_us, total_us, status_code,
                             request_headers, response_headers, response_body,
                             error_class, error_message)
-        VALUES ('cccccccc-0000-4000-8000-000000000001', 2, true,
+        VALUES ('018f3406-9e00-7000-9000-000000000001', 2, true,
                 '2024-05-01 12:00:02.25+00', 1500, 10, 20, 30, 1400, 1450,
                 503, E'webhook-id: bbbbbbbb\r\nX-Team: [redacted]\r\n',
                 E'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n\r\n',
@@ -255,8 +257,8 @@ TEST_F(DeliveryRowsDbTest, FillDeliveryReadsEveryColumn) {
   ASSERT_EQ(r->rows(), 2);
   v1::Delivery pending;
   FillDelivery(*r, 0, 1, &pending);
-  EXPECT_EQ(pending.id(), "cccccccc-0000-4000-8000-000000000001");
-  EXPECT_EQ(pending.message_id(), "bbbbbbbb-0000-4000-8000-000000000001");
+  EXPECT_EQ(pending.id(), "018f3406-9e00-7000-9000-000000000001");
+  EXPECT_EQ(pending.message_id(), "018f3406-9e00-7000-8000-000000000001");
   EXPECT_EQ(pending.project(), "shop");
   EXPECT_EQ(pending.event(), "order-paid");
   EXPECT_EQ(pending.handler_id(), "aaaaaaaa-0000-4000-8000-000000000001");
@@ -290,7 +292,7 @@ TEST_F(DeliveryRowsDbTest, FillAttemptReadsEveryColumn) {
   ASSERT_EQ(r->rows(), 1);
   v1::Attempt attempt;
   FillAttempt(*r, 0, 0, &attempt);
-  EXPECT_EQ(attempt.delivery_id(), "cccccccc-0000-4000-8000-000000000001");
+  EXPECT_EQ(attempt.delivery_id(), "018f3406-9e00-7000-9000-000000000001");
   EXPECT_EQ(attempt.number(), 2);
   EXPECT_TRUE(attempt.manual());
   EXPECT_EQ(TimeUtil::ToString(attempt.start_time()),
@@ -319,7 +321,7 @@ TEST_F(DeliveryRowsDbTest, FillMessageReadsEveryColumn) {
   ASSERT_EQ(r->rows(), 2);
   v1::Message first;
   FillMessage(*r, 0, 0, &first);
-  EXPECT_EQ(first.id(), "bbbbbbbb-0000-4000-8000-000000000001");
+  EXPECT_EQ(first.id(), "018f3406-9e00-7000-8000-000000000001");
   EXPECT_EQ(first.project(), "shop");
   EXPECT_EQ(first.event(), "order-paid");
   EXPECT_EQ(first.payload(), "{\"total\":42,\"note\":\"caf\xC3\xA9\"}");

@@ -19,7 +19,7 @@ using testkit::PgCluster;
 constexpr char kHandler[] = "aaaaaaaa-0000-4000-8000-000000000001";
 
 std::string DeliveryId(int i) {
-  return absl::StrCat("cccccccc-0000-4000-8000-",
+  return absl::StrCat("018f3406-9e00-7000-9000-",
                       absl::Dec(i, absl::kZeroPad12));
 }
 
@@ -37,19 +37,21 @@ class OutcomeWriterTest : public ::testing::Test {
     ASSERT_TRUE(
         (*conn)
             ->ExecScript(absl::StrCat(
-                "INSERT INTO projects (slug, name) VALUES ('shop', "
+                // The ids are of 2024-05-01 12:00:00 UTC.
+                "SELECT rio_create_partitions('2024-05-01', '2024-05-02', "
+                "'1 day'); INSERT INTO projects (slug, name) VALUES ('shop', "
                 "'Shop'); INSERT INTO handlers (id, project_id, event, "
                 "url, method, content_type, timeout_ms, secret) SELECT '",
                 kHandler,
                 "', id, 'order-paid', 'http://127.0.0.1:9/hook', "
                 "'POST', 'JSON', 1000, 'whsec_x' FROM projects; "
                 "INSERT INTO messages (id, project_id, event, payload, "
-                "sender) SELECT 'bbbbbbbb-0000-4000-8000-000000000001', "
+                "sender) SELECT '018f3406-9e00-7000-8000-000000000001', "
                 "id, 'order-paid', '{}', 'checkout' FROM projects; "
                 "INSERT INTO deliveries (id, message_id, handler_id, "
                 "lease_owner, next_attempt_time) SELECT "
-                "('cccccccc-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, "
-                "'bbbbbbbb-0000-4000-8000-000000000001', '",
+                "('018f3406-9e00-7000-9000-' || lpad(i::text, 12, '0'))::uuid, "
+                "'018f3406-9e00-7000-8000-000000000001', '",
                 kHandler,
                 "', 'dddddddd-0000-4000-8000-000000000001', now() + "
                 "interval '30 seconds' FROM generate_series(1, 4) i"))
@@ -60,7 +62,7 @@ class OutcomeWriterTest : public ::testing::Test {
   static AttemptOutcome Succeeded(int i, std::string response_headers) {
     AttemptOutcome o;
     o.delivery_id = DeliveryId(i);
-    o.message_id = "bbbbbbbb-0000-4000-8000-000000000001";
+    o.message_id = "018f3406-9e00-7000-8000-000000000001";
     o.handler_id = kHandler;
     o.start_time = absl::Now();
     o.status_code = 200;

@@ -280,13 +280,16 @@ class IngestWriter::GroupWrite {
                          store::FindKeyHolders(conn, projects, keys,
                                                options_.idempotency_window));
     std::vector<ItemRef> expired;
-    std::vector<std::string> expired_ids;
+    std::vector<int64_t> expired_projects;
+    std::vector<std::string> expired_keys, expired_ids;
     std::vector<bool> found(refs.size(), false);
     for (store::KeyHolder& holder : holders) {
       const ItemRef& r = refs[holder.index];
       found[holder.index] = true;
       if (!holder.within_window) {
         expired.push_back(r);
+        expired_projects.push_back(projects[holder.index]);
+        expired_keys.push_back(keys[holder.index]);
         expired_ids.push_back(std::move(holder.message_id));
         continue;
       }
@@ -302,7 +305,8 @@ class IngestWriter::GroupWrite {
         return absl::AbortedError("idempotency key changed concurrently");
     }
     if (expired.empty()) return absl::OkStatus();
-    RIO_RETURN_IF_ERROR(store::FreeIdempotencyKeys(conn, expired_ids));
+    RIO_RETURN_IF_ERROR(store::FreeIdempotencyKeys(conn, expired_projects,
+                                                   expired_keys, expired_ids));
     RIO_ASSIGN_OR_RETURN(absl::flat_hash_set<std::string> inserted,
                          store::InsertMessages(conn, Messages(expired)));
     if (inserted.size() != expired.size()) {
@@ -348,7 +352,7 @@ class IngestWriter::GroupWrite {
       result.handlers = static_cast<int>(it.handlers.size());
       for (const auto& handler : it.handlers) {
         dispatch::DeliveryJob& job = planned_.emplace_back();
-        job.delivery_id = util::TimeOrderedUuid();
+        job.delivery_id = util::TimeOrderedUuidBeside(it.message_id);
         job.message_id = it.message_id;
         job.project = it.project;
         job.event = it.event;
@@ -372,8 +376,8 @@ class IngestWriter::GroupWrite {
                               : store::NewDelivery::kQueued);
       }
       for (const std::string& handler_id : it.disabled_handler_ids) {
-        rows.Add(util::TimeOrderedUuid(), it.message_id, handler_id,
-                 store::NewDelivery::kCancelled);
+        rows.Add(util::TimeOrderedUuidBeside(it.message_id), it.message_id,
+                 handler_id, store::NewDelivery::kCancelled);
       }
     }
     return rows;

@@ -151,11 +151,13 @@ TEST_F(CatalogTest, DeletingAHandlerOrAProjectDeletesItsHistoryOnly) {
   // project with two attempts per delivery.
   ASSERT_TRUE(writer_
                   ->ExecScript(R"sql(
+    SELECT rio_create_partitions(now() - interval '1 hour',
+                                 now() + interval '1 hour', '1 hour');
     INSERT INTO messages (id, project_id, event, payload, sender)
-      SELECT gen_random_uuid(), p.id, 'e', '{}', 'app'
+      SELECT rio_new_uuid(), p.id, 'e', '{}', 'app'
       FROM projects p, generate_series(1, 2);
     INSERT INTO deliveries (id, message_id, handler_id)
-      SELECT gen_random_uuid(), m.id, h.id FROM messages m
+      SELECT rio_new_uuid(), m.id, h.id FROM messages m
       JOIN handlers h ON h.project_id = m.project_id;
     INSERT INTO attempts (delivery_id, number, start_time, duration_us)
       SELECT d.id, n, now(), 1 FROM deliveries d, generate_series(1, 2) n;

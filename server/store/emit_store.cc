@@ -9,13 +9,19 @@
 namespace rio::store {
 namespace {
 
-// The message columns as array parameters $1..$6.
+// Two common table expressions: k takes the idempotency keys that are free
+// (a key taken, by an earlier message or one before it in the same arrays,
+// is skipped), m inserts the messages without a key or whose key k took.
+// The message columns are array parameters $1..$6.
 constexpr char kInsertMessages[] =
-    "INSERT INTO messages (id, project_id, event, payload, idempotency_key, "
-    "sender) SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], "
-    "$4::text[], $5::text[], $6::text[]) ON CONFLICT (project_id, "
-    "idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
-    "RETURNING id";
+    "k AS (INSERT INTO idempotency_keys (project_id, key, message_id) SELECT "
+    "u.p, u.key, u.id FROM unnest($1::uuid[], $2::bigint[], $5::text[]) AS "
+    "u(id, p, key) WHERE u.key IS NOT NULL ON CONFLICT DO NOTHING RETURNING "
+    "message_id), m AS (INSERT INTO messages (id, project_id, event, "
+    "payload, idempotency_key, sender) SELECT * FROM unnest($1::uuid[], "
+    "$2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, "
+    "p, e, pl, key, s) WHERE u.key IS NULL OR u.id IN (SELECT message_id "
+    "FROM k) RETURNING id)";
 
 // Inserts the deliveries whose ids, message ids and handler ids are array
 // parameters $first..$first+2; $first+3 is the lease's owner, $first+4 its
@@ -100,7 +106,7 @@ absl::Status SendEmit(PgConnection& conn, MessageRows messages,
                       DeliveryRows deliveries, const Lease& lease) {
   // Built once: it is sent for every group.
   static const std::string* const kEmit = new std::string(absl::StrCat(
-      "WITH m AS (", kInsertMessages, "), d AS (", InsertDeliveriesSql(7),
+      "WITH ", kInsertMessages, ", d AS (", InsertDeliveriesSql(7),
       " WHERE u.m IN (SELECT id FROM m) RETURNING id, status, handler_id, "
       "create_time) SELECT 'm', id FROM m UNION ALL SELECT 'd', id FROM d "
       "WHERE status = 'PENDING' UNION ALL SELECT 'c', NULL WHERE ",
@@ -128,14 +134,16 @@ absl::StatusOr<std::vector<KeyHolder>> FindKeyHolders(
   PgArray projects, key_array;
   for (int64_t id : project_ids) projects.Add(id);
   for (const std::string& key : keys) key_array.Add(key);
+  // A key whose message is gone (retention) is as good as expired.
   RIO_ASSIGN_OR_RETURN(
       PgResult r,
-      conn.Exec("SELECT k.i, m.id, m.create_time > now() - make_interval(secs "
-                "=> $3), (SELECT count(*) FROM deliveries d WHERE "
-                "d.message_id = m.id AND (d.status <> 'CANCELLED' OR "
-                "d.attempts > 0)) FROM unnest($1::bigint[], $2::text[]) WITH "
-                "ORDINALITY AS k(p, key, i) JOIN messages m ON m.project_id = "
-                "k.p AND m.idempotency_key = k.key",
+      conn.Exec("SELECT k.i, ik.message_id, coalesce(m.create_time > now() - "
+                "make_interval(secs => $3), false), (SELECT count(*) FROM "
+                "deliveries d WHERE d.message_id = ik.message_id AND "
+                "(d.status <> 'CANCELLED' OR d.attempts > 0)) FROM "
+                "unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS k(p, "
+                "key, i) JOIN idempotency_keys ik ON ik.project_id = k.p AND "
+                "ik.key = k.key LEFT JOIN messages m ON m.id = ik.message_id",
                 {std::move(projects).Finish(), std::move(key_array).Finish(),
                  absl::StrCat(absl::ToDoubleSeconds(window))}));
   std::vector<KeyHolder> holders;
@@ -151,21 +159,29 @@ absl::StatusOr<std::vector<KeyHolder>> FindKeyHolders(
 }
 
 absl::Status FreeIdempotencyKeys(PgConnection& conn,
+                                 const std::vector<int64_t>& project_ids,
+                                 const std::vector<std::string>& keys,
                                  const std::vector<std::string>& message_ids) {
-  PgArray ids;
+  PgArray projects, key_array, ids;
+  for (int64_t id : project_ids) projects.Add(id);
+  for (const std::string& key : keys) key_array.Add(key);
   for (const std::string& id : message_ids) ids.Add(id);
   return conn
       .Exec(
-          "UPDATE messages SET idempotency_key = NULL WHERE id = "
-          "ANY($1::uuid[])",
-          {std::move(ids).Finish()})
+          "DELETE FROM idempotency_keys k USING unnest($1::bigint[], "
+          "$2::text[], $3::uuid[]) AS u(p, key, m) WHERE k.project_id = u.p "
+          "AND k.key = u.key AND k.message_id = u.m",
+          {std::move(projects).Finish(), std::move(key_array).Finish(),
+           std::move(ids).Finish()})
       .status();
 }
 
 absl::StatusOr<absl::flat_hash_set<std::string>> InsertMessages(
     PgConnection& conn, MessageRows messages) {
-  RIO_ASSIGN_OR_RETURN(
-      PgResult r, conn.Exec(kInsertMessages, std::move(messages).Finish()));
+  static const std::string* const kInsert = new std::string(
+      absl::StrCat("WITH ", kInsertMessages, " SELECT id FROM m"));
+  RIO_ASSIGN_OR_RETURN(PgResult r,
+                       conn.Exec(*kInsert, std::move(messages).Finish()));
   return FirstColumn(r);
 }
 

@@ -90,8 +90,11 @@ absl::StatusOr<std::vector<KeyHolder>> FindKeyHolders(
     PgConnection& conn, const std::vector<int64_t>& project_ids,
     const std::vector<std::string>& keys, absl::Duration window);
 
-// Releases the idempotency keys of these messages (older than the window).
+// Releases idempotency key `keys[i]` of project `project_ids[i]` if message
+// `message_ids[i]` still holds it (it is older than the window).
 absl::Status FreeIdempotencyKeys(PgConnection& conn,
+                                 const std::vector<int64_t>& project_ids,
+                                 const std::vector<std::string>& keys,
                                  const std::vector<std::string>& message_ids);
 
 // Inserts messages (skipping those whose key is taken) and, separately,

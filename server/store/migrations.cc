@@ -467,6 +467,197 @@ $$;
 SELECT rio_count_history();
 )sql";
 
+// History partitioned by time.
+//
+// messages, deliveries and attempts are partitioned by range of their ids
+// (attempts by their delivery's): ids are version-7 UUIDs, which begin with
+// the millisecond they were made, and a delivery's id carries its message's
+// millisecond (ingest/ingest_writer.cc), so one range of time holds a
+// message, its deliveries and their attempts, and lookups by id touch one
+// partition. rio_history_partitions lists the ranges; each is three tables,
+// messages_<suffix>, deliveries_<suffix> and attempts_<suffix>.
+// rio-server creates ranges ahead of time with rio_create_partitions
+// (store/partitions.h) and retention drops whole ranges, never rows.
+//
+// The idempotency keys move to their own table: a unique index on a
+// partitioned table must contain the partition key, and a key is unique in
+// its project across all time. messages.idempotency_key stays, for reading.
+//
+// The tables as they were become one range, "legacy", kept whole until
+// retention drops it: attached as the range of everything before this
+// migration when all its ids are time-ordered, else (rows written before
+// ids were time-ordered) as the DEFAULT partition, which holds every row no
+// range does. Empty, they are dropped. Their indexes are adopted by the new
+// tables' indexes of the same definition, not built again.
+constexpr const char* kPartitionSchema = R"sql(
+CREATE TABLE idempotency_keys (
+  project_id  bigint NOT NULL,
+  key         text NOT NULL,
+  message_id  uuid NOT NULL,
+  create_time timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (project_id, key)
+);
+CREATE INDEX idempotency_keys_by_time ON idempotency_keys (create_time);
+INSERT INTO idempotency_keys (project_id, key, message_id, create_time)
+  SELECT project_id, idempotency_key, id, create_time FROM messages
+  WHERE idempotency_key IS NOT NULL;
+DROP INDEX messages_idempotency;
+
+CREATE OR REPLACE FUNCTION rio_delete_project_messages() RETURNS trigger
+  LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM attempts a USING deliveries d, messages m
+    WHERE m.project_id = OLD.id AND d.message_id = m.id AND a.delivery_id = d.id;
+  DELETE FROM deliveries d USING messages m
+    WHERE m.project_id = OLD.id AND d.message_id = m.id;
+  DELETE FROM messages WHERE project_id = OLD.id;
+  DELETE FROM idempotency_keys WHERE project_id = OLD.id;
+  RETURN NULL;
+END
+$$;
+
+CREATE TABLE rio_history_partitions (
+  suffix     text PRIMARY KEY,
+  lower_time timestamptz,  -- NULL: from the beginning
+  upper_time timestamptz NOT NULL
+);
+
+-- The smallest version-7 UUID of t's millisecond: a range's bound.
+CREATE FUNCTION rio_uuid_at(t timestamptz) RETURNS uuid
+  LANGUAGE sql IMMUTABLE STRICT AS $$
+  SELECT (lpad(to_hex(floor(extract(epoch FROM t) * 1000)::bigint), 12, '0')
+          || '00000000000000000000')::uuid
+$$;
+
+-- A random version-7 UUID of t's millisecond, for rows written by hand.
+CREATE FUNCTION rio_new_uuid(t timestamptz DEFAULT clock_timestamp())
+  RETURNS uuid LANGUAGE sql VOLATILE STRICT AS $$
+  SELECT (substr(rio_uuid_at(t)::text, 1, 14) || '7'
+          || substr(gen_random_uuid()::text, 16))::uuid
+$$;
+
+ALTER TABLE messages RENAME TO messages_legacy;
+ALTER INDEX messages_pkey RENAME TO messages_legacy_pkey;
+ALTER INDEX messages_by_time RENAME TO messages_legacy_by_time;
+ALTER TABLE deliveries RENAME TO deliveries_legacy;
+ALTER INDEX deliveries_pkey RENAME TO deliveries_legacy_pkey;
+ALTER INDEX deliveries_due RENAME TO deliveries_legacy_due;
+ALTER INDEX deliveries_by_message RENAME TO deliveries_legacy_by_message;
+ALTER INDEX deliveries_by_handler RENAME TO deliveries_legacy_by_handler;
+ALTER INDEX deliveries_unsucceeded RENAME TO deliveries_legacy_unsucceeded;
+ALTER INDEX deliveries_by_recovery RENAME TO deliveries_legacy_by_recovery;
+DROP TRIGGER deliveries_status_counted ON deliveries_legacy;
+ALTER TABLE attempts RENAME TO attempts_legacy;
+ALTER INDEX attempts_pkey RENAME TO attempts_legacy_pkey;
+
+CREATE TABLE messages (LIKE messages_legacy INCLUDING DEFAULTS
+  INCLUDING CONSTRAINTS) PARTITION BY RANGE (id);
+ALTER TABLE messages ADD PRIMARY KEY (id);
+CREATE INDEX messages_by_time ON messages (project_id, create_time DESC);
+
+CREATE TABLE deliveries (LIKE deliveries_legacy INCLUDING DEFAULTS
+  INCLUDING CONSTRAINTS) PARTITION BY RANGE (id);
+ALTER TABLE deliveries ADD PRIMARY KEY (id);
+CREATE INDEX deliveries_due ON deliveries (next_attempt_time)
+  WHERE status = 'PENDING';
+CREATE INDEX deliveries_by_message ON deliveries (message_id);
+CREATE INDEX deliveries_by_handler ON deliveries (handler_id, create_time DESC);
+CREATE INDEX deliveries_unsucceeded ON deliveries (handler_id, create_time DESC)
+  WHERE status <> 'SUCCEEDED';
+CREATE INDEX deliveries_by_recovery ON deliveries (recovery_id)
+  WHERE recovery_id IS NOT NULL;
+CREATE TRIGGER deliveries_status_counted AFTER UPDATE OF status ON deliveries
+  FOR EACH ROW WHEN (OLD.status <> 'PENDING' AND OLD.status <> NEW.status)
+  EXECUTE FUNCTION rio_count_status_change();
+
+CREATE TABLE attempts (LIKE attempts_legacy INCLUDING DEFAULTS
+  INCLUDING CONSTRAINTS) PARTITION BY RANGE (delivery_id);
+ALTER TABLE attempts ADD PRIMARY KEY (delivery_id, number);
+
+DO $$
+DECLARE
+  bound uuid := rio_uuid_at(now());
+  key text;
+  t text;
+  kept boolean := false;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['messages', 'deliveries', 'attempts'] LOOP
+    key := CASE t WHEN 'attempts' THEN 'delivery_id' ELSE 'id' END;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I)', t || '_legacy') INTO kept;
+    IF NOT kept THEN
+      EXECUTE format('DROP TABLE %I', t || '_legacy');
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE %I >= %L)',
+                   t || '_legacy', key, bound) INTO kept;
+    IF kept THEN
+      EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I DEFAULT',
+                     t, t || '_legacy');
+    ELSE
+      EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM '
+                     '(MINVALUE) TO (%L)', t, t || '_legacy', bound);
+    END IF;
+  END LOOP;
+  IF to_regclass('messages_legacy') IS NOT NULL
+     OR to_regclass('deliveries_legacy') IS NOT NULL
+     OR to_regclass('attempts_legacy') IS NOT NULL THEN
+    INSERT INTO rio_history_partitions VALUES ('legacy', NULL, now());
+  END IF;
+END
+$$;
+
+-- Creates the ranges that cover [from_time, to_time) and do not exist yet,
+-- on a grid of `width` from the Unix epoch (clipped where a range made with
+-- another width, or the legacy range, covers part of a grid cell); returns
+-- how many. Each range's tables are created apart and then attached, which
+-- locks the parents in SHARE UPDATE EXCLUSIVE mode only: emits, outcome
+-- writes and reads go on meanwhile. One caller at a time (an advisory lock).
+CREATE FUNCTION rio_create_partitions(from_time timestamptz,
+                                      to_time timestamptz, width interval)
+  RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  w double precision := extract(epoch FROM width);
+  lo timestamptz;
+  hi timestamptz;
+  covered timestamptz;
+  next_lower timestamptz;
+  suffix text;
+  t text;
+  made integer := 0;
+BEGIN
+  IF w < 1 THEN
+    RAISE EXCEPTION 'partition width % is shorter than a second', width;
+  END IF;
+  PERFORM pg_advisory_xact_lock(7498097);
+  lo := to_timestamp(floor(extract(epoch FROM from_time) / w) * w);
+  WHILE lo < to_time LOOP
+    SELECT max(upper_time) INTO covered FROM rio_history_partitions
+      WHERE coalesce(lower_time, '-infinity') <= lo AND upper_time > lo;
+    IF covered IS NOT NULL THEN
+      lo := covered;
+      CONTINUE;
+    END IF;
+    hi := to_timestamp((floor(extract(epoch FROM lo) / w) + 1) * w);
+    SELECT min(lower_time) INTO next_lower FROM rio_history_partitions
+      WHERE lower_time > lo AND lower_time < hi;
+    hi := coalesce(next_lower, hi);
+    suffix := 'p' || to_char(lo AT TIME ZONE 'UTC', 'YYYYMMDD"t"HH24MISS');
+    FOREACH t IN ARRAY ARRAY['messages', 'deliveries', 'attempts'] LOOP
+      EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS '
+                     'INCLUDING CONSTRAINTS)', t || '_' || suffix, t);
+      EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM '
+                     '(%L) TO (%L)', t, t || '_' || suffix, rio_uuid_at(lo),
+                     rio_uuid_at(hi));
+    END LOOP;
+    INSERT INTO rio_history_partitions VALUES (suffix, lo, hi);
+    made := made + 1;
+    lo := hi;
+  END LOOP;
+  RETURN made;
+END
+$$;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& SchemaMigrations() {
@@ -480,6 +671,7 @@ const std::vector<Migration>& SchemaMigrations() {
       {6, "scoped access tokens", kAccessTokensSchema},
       {7, "handler client certificates", kClientCertificateSchema},
       {8, "per-handler counters by minute and hour", kStatsSchema},
+      {9, "history partitioned by time", kPartitionSchema},
   };
   return *migrations;
 }

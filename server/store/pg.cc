@@ -291,6 +291,10 @@ absl::Status StatusFromPg(PGconn* conn, const PGresult* result,
     Count(aborted_errors);
     return absl::AbortedError("transaction conflict; retry");
   }
+  if (state == "55P03") {  // lock_not_available: lock_timeout, NOWAIT
+    Count(aborted_errors);
+    return absl::DeadlineExceededError("a lock was not granted in time");
+  }
   Count(internal_errors);
   std::fprintf(stderr, "rio-server: database error %s: %s (in: %.200s)\n",
                state.c_str(), detail.c_str(), std::string(what).c_str());

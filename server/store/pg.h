@@ -156,7 +156,8 @@ struct PgErrorCounts {
   // Failed statements, by the code StatusFromPg gave them.
   uint64_t unavailable = 0;     // connection lost, shutdown, out of resources
   uint64_t already_exists = 0;  // unique violations
-  uint64_t aborted = 0;         // serialization failures, deadlocks
+  uint64_t aborted = 0;         // serialization failures, deadlocks, lock waits
+                                // past lock_timeout
   uint64_t internal = 0;        // anything else
 };
 PgErrorCounts PgErrorsSoFar();

@@ -9,6 +9,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "server/store/partitions.h"
 #include "server/store/stats_store.h"
 #include "server/util/status_macros.h"
 
@@ -16,12 +17,21 @@ namespace rio::store {
 Retention::Retention(Options options, std::string database_url,
                      util::MetricsRegistry& registry)
     : options_(std::move(options)), url_(std::move(database_url)) {
+  util::CounterFamily* partitions = registry.AddCounterFamily(
+      "rio_retention_partitions_total",
+      "Time ranges of messages, deliveries and attempts "
+      "(--partition_interval): created ahead of the clock, dropped past "
+      "--retention, or kept for now: held (a delivery in it is still "
+      "pending) or busy (a lock was not granted in time).",
+      {"result"});
+  partitions_created_ = partitions->Get({"created"});
+  partitions_dropped_ = partitions->Get({"dropped"});
+  partitions_held_ = partitions->Get({"held"});
+  partitions_busy_ = partitions->Get({"busy"});
   util::CounterFamily* deleted = registry.AddCounterFamily(
       "rio_retention_deleted_total",
       "Rows deleted by retention (--retention), by table.", {"table"});
-  deleted_messages_ = deleted->Get({"messages"});
-  deleted_deliveries_ = deleted->Get({"deliveries"});
-  deleted_attempts_ = deleted->Get({"attempts"});
+  deleted_keys_ = deleted->Get({"idempotency_keys"});
   deleted_recoveries_ = deleted->Get({"recoveries"});
   deleted_counters_ = deleted->Get({"counters"});
   util::CounterFamily* runs = registry.AddCounterFamily(
@@ -57,8 +67,19 @@ bool Retention::Pause(absl::Duration duration) {
   return !stopping_;
 }
 
+absl::StatusOr<int> Retention::CreatePartitionsAhead(PgConnection& conn) {
+  RIO_ASSIGN_OR_RETURN(
+      int created,
+      CreatePartitions(conn, options_.partition_width,
+                       2 * options_.partition_width + 2 * options_.interval));
+  partitions_created_->Increment(created);
+  return created;
+}
+
 absl::StatusOr<Retention::Counts> Retention::RunOnce(PgConnection& conn) {
   Counts counts;
+  RIO_ASSIGN_OR_RETURN(counts.partitions_created, CreatePartitionsAhead(conn));
+  if (options_.retention <= absl::ZeroDuration()) return counts;
   RIO_ASSIGN_OR_RETURN(PgResult locked,
                        conn.Exec(absl::StrCat("SELECT pg_try_advisory_lock(",
                                               kRetentionLockKey, ")")));
@@ -80,13 +101,15 @@ absl::StatusOr<Retention::Counts> Retention::RunOnce(PgConnection& conn) {
       conn.Exec("SELECT (now() - make_interval(secs => $1))::text",
                 {absl::StrCat(absl::ToDoubleSeconds(options_.retention))}));
   const std::string cutoff(cutoff_row.Get(0, 0));
+  RIO_RETURN_IF_ERROR(DropPartitions(conn, cutoff, counts));
+  if (stopping()) return counts;
+  RIO_RETURN_IF_ERROR(DeleteIdempotencyKeys(conn, counts));
   RIO_ASSIGN_OR_RETURN(PgResult projects,
                        conn.Exec("SELECT id FROM projects ORDER BY id"));
   for (int i = 0; i < projects.rows(); ++i) {
-    if (stopping()) break;
-    const std::string project(projects.Get(i, 0));
-    RIO_RETURN_IF_ERROR(DeleteMessages(conn, project, cutoff, counts));
-    RIO_RETURN_IF_ERROR(DeleteRecoveries(conn, project, cutoff, counts));
+    if (stopping()) return counts;
+    RIO_RETURN_IF_ERROR(DeleteRecoveries(conn, std::string(projects.Get(i, 0)),
+                                         cutoff, counts));
   }
   if (stopping()) return counts;
   // The per-handler counters keep their own time (they outlive the history).
@@ -95,77 +118,62 @@ absl::StatusOr<Retention::Counts> Retention::RunOnce(PgConnection& conn) {
   return counts;
 }
 
-absl::Status Retention::DeleteMessages(PgConnection& conn,
-                                       const std::string& project,
+absl::Status Retention::DropPartitions(PgConnection& conn,
                                        const std::string& cutoff,
                                        Counts& counts) {
-  // Messages are walked oldest first, by (create_time, id) so that the many
-  // messages of one group commit, which share a create_time, are neither
-  // skipped nor read twice, and those kept (a delivery still PENDING) are
-  // read once per pass.
-  std::string from_time = "-infinity";
-  std::string from_id = "00000000-0000-0000-0000-000000000000";
-  const std::string limit = absl::StrCat(options_.batch_size);
+  RIO_ASSIGN_OR_RETURN(std::vector<Partition> expired,
+                       ExpiredPartitions(conn, cutoff));
+  for (const Partition& partition : expired) {
+    if (stopping()) break;
+    const absl::Time start = absl::Now();
+    RIO_ASSIGN_OR_RETURN(
+        DropResult result,
+        DropPartition(conn, partition.suffix, options_.lock_timeout));
+    const double ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+    switch (result) {
+      case DropResult::kDropped:
+        ++counts.partitions_dropped;
+        partitions_dropped_->Increment();
+        std::fprintf(stderr,
+                     "rio-server: retention dropped the messages, "
+                     "deliveries and attempts of partition %s (all before "
+                     "%s) in %.1f ms\n",
+                     partition.suffix.c_str(), partition.upper_time.c_str(),
+                     ms);
+        break;
+      case DropResult::kHeld:
+        ++counts.partitions_held;
+        partitions_held_->Increment();
+        std::fprintf(stderr,
+                     "rio-server: retention keeps partition %s: a delivery "
+                     "in it is still pending\n",
+                     partition.suffix.c_str());
+        break;
+      case DropResult::kBusy:
+        ++counts.partitions_busy;
+        partitions_busy_->Increment();
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Retention::DeleteIdempotencyKeys(PgConnection& conn,
+                                              Counts& counts) {
+  // A key is of no use past the window (a duplicate then is a new message)
+  // nor past its message.
+  const std::string older_than = absl::StrCat(absl::ToDoubleSeconds(
+      std::min(options_.idempotency_window, options_.retention)));
   for (;;) {
     RIO_ASSIGN_OR_RETURN(
-        PgResult batch,
-        // A correlated probe of deliveries_by_message per message: an
-        // EXISTS here may be planned as a hash of every pending delivery,
-        // built again for each batch.
-        conn.Exec("SELECT m.id, m.create_time::text, coalesce((SELECT true "
-                  "FROM deliveries d WHERE d.message_id = m.id AND d.status = "
-                  "'PENDING' LIMIT 1), false) FROM messages m WHERE "
-                  "m.project_id = $1 AND "
-                  "m.create_time < $2::timestamptz AND m.create_time >= "
-                  "$3::timestamptz AND (m.create_time, m.id) > "
-                  "($3::timestamptz, $4::uuid) ORDER BY m.create_time, m.id "
-                  "LIMIT $5",
-                  {project, cutoff, from_time, from_id, limit}));
-    if (batch.rows() == 0) return absl::OkStatus();
-    PgArray ids;
-    int deletable = 0;
-    for (int i = 0; i < batch.rows(); ++i) {
-      if (batch.GetBool(i, 2)) continue;
-      ids.Add(batch.Get(i, 0));
-      ++deletable;
-    }
-    if (deletable > 0) {
-      const std::string id_array = std::move(ids).Finish();
-      int64_t deliveries = 0, attempts = 0, messages = 0;
-      RIO_RETURN_IF_ERROR(conn.InTransaction([&]() -> absl::Status {
-        // Finished deliveries first: a delivery made PENDING again since
-        // the batch was read is re-checked under its row lock and stays,
-        // and so does its message below.
-        RIO_ASSIGN_OR_RETURN(
-            PgResult gone,
-            conn.Exec("WITH d AS (DELETE FROM deliveries WHERE message_id = "
-                      "ANY($1::uuid[]) AND status <> 'PENDING' RETURNING id), "
-                      "a AS (DELETE FROM attempts USING d WHERE "
-                      "attempts.delivery_id = d.id RETURNING 1) "
-                      "SELECT (SELECT count(*) FROM d), (SELECT count(*) "
-                      "FROM a)",
-                      {id_array}));
-        deliveries = gone.GetInt64(0, 0);
-        attempts = gone.GetInt64(0, 1);
-        RIO_ASSIGN_OR_RETURN(
-            PgResult deleted,
-            conn.Exec("DELETE FROM messages m WHERE m.id = ANY($1::uuid[]) "
-                      "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE "
-                      "d.message_id = m.id)",
-                      {id_array}));
-        messages = deleted.affected();
-        return absl::OkStatus();
-      }));
-      counts.messages += messages;
-      counts.deliveries += deliveries;
-      counts.attempts += attempts;
-      deleted_messages_->Increment(messages);
-      deleted_deliveries_->Increment(deliveries);
-      deleted_attempts_->Increment(attempts);
-    }
-    if (batch.rows() < options_.batch_size) return absl::OkStatus();
-    from_id = std::string(batch.Get(batch.rows() - 1, 0));
-    from_time = std::string(batch.Get(batch.rows() - 1, 1));
+        PgResult deleted,
+        conn.Exec("DELETE FROM idempotency_keys WHERE (project_id, key) IN "
+                  "(SELECT project_id, key FROM idempotency_keys WHERE "
+                  "create_time < now() - make_interval(secs => $1) LIMIT $2)",
+                  {older_than, absl::StrCat(options_.batch_size)}));
+    counts.idempotency_keys += deleted.affected();
+    deleted_keys_->Increment(deleted.affected());
+    if (deleted.affected() < options_.batch_size) return absl::OkStatus();
     if (!Pause(options_.pause)) return absl::OkStatus();
   }
 }
@@ -218,24 +226,24 @@ void Retention::Loop() {
       continue;
     }
     absl::StatusOr<Counts> counts = RunOnce(*conn);
+    const bool deleting = options_.retention > absl::ZeroDuration();
     if (!counts.ok()) {
-      runs_failed_->Increment();
+      if (deleting) runs_failed_->Increment();
       std::fprintf(stderr, "rio-server: retention pass failed: %s\n",
                    std::string(counts.status().message()).c_str());
       continue;
     }
+    if (!deleting) continue;
     if (counts->skipped) {
       runs_skipped_->Increment();
       continue;
     }
     runs_completed_->Increment();
-    if (counts->messages > 0 || counts->recoveries > 0) {
+    if (counts->idempotency_keys > 0 || counts->recoveries > 0) {
       std::fprintf(stderr,
-                   "rio-server: retention deleted %lld messages (%lld "
-                   "deliveries, %lld attempts) and %lld recoveries\n",
-                   static_cast<long long>(counts->messages),
-                   static_cast<long long>(counts->deliveries),
-                   static_cast<long long>(counts->attempts),
+                   "rio-server: retention deleted %lld idempotency keys and "
+                   "%lld recoveries\n",
+                   static_cast<long long>(counts->idempotency_keys),
                    static_cast<long long>(counts->recoveries));
     }
   }

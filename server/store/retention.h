@@ -1,30 +1,30 @@
-// Retention: deletes what is older than `retention` so the database does not
-// grow without bound. A background thread runs a pass soon after start and
-// then every `interval`; each pass
-//   - takes a PostgreSQL advisory lock with pg_try_advisory_lock, so with
-//     several instances on one database only one deletes at a time (the
-//     others skip the pass);
-//   - per project, walks messages older than the cutoff (now() - retention)
-//     oldest first through the index messages_by_time (project_id,
-//     create_time DESC), in batches of `batch_size`, each batch a short
-//     transaction, with a pause between batches so emits and outcome writes
-//     are never held up;
-//   - deletes each message with its deliveries and their attempts, unless one
-//     of its deliveries is still PENDING (such a message is kept whole, and
-//     goes in a later pass once it is finished);
-//   - deletes that project's recoveries that finished before the cutoff;
-// and then drops the per-handler counters' minute rows older than 7 hours
-// and hour rows older than 90 days (store/stats_store.h), whatever the
-// retention: statistics outlive the history they count.
+// Retention: keeps history partitioned ahead of the clock and forgets what
+// is older than `retention`, so the database does not grow without bound.
+// A background thread runs a pass soon after start and then every
+// `interval`; each pass
+//   - creates the time ranges of messages, deliveries and attempts that the
+//     next 2 * partition_width + 2 * interval need (store/partitions.h),
+//     whatever the retention (CreatePartitionsAhead);
+//   - with a retention (> 0), takes a PostgreSQL advisory lock with
+//     pg_try_advisory_lock, so with several instances on one database only
+//     one deletes at a time (the others skip the rest of the pass), and
+//       - drops every range whose rows are all older than the cutoff (now -
+//         retention), each in constant time, unless it still holds a PENDING
+//         delivery (kept whole, and tried again next pass) or a lock is not
+//         granted within `lock_timeout` (tried again next pass): history is
+//         kept at least `retention` and about `partition_width` longer;
+//       - deletes idempotency keys older than min(idempotency_window,
+//         retention), and recoveries that finished before the cutoff, in
+//         batches of `batch_size`, each a short transaction, with a pause
+//         between batches so emits and outcome writes are never held up;
+//       - drops the per-handler counters' minute rows older than 7 hours and
+//         hour rows older than 90 days (store/stats_store.h), whatever the
+//         retention: statistics outlive the history they count.
 //
-// A delivery re-queued (made PENDING again) by an operator while its message
-// is being deleted is not lost: deliveries are deleted first, each re-checked
-// for PENDING under its row lock, and then only messages left with no
-// delivery at all.
-//
-// Metrics: rio_retention_deleted_total{table} (messages, deliveries,
-// attempts, recoveries, counters) and rio_retention_runs_total{result}
-// (completed, skipped: another instance held the lock, failed: a database
+// Metrics: rio_retention_partitions_total{result} (created, dropped, held,
+// busy), rio_retention_deleted_total{table} (idempotency_keys, recoveries,
+// counters) and rio_retention_runs_total{result} (passes with a retention:
+// completed, skipped: another instance held the lock, failed: a database
 // error; the pass is tried again after `interval`).
 //
 // Thread-safety: Start/Stop from one thread; RunOnce on a connection used by
@@ -53,20 +53,25 @@ inline constexpr int64_t kRetentionLockKey = 7498096;
 class Retention {
  public:
   struct Options {
-    absl::Duration retention = absl::Hours(24 * 30);  // > 0
+    absl::Duration retention = absl::Hours(24 * 30);  // 0: keep everything
     absl::Duration interval = absl::Minutes(5);
     // The first pass comes after min(first_delay, interval).
     absl::Duration first_delay = absl::Seconds(10);
+    absl::Duration partition_width = absl::Hours(24);  // >= 1 second
+    absl::Duration idempotency_window = absl::Hours(24 * 7);
     int batch_size = 500;
     absl::Duration pause = absl::Milliseconds(20);  // between batches
+    absl::Duration lock_timeout = absl::Milliseconds(100);
   };
 
-  // What one pass deleted.
+  // What one pass did.
   struct Counts {
-    bool skipped = false;  // another instance held the lock: nothing done
-    int64_t messages = 0;
-    int64_t deliveries = 0;
-    int64_t attempts = 0;
+    bool skipped = false;  // another instance held the lock: nothing deleted
+    int64_t partitions_created = 0;
+    int64_t partitions_dropped = 0;
+    int64_t partitions_held = 0;  // a delivery still PENDING
+    int64_t partitions_busy = 0;  // a lock not granted in time
+    int64_t idempotency_keys = 0;
     int64_t recoveries = 0;
     int64_t counters = 0;  // rows of delivery_counts and attempt_counts
   };
@@ -77,20 +82,24 @@ class Retention {
   ~Retention();  // Stop()
 
   void Start();
-  // Stops (a pass in progress ends after its current batch) and joins.
+  // Stops (a pass in progress ends after its current step) and joins.
   // Idempotent.
   void Stop();
 
   // One pass through `conn`. Counts are also added to the metrics as each
-  // batch commits. An error ends the pass (what was committed stays
-  // deleted).
+  // step commits. An error ends the pass (what was committed stays).
   absl::StatusOr<Counts> RunOnce(PgConnection& conn);
+
+  // Creates the partitions from now - partition_width to
+  // 2 * partition_width + 2 * interval ahead that do not exist yet; returns
+  // how many. Each pass does; rio-server also calls it before it serves.
+  absl::StatusOr<int> CreatePartitionsAhead(PgConnection& conn);
 
  private:
   void Loop();
-  // Deletes one project's old messages; adds to `counts`.
-  absl::Status DeleteMessages(PgConnection& conn, const std::string& project,
-                              const std::string& cutoff, Counts& counts);
+  absl::Status DropPartitions(PgConnection& conn, const std::string& cutoff,
+                              Counts& counts);
+  absl::Status DeleteIdempotencyKeys(PgConnection& conn, Counts& counts);
   absl::Status DeleteRecoveries(PgConnection& conn, const std::string& project,
                                 const std::string& cutoff, Counts& counts);
   // Waits for `duration` unless stopped first; false when stopping.
@@ -100,9 +109,11 @@ class Retention {
   const Options options_;
   const std::string url_;
   // Set by the constructor, constant after.
-  util::Counter* deleted_messages_ = nullptr;
-  util::Counter* deleted_deliveries_ = nullptr;
-  util::Counter* deleted_attempts_ = nullptr;
+  util::Counter* partitions_created_ = nullptr;
+  util::Counter* partitions_dropped_ = nullptr;
+  util::Counter* partitions_held_ = nullptr;
+  util::Counter* partitions_busy_ = nullptr;
+  util::Counter* deleted_keys_ = nullptr;
   util::Counter* deleted_recoveries_ = nullptr;
   util::Counter* deleted_counters_ = nullptr;
   util::Counter* runs_completed_ = nullptr;

@@ -124,8 +124,8 @@ std::string Sha256(absl::string_view data) {
   static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &length, kSha256,
-                 nullptr) != 1) {
+  if (EVP_Digest(data.data(), data.size(), digest, &length, kSha256, nullptr) !=
+      1) {
     // Only fails on allocation failure or a broken OpenSSL install.
     DieBecause("EVP_Digest(SHA-256) failed");
   }
@@ -273,6 +273,15 @@ std::string TimeOrderedUuid(absl::Time now) {
   bytes[6] = static_cast<char>((bytes[6] & 0x0f) | 0x70);
   bytes[8] = static_cast<char>((bytes[8] & 0x3f) | 0x80);
   return FormatUuid(bytes);
+}
+
+std::string TimeOrderedUuidBeside(absl::string_view other) {
+  std::string id = TimeOrderedUuid();
+  // "xxxxxxxx-xxxx-7": the 48 bits of time and the version.
+  if (other.size() == id.size() && other[14] == '7') {
+    id.replace(0, 13, other.data(), 13);
+  }
+  return id;
 }
 
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {

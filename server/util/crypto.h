@@ -48,6 +48,12 @@ std::string RandomUuid();
 // order, so the indexes they key grow at one end instead of everywhere.
 std::string TimeOrderedUuid(absl::Time now = absl::Now());
 
+// A version-7 UUID of the same millisecond as `other`, a version-7 UUID in
+// canonical form (of now when it is not one). History is partitioned by the
+// time in ids: a delivery's id is made beside its message's, so that both
+// fall in the same partition.
+std::string TimeOrderedUuidBeside(absl::string_view other);
+
 // Compares without leaking where the inputs differ; false when sizes differ.
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
 

@@ -203,6 +203,24 @@ TEST(Crypto, TimeOrderedUuidIsVersion7WithTheTimeFirst) {
   }
 }
 
+TEST(Crypto, TimeOrderedUuidBesideSharesTheMillisecond) {
+  const std::regex uuid_v7(
+      "[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  const std::string message = TimeOrderedUuid(absl::FromUnixMillis(1));
+  const std::string delivery = TimeOrderedUuidBeside(message);
+  EXPECT_TRUE(std::regex_match(delivery, uuid_v7)) << delivery;
+  EXPECT_EQ(delivery.substr(0, 13), "00000000-0001");
+  EXPECT_NE(delivery, message);
+  // Beside something that is no version-7 id: one of now.
+  const std::string now = TimeOrderedUuid().substr(0, 8);
+  for (const char* other :
+       {"", "not a uuid", "f0000000-0000-4000-8000-000000000000"}) {
+    const std::string id = TimeOrderedUuidBeside(other);
+    EXPECT_TRUE(std::regex_match(id, uuid_v7)) << id;
+    EXPECT_GE(id.substr(0, 8), now) << other;
+  }
+}
+
 TEST(Crypto, ConstantTimeEqualsComparesContentAndSize) {
   EXPECT_TRUE(ConstantTimeEquals("", ""));
   EXPECT_TRUE(ConstantTimeEquals("signature", "signature"));

@@ -800,6 +800,32 @@ TEST(AdminStartup, AShortAdminTokenStopsTheServer) {
                         "-base64 32\n"));
 }
 
+TEST(AdminStartup, APartitionIntervalOutOfRangeStopsTheServer) {
+  auto url = PgCluster::Shared().CreateDatabase("partition_flag");
+  ASSERT_TRUE(url.ok());
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"--partition_interval=30s"},
+       "rio-server: --partition_interval must be from 1m to 7 days (168h)\n"},
+      {{"--partition_interval=169h"},
+       "rio-server: --partition_interval must be from 1m to 7 days (168h)\n"},
+      {{"--retention=2h", "--partition_interval=3h"},
+       "rio-server: --partition_interval must not be longer than "
+       "--retention (history is dropped a partition at a time)\n"},
+  };
+  for (const auto& [flags, line] : cases) {
+    ServerProcess::Options options = Opts(*url);
+    options.extra_args = flags;
+    ServerProcess server(options);
+    EXPECT_THAT(server.Start().message(), HasSubstr("exited with code 2"));
+    EXPECT_THAT(server.Log(), HasSubstr(line));
+  }
+  // Nothing was made: the flags are checked before the database is touched.
+  EXPECT_EQ(*PgCluster::Query(*url,
+                              "SELECT count(*) FROM pg_tables WHERE "
+                              "tablename = 'rio_schema_migrations'"),
+            "0");
+}
+
 TEST(AdminStartup, UnreachableDatabaseFailsWithOneClearLine) {
   // A port nothing listens on.
   PgCluster cluster;

@@ -476,6 +476,7 @@ TEST_F(MetricsTest, PageIsWellFormedAndDocumentsEveryFamily) {
           "rio_process_start_time_seconds gauge",
           "rio_queue_sample_timestamp_seconds gauge",
           "rio_retention_deleted_total counter",
+          "rio_retention_partitions_total counter",
           "rio_retention_runs_total counter"));
   EXPECT_EQ(m.Get("rio_build_info", {{"version", "0.1.0"}}), 1);
   const double now = static_cast<double>(
@@ -761,10 +762,11 @@ class RetentionTest : public MetricsTest {
  protected:
   // Emits 5 "old" events to a receiver that answers 200 and one "stuck"
   // event to a receiver that is down (retried in an hour), waits until they
-  // are settled, then dates those messages two hours back; emits 3 "recent"
-  // events; adds three recoveries (one finished two hours ago, one running
-  // since then, one finished now). The running one's next batch is a day
-  // away: the server would otherwise run it, find nothing and finish it.
+  // are settled, then ages them: the old ones two hours, the stuck one
+  // three (apart, in partitions of a minute); emits 3 "recent" events; adds
+  // three recoveries (one finished two hours ago, one running since then,
+  // one finished now). The running one's next batch is a day away: the
+  // server would otherwise run it, find nothing and finish it.
   void MakeHistory() {
     START_RECEIVER(ok_);
     Receiver down;
@@ -786,12 +788,11 @@ class RetentionTest : public MetricsTest {
                  "SUCCEEDED:1";
         },
         kSettle));
-    Sql(url_,
-        "UPDATE messages SET create_time = now() - interval '2 hours' WHERE "
-        "event IN ('old', 'stuck')");
+    Age("old", "2 hours");
+    Age("stuck", "3 hours");
     for (int i = 0; i < 3; ++i) MustEmit("recent");
     ASSERT_TRUE(ok_.WaitForCount(8));
-    // (Retention may be deleting the old ones meanwhile.)
+    // (Retention may be dropping the old ones meanwhile.)
     ASSERT_TRUE(WaitFor(
         [&] {
           return Sql(url_,
@@ -812,6 +813,38 @@ class RetentionTest : public MetricsTest {
         "AS v(id, state, finish)");
   }
 
+  // Makes the messages of `event`, their deliveries and attempts as if
+  // written `age` ago: their times, and the time their ids begin with (so
+  // they move to the partition of that time, made here).
+  void Age(const std::string& event, const std::string& age) {
+    auto shifted = [&](const std::string& column) {
+      return absl::StrCat(
+          "(lpad(to_hex(('x' || substr(replace(", column,
+          "::text, '-', ''), 1, 12))::bit(48)::bigint - (extract(epoch FROM "
+          "interval '",
+          age, "') * 1000)::bigint), 12, '0') || substr(replace(", column,
+          "::text, '-', ''), 13))::uuid");
+    };
+    const std::string ago = absl::StrCat("now() - interval '", age, "'");
+    const std::string ids =
+        absl::StrCat("(SELECT id FROM messages WHERE event = '", event, "')");
+    // One transaction: a retention pass sees all of it or none.
+    Sql(url_, absl::StrCat(
+                  "SELECT rio_create_partitions(", ago,
+                  " - interval '2 minutes', ", ago,
+                  " + interval '2 minutes', '1 minute'); UPDATE attempts SET "
+                  "delivery_id = ",
+                  shifted("delivery_id"),
+                  " WHERE delivery_id IN (SELECT id FROM deliveries WHERE "
+                  "message_id IN ",
+                  ids, "); UPDATE deliveries SET id = ", shifted("id"),
+                  ", message_id = ", shifted("message_id"),
+                  ", create_time = create_time - interval '", age,
+                  "' WHERE message_id IN ", ids, "; UPDATE messages SET id = ",
+                  shifted("id"), ", create_time = create_time - interval '",
+                  age, "' WHERE event = '", event, "'"));
+  }
+
   // "event:messages:deliveries:attempts" per event, ';'-separated.
   std::string History() {
     return Sql(url_,
@@ -830,9 +863,9 @@ class RetentionTest : public MetricsTest {
   Receiver ok_;
 };
 
-TEST_F(RetentionTest, DeletesOldFinishedMessagesOnly) {
-  StartServer(
-      {"--retention=1h", "--retention_interval=200ms", "--retry_schedule=1h"});
+TEST_F(RetentionTest, DropsOldPartitionsWithoutPendingDeliveries) {
+  StartServer({"--retention=1h", "--partition_interval=1m",
+               "--retention_interval=200ms", "--retry_schedule=1h"});
   MakeHistory();
   ASSERT_FALSE(HasFailure());
   // Statistics keep their own time: a minute row of 8 hours ago goes, an
@@ -855,12 +888,10 @@ TEST_F(RetentionTest, DeletesOldFinishedMessagesOnly) {
       << Recoveries();
   ASSERT_TRUE(MetricsReach(
       [](const Exposition& m) {
-        return m.Get("rio_retention_deleted_total", {{"table", "messages"}}) ==
-                   5 &&
-               m.Get("rio_retention_deleted_total",
+        return m.Get("rio_retention_deleted_total",
                      {{"table", "recoveries"}}) == 1;
       },
-      "5 messages and 1 recovery deleted"));
+      "1 recovery deleted"));
   ASSERT_TRUE(MetricsReach(
       [](const Exposition& m) {
         return m.Get("rio_retention_deleted_total", {{"table", "counters"}}) ==
@@ -869,17 +900,29 @@ TEST_F(RetentionTest, DeletesOldFinishedMessagesOnly) {
       "1 counter row deleted"));
   EXPECT_EQ(Sql(url_, "SELECT span FROM delivery_counts WHERE shard = 99"),
             "3600");
+  // Every partition of the old ones' time went (those made empty around
+  // them too); the stuck one's stays while its delivery is pending.
+  EXPECT_EQ(Sql(url_,
+                "SELECT count(*) FROM rio_history_partitions WHERE "
+                "upper_time < now() - interval '1 hour'"),
+            "1");
   Exposition m = Scrape();
-  EXPECT_EQ(m.Get("rio_retention_deleted_total", {{"table", "deliveries"}}), 5);
-  EXPECT_EQ(m.Get("rio_retention_deleted_total", {{"table", "attempts"}}), 5);
+  EXPECT_GE(m.Get("rio_retention_partitions_total", {{"result", "dropped"}}),
+            4);
+  EXPECT_GE(m.Get("rio_retention_partitions_total", {{"result", "held"}}), 1);
+  EXPECT_GE(m.Get("rio_retention_partitions_total", {{"result", "created"}}),
+            3);
   EXPECT_EQ(m.Get("rio_retention_runs_total", {{"result", "failed"}}), 0);
   EXPECT_EQ(m.Get("rio_retention_runs_total", {{"result", "skipped"}}), 0);
   EXPECT_GE(m.Get("rio_retention_runs_total", {{"result", "completed"}}), 1);
-  // The recoveries were added after the messages were dated back, so they
-  // may have gone in a later pass.
   EXPECT_THAT(server_->Log(),
-              ::testing::HasSubstr("rio-server: retention deleted 5 messages "
-                                   "(5 deliveries, 5 attempts) and "));
+              ::testing::HasSubstr("rio-server: retention dropped the "
+                                   "messages, deliveries and attempts of "
+                                   "partition p"));
+  EXPECT_THAT(server_->Log(),
+              ::testing::ContainsRegex("rio-server: retention keeps partition "
+                                       "p[0-9t]+: a delivery in it is still "
+                                       "pending"));
 
   // Once the stuck delivery is finished, its message goes too.
   Sql(url_, "UPDATE deliveries SET status = 'FAILED' WHERE status = 'PENDING'");
@@ -890,8 +933,8 @@ TEST_F(RetentionTest, DeletesOldFinishedMessagesOnly) {
 // Another instance holding the retention lock (here, the test) makes every
 // pass skip; once it lets go, the next pass deletes.
 TEST_F(RetentionTest, OneInstanceAtATime) {
-  StartServer(
-      {"--retention=1h", "--retention_interval=200ms", "--retry_schedule=1h"});
+  StartServer({"--retention=1h", "--partition_interval=1m",
+               "--retention_interval=200ms", "--retry_schedule=1h"});
   auto holder = store::PgConnection::Connect(url_);
   ASSERT_TRUE(holder.ok()) << holder.status();
   ASSERT_TRUE((*holder)
@@ -931,8 +974,9 @@ TEST_F(RetentionTest, OneInstanceAtATime) {
 }
 
 TEST_F(RetentionTest, ZeroKeepsEverything) {
-  StartServer({"--retention=0", "--retention_interval=200ms",
-               "--retry_schedule=1h", "--queue_sample_interval=200ms"});
+  StartServer({"--retention=0", "--partition_interval=1m",
+               "--retention_interval=200ms", "--retry_schedule=1h",
+               "--queue_sample_interval=200ms"});
   MakeHistory();
   ASSERT_FALSE(HasFailure());
   // Several queue samples later, no pass has run and nothing is gone.
@@ -947,6 +991,11 @@ TEST_F(RetentionTest, ZeroKeepsEverything) {
   for (const char* result : {"completed", "skipped", "failed"}) {
     EXPECT_EQ(m.Get("rio_retention_runs_total", {{"result", result}}), 0);
   }
+  // Partitions are still made ahead of the clock, and none is dropped.
+  EXPECT_GE(m.Get("rio_retention_partitions_total", {{"result", "created"}}),
+            3);
+  EXPECT_EQ(m.Get("rio_retention_partitions_total", {{"result", "dropped"}}),
+            0);
 }
 
 }  // namespace

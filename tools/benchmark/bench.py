@@ -97,11 +97,16 @@ PROFILES = {
 SCENARIOS = ["ceiling", "drain", "ingest", "latency", "isolation", "backlog",
              "kill"]
 # Run only when named in --only (minutes each, and not part of the report).
-ON_REQUEST = ["flood", "history"]
+ON_REQUEST = ["flood", "history", "retention"]
 FLOOD_SECONDS = 60
 # history: messages filled in, two deliveries each, over 30 days.
 HISTORY_MESSAGES = int(os.environ.get("RIO_BENCH_HISTORY_MESSAGES", 5_000_000))
 HISTORY_HANDLERS = 10
+# retention: messages filled in over 24 hours (one delivery and one attempt
+# each, more in later hours), then a steady unary load.
+RETENTION_MESSAGES = int(os.environ.get("RIO_BENCH_RETENTION_MESSAGES", 2_400_000))
+RETENTION_RATE = 2000
+RETENTION_SECONDS = 60
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -554,11 +559,15 @@ class Bench:
             self.pg.drop_database(db)
 
     def rio_run(self, key, fanout, load_args, *, hang_handlers=0, server_flags=(),
-                load_timeout=600, during_load=None, arrival_limit_s=60):
-        """One run: fresh database, server and receiver; emits; waits until
-        the healthy handlers got every delivery (or arrival_limit_s); returns
-        the raw pieces for the scenario to reduce."""
+                load_timeout=600, during_load=None, arrival_limit_s=60,
+                before_load=None):
+        """One run: fresh database, server and receiver; before_load(db) if
+        given; emits; waits until the healthy handlers got every delivery (or
+        arrival_limit_s); returns the raw pieces for the scenario to
+        reduce."""
         with self.fresh_run(key, server_flags) as (db, server, receiver):
+            if before_load:
+                before_load(db)
             healthy = [receiver.url(f"/h/{i}") for i in range(fanout)]
             hanging = [receiver.url(f"/hang/{i}") for i in range(hang_handlers)]
             sends_path = os.path.join(self.work, f"sends-{key}.txt")
@@ -906,7 +915,12 @@ class Bench:
                         url=f"http://127.0.0.1:9/h/{i}"), metadata=auth).id)
             started = time.time()
             n = HISTORY_MESSAGES
-            # Version-7 UUIDs from the row's time, as rio-server makes them.
+            # The partitions of those 30 days (rio-server makes only those
+            # from a day ago on).
+            self.pg.psql("SELECT rio_create_partitions(now() - interval '31 days', "
+                         "now(), '1 day')", db=db)
+            # Version-7 UUIDs from the row's time, as rio-server makes them (a
+            # delivery's of its message's millisecond).
             uuid7 = ("(lpad(to_hex((extract(epoch FROM {t}) * 1000)::bigint), 12, '0') "
                      "|| '7' || substr(md5({k}), 1, 3) || '8' || substr(md5({k}), 4, 15))::uuid")
             self.pg.psql(
@@ -1000,6 +1014,100 @@ class Bench:
                 log(f"  over 50 ms: {slow}")
             self.record("history", m)
             channel.close()
+
+    def scenario_retention(self, run):
+        """24 hours of history in partitions of an hour, a retention of 12
+        hours: the same steady unary load (2,000 events/s for a minute) runs
+        once on a server that keeps everything and once on one whose
+        retention drops the 12 oldest partitions while the load runs.
+        Compares emit -> arrival latency, overall and for the events sent
+        while the partitions were being dropped, and reports how long each
+        drop took against the rows it held (later hours hold more)."""
+        n = RETENTION_MESSAGES
+        handler = "00000000-0000-4000-8000-00000000000a"
+        uuid7 = ("(lpad(to_hex((extract(epoch FROM {t}) * 1000)::bigint), 12, '0') "
+                 "|| '7' || substr(md5({k}), 1, 3) || '8' || substr(md5({k}), 4, 15))::uuid")
+        sizes = {}
+
+        def fill(db):
+            started = time.time()
+            # One transaction: retention sees the whole history at once,
+            # after the load has started.
+            self.pg.psql(
+                "BEGIN; SELECT rio_create_partitions(now() - interval '25 hours', "
+                "now(), '1 hour'); "
+                "INSERT INTO messages (id, project_id, event, payload, sender, create_time) "
+                "SELECT " + uuid7.format(t="t", k="g::text") + ", 1, 'order-paid', "
+                "'{\"order\":' || g || '}', 'bench', t FROM generate_series(1, "
+                f"{n}) AS g, LATERAL (SELECT now() - interval '25 hours' + "
+                f"sqrt(g::float8 / {n}) * interval '24 hours' AS t) AS x; "
+                "INSERT INTO deliveries (id, message_id, handler_id, status, attempts, "
+                "last_status_code, create_time, update_time) SELECT "
+                + uuid7.format(t="create_time", k="id::text || 'd'") +
+                f", id, '{handler}', 'SUCCEEDED', 1, 200, create_time, create_time "
+                "FROM messages; "
+                "INSERT INTO attempts (delivery_id, number, start_time, duration_us, "
+                "status_code, request_headers) SELECT id, 1, create_time, 30000, 200, "
+                "'content-type: application/json' FROM deliveries WHERE handler_id = "
+                f"'{handler}'; COMMIT", db=db)
+            for line in self.pg.psql(
+                    "SELECT p.suffix || ' ' || (SELECT count(*) FROM messages m WHERE "
+                    "m.id >= rio_uuid_at(p.lower_time) AND m.id < "
+                    "rio_uuid_at(p.upper_time)) FROM rio_history_partitions p WHERE "
+                    "p.upper_time <= now() - interval '12 hours'", db=db).split("\n"):
+                if line.strip():
+                    suffix, count = line.split()
+                    sizes[suffix] = int(count)
+            log(f"  filled {n} messages over 24 hours in {time.time() - started:.0f} s")
+
+        dropped = re.compile(r"retention dropped .* partition (\S+) .* in ([0-9.]+) ms")
+
+        def watch_drops(key):
+            def during_load(_receiver):
+                path = os.path.join(self.work, f"rio-server-{key}.log")
+                seen, times = set(), []
+                deadline = time.time() + RETENTION_SECONDS
+                while time.time() < deadline and len(seen) < len(sizes):
+                    with open(path) as f:
+                        for m in dropped.finditer(f.read()):
+                            if m.group(1) not in seen:
+                                seen.add(m.group(1))
+                                times.append(time.time_ns())
+                    time.sleep(0.05)
+                return times
+            return during_load
+
+        for mode, retention in (("kept", "0"), ("dropping", "12h")):
+            key = f"retention_{mode}"
+            r = self.rio_run(
+                key, 1,
+                ["--mode=unary", "--concurrency=2000", f"--rate={RETENTION_RATE}",
+                 f"--count={RETENTION_RATE * RETENTION_SECONDS}",
+                 f"--duration={RETENTION_SECONDS + 30}"],
+                server_flags=[f"--retention={retention}", "--partition_interval=1h",
+                              "--retention_interval=5s"],
+                before_load=fill,
+                during_load=watch_drops(key) if mode == "dropping" else None,
+                arrival_limit_s=60)
+            m = self.latency_metrics(r, self.profile["warmup_s"])
+            if mode == "dropping":
+                with open(os.path.join(self.work, f"rio-server-{key}.log")) as f:
+                    drops = [(s_, float(ms)) for s_, ms in dropped.findall(f.read())]
+                m["partitions_dropped"] = len(drops)
+                m["drop_ms"] = [ms for _, ms in drops]
+                m["drop_rows"] = [sizes.get(s_, 0) * 3 for s_, _ in drops]
+                times = r["extra"] or []
+                if times:
+                    # The events sent from a second before the first drop was
+                    # seen to a second after the last.
+                    first, _ = self.first_arrivals(r["records"])
+                    lo, hi = min(times) - 1e9, max(times) + 1e9
+                    during = sorted((t - r["sends"][wid]) / 1e6
+                                    for (wid, _p), t in first.items()
+                                    if wid in r["sends"] and lo <= r["sends"][wid] <= hi)
+                    m["during_drops"] = latency_summary(during)
+            say(f"{key} ({RETENTION_RATE} events/s over 24 h of history) run {run}", **m)
+            self.record(key, m)
 
     def scenario_kill(self, run):
         """The drain at full speed (fan-out 1), rio-server killed with SIGKILL

@@ -458,6 +458,37 @@ def history(results):
     return out + [""]
 
 
+def retention(results):
+    """The retention scenario (tools/bench --only retention), when it ran: the
+    hot path's latency while retention drops partitions, and what each drop
+    cost against its size."""
+    runs = results["runs"]
+    if not runs.get("retention_kept") or not runs.get("retention_dropping"):
+        return []
+    kept, dropping = runs["retention_kept"][-1], runs["retention_dropping"][-1]
+    out = ["## Retention over a large history", "",
+           "`tools/bench --only retention`: 24 hours of history (messages with one "
+           "delivery and one attempt each, filled in through SQL, more in later "
+           "hours) in partitions of an hour; then the same unary load, 2,000 "
+           "events/s for a minute, once on a server that keeps everything and once "
+           "with `--retention=12h`, whose retention drops the 12 oldest partitions "
+           "while the load runs. Latency is emit → arrival at the receiver.", "",
+           "| run | p50 ms | p99 ms | max ms | delivered |", "|---|---:|---:|---:|---:|"]
+    for label, m in (("keeps everything", kept), ("drops 12 partitions", dropping)):
+        out.append(f"| {label} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | "
+                   f"{m['max_ms']:.1f} | {m['delivered']:,} |")
+    during = dropping.get("during_drops")
+    if during:
+        out.append(f"| events sent while dropping (±1 s) | {during['p50_ms']:.1f} | "
+                   f"{during['p99_ms']:.1f} | {during['max_ms']:.1f} | "
+                   f"{during.get('samples', 0):,} (sent) |")
+    out += ["", "| partition's rows (messages + deliveries + attempts) | drop ms |",
+            "|---:|---:|"]
+    for rows, ms in sorted(zip(dropping.get("drop_rows", []), dropping.get("drop_ms", []))):
+        out.append(f"| {rows:,} | {ms:.1f} |")
+    return out + [""]
+
+
 def markdown(results, pngs):
     meta = results["meta"]
     quick = meta["profile"] != "full"
@@ -517,6 +548,7 @@ def markdown(results, pngs):
         with open(profiles) as f:
             out += [f.read().rstrip(), ""]
     out += history(results)
+    out += retention(results)
     problems, threads = notes(results)
     drain = {int(k): v for k, v in s["drain_events"].items()}
     out += ["## How it is measured", "",
