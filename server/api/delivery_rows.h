@@ -38,8 +38,15 @@ inline constexpr char kDeliveryColumns[] =
 inline constexpr int kDeliveryColumnCount = 13;
 // The handler is joined for its current URL; LEFT, so a delivery outliving
 // its handler (which the schema's cascade prevents today) still shows.
+//
+// Each delivery's message is looked up by itself (a lateral subquery the
+// planner may not flatten: OFFSET 0), so that the lookup reads the one
+// partition of messages its id falls in. As a plain join, the planner,
+// which does not count on that pruning, hashed every partition of messages
+// for a page of 50 deliveries.
 inline constexpr char kDeliveryJoins[] =
-    " JOIN messages m ON m.id = d.message_id"
+    " CROSS JOIN LATERAL (SELECT m.* FROM messages m WHERE m.id = "
+    "d.message_id OFFSET 0) m"
     " JOIN projects p ON p.id = m.project_id"
     " LEFT JOIN handlers h ON h.id = d.handler_id ";
 

@@ -282,7 +282,10 @@ absl::StatusOr<v1::ListDeliveriesResponse> ListDeliveries(
   const std::string limit = params.Add(absl::StrCat(q.limit + 1));
   std::string per_handler = "SELECT d.* FROM deliveries d";
   if (!q.event.empty()) {
-    absl::StrAppend(&per_handler, " JOIN messages m ON m.id = d.message_id");
+    // One message probe per delivery, as in kDeliveryJoins.
+    absl::StrAppend(&per_handler,
+                    " CROSS JOIN LATERAL (SELECT m.event FROM messages m "
+                    "WHERE m.id = d.message_id OFFSET 0) m");
   }
   absl::StrAppend(&per_handler, " WHERE d.handler_id = hs.id");
   if (!q.event.empty()) {
