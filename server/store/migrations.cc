@@ -503,18 +503,14 @@ INSERT INTO idempotency_keys (project_id, key, message_id, create_time)
   WHERE idempotency_key IS NOT NULL;
 DROP INDEX messages_idempotency;
 
-CREATE OR REPLACE FUNCTION rio_delete_project_messages() RETURNS trigger
-  LANGUAGE plpgsql AS $$
+CREATE FUNCTION rio_delete_project_keys() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  DELETE FROM attempts a USING deliveries d, messages m
-    WHERE m.project_id = OLD.id AND d.message_id = m.id AND a.delivery_id = d.id;
-  DELETE FROM deliveries d USING messages m
-    WHERE m.project_id = OLD.id AND d.message_id = m.id;
-  DELETE FROM messages WHERE project_id = OLD.id;
   DELETE FROM idempotency_keys WHERE project_id = OLD.id;
   RETURN NULL;
 END
 $$;
+CREATE TRIGGER projects_deleted_keys AFTER DELETE ON projects
+  FOR EACH ROW EXECUTE FUNCTION rio_delete_project_keys();
 
 CREATE TABLE rio_history_partitions (
   suffix     text PRIMARY KEY,

@@ -254,6 +254,34 @@ TEST(Migrations, RowsWithRandomIdsBecomeTheDefaultPartition) {
             "3");
 }
 
+// Partitioned or not, a project's deletion takes its history and its
+// idempotency keys with it, and nothing of another project's.
+TEST(Migrations, DeletingAProjectDeletesItsHistoryAndKeys) {
+  std::string url = FreshDatabase();
+  auto conn = Connect(url);
+  ASSERT_TRUE(ApplyMigrations(*conn, BeforePartitions()).ok());
+  FillPreviousSchema(url, /*time_ordered=*/true);
+  ASSERT_TRUE(ApplyMigrations(*conn).ok());
+  Q(url, "INSERT INTO projects (slug, name) VALUES ('other', 'Other')");
+  Q(url,
+    "SELECT rio_create_partitions(now(), now() + interval '1 hour', '1 "
+    "hour')");
+  Q(url,
+    "WITH m AS (INSERT INTO messages (id, project_id, event, payload, "
+    "idempotency_key, sender) SELECT rio_new_uuid(), id, 'paid', '{}', 'k1', "
+    "'other' FROM projects WHERE slug = 'other' RETURNING id, project_id) "
+    "INSERT INTO idempotency_keys (project_id, key, message_id) SELECT "
+    "project_id, 'k1', id FROM m");
+  Q(url, "DELETE FROM projects WHERE slug = 'shop'");
+  EXPECT_EQ(Q(url,
+              "SELECT (SELECT count(*) FROM messages) || ',' || (SELECT "
+              "count(*) FROM deliveries) || ',' || (SELECT count(*) FROM "
+              "attempts) || ',' || (SELECT string_agg(p.slug || '/' || k.key, "
+              "',') FROM idempotency_keys k JOIN projects p ON p.id = "
+              "k.project_id)"),
+            "1,0,0,other/k1");
+}
+
 TEST(Migrations, AFreshDatabaseHasNoLegacyRange) {
   std::string url = FreshDatabase();
   auto conn = Connect(url);

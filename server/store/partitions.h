@@ -10,14 +10,21 @@
 // creates ranges before it serves and then keeps `ahead` of the clock
 // covered (Retention does, on its own thread).
 //
-// Dropping a range is constant time, whatever it holds: three DROP TABLEs in
-// one short transaction. A range that still holds a PENDING delivery (a
-// retry not yet due, or one an operator re-queued) is kept whole, and tried
-// again at the next pass: the transaction first locks its deliveries table
-// against writes (SHARE), so no delivery can become PENDING between the
-// check and the drop. DROP TABLE takes the parents' ACCESS EXCLUSIVE lock;
-// with lock_timeout short, a drop that would wait on a long reader gives up
-// (kBusy) instead of holding up the emits queued behind it.
+// Dropping a range is constant time, whatever it holds, and takes no lock
+// that emits, outcome writes or reads wait for: each table is detached from
+// its parent with DETACH PARTITION ... CONCURRENTLY (which waits for the
+// transactions still using it instead of blocking new ones), and the three
+// detached tables, no one's any more, are dropped in one short transaction.
+// A range that still holds a PENDING delivery (a retry not yet due, or one an
+// operator re-queued) is kept whole and tried again at the next pass: the
+// deliveries table is checked before it is detached and again after (a
+// delivery re-queued in between puts the table back and keeps the range), and
+// once detached nothing can make a delivery in it PENDING. A drop that waits
+// longer than `wait` for other transactions gives up (kBusy) and is finished
+// at a later pass (a detach left half-done is finalized then). The parent of
+// a DEFAULT partition (migration 9's legacy range of random ids) cannot
+// detach concurrently: there the detach takes the parent's ACCESS EXCLUSIVE
+// lock for an instant.
 //
 // Thread-safety: the functions use the connection they are given, which is
 // not shared.
@@ -53,14 +60,14 @@ absl::StatusOr<std::vector<Partition>> ExpiredPartitions(
 enum class DropResult {
   kDropped,
   kHeld,  // a delivery in it is PENDING: kept
-  kBusy,  // a lock was not granted within `lock_timeout`: kept for now
+  kBusy,  // waited longer than `wait` for other transactions: kept for now
 };
 
 // Drops the range `suffix` (as ExpiredPartitions names it) unless it holds a
 // PENDING delivery.
 absl::StatusOr<DropResult> DropPartition(PgConnection& conn,
                                          const std::string& suffix,
-                                         absl::Duration lock_timeout);
+                                         absl::Duration wait);
 
 }  // namespace rio::store
 

@@ -295,6 +295,10 @@ absl::Status StatusFromPg(PGconn* conn, const PGresult* result,
     Count(aborted_errors);
     return absl::DeadlineExceededError("a lock was not granted in time");
   }
+  if (state == "57014") {  // query_canceled: statement_timeout
+    Count(aborted_errors);
+    return absl::DeadlineExceededError("the statement ran out of time");
+  }
   Count(internal_errors);
   std::fprintf(stderr, "rio-server: database error %s: %s (in: %.200s)\n",
                state.c_str(), detail.c_str(), std::string(what).c_str());

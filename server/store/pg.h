@@ -157,7 +157,7 @@ struct PgErrorCounts {
   uint64_t unavailable = 0;     // connection lost, shutdown, out of resources
   uint64_t already_exists = 0;  // unique violations
   uint64_t aborted = 0;         // serialization failures, deadlocks, lock waits
-                                // past lock_timeout
+                                // past lock_timeout, statement_timeout
   uint64_t internal = 0;        // anything else
 };
 PgErrorCounts PgErrorsSoFar();

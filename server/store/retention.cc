@@ -22,7 +22,7 @@ Retention::Retention(Options options, std::string database_url,
       "Time ranges of messages, deliveries and attempts "
       "(--partition_interval): created ahead of the clock, dropped past "
       "--retention, or kept for now: held (a delivery in it is still "
-      "pending) or busy (a lock was not granted in time).",
+      "pending) or busy (its drop waited too long for other transactions).",
       {"result"});
   partitions_created_ = partitions->Get({"created"});
   partitions_dropped_ = partitions->Get({"dropped"});
@@ -128,7 +128,7 @@ absl::Status Retention::DropPartitions(PgConnection& conn,
     const absl::Time start = absl::Now();
     RIO_ASSIGN_OR_RETURN(
         DropResult result,
-        DropPartition(conn, partition.suffix, options_.lock_timeout));
+        DropPartition(conn, partition.suffix, options_.drop_wait));
     const double ms = absl::ToDoubleMilliseconds(absl::Now() - start);
     switch (result) {
       case DropResult::kDropped:
@@ -150,9 +150,11 @@ absl::Status Retention::DropPartitions(PgConnection& conn,
                      partition.suffix.c_str());
         break;
       case DropResult::kBusy:
+        // Its detach is finished first at the next pass (PostgreSQL allows
+        // one unfinished detach per table).
         ++counts.partitions_busy;
         partitions_busy_->Increment();
-        break;
+        return absl::OkStatus();
     }
   }
   return absl::OkStatus();

@@ -9,10 +9,12 @@
 //     pg_try_advisory_lock, so with several instances on one database only
 //     one deletes at a time (the others skip the rest of the pass), and
 //       - drops every range whose rows are all older than the cutoff (now -
-//         retention), each in constant time, unless it still holds a PENDING
-//         delivery (kept whole, and tried again next pass) or a lock is not
-//         granted within `lock_timeout` (tried again next pass): history is
-//         kept at least `retention` and about `partition_width` longer;
+//         retention), each in constant time and without blocking the hot
+//         path, unless it still holds a PENDING delivery (kept whole, and
+//         tried again next pass) or its detach waited longer than
+//         `drop_wait` for other transactions (finished at a later pass):
+//         history is kept at least `retention` and about `partition_width`
+//         longer;
 //       - deletes idempotency keys older than min(idempotency_window,
 //         retention), and recoveries that finished before the cutoff, in
 //         batches of `batch_size`, each a short transaction, with a pause
@@ -61,7 +63,8 @@ class Retention {
     absl::Duration idempotency_window = absl::Hours(24 * 7);
     int batch_size = 500;
     absl::Duration pause = absl::Milliseconds(20);  // between batches
-    absl::Duration lock_timeout = absl::Milliseconds(100);
+    // How long a partition's drop waits for transactions still using it.
+    absl::Duration drop_wait = absl::Seconds(10);
   };
 
   // What one pass did.
@@ -70,7 +73,7 @@ class Retention {
     int64_t partitions_created = 0;
     int64_t partitions_dropped = 0;
     int64_t partitions_held = 0;  // a delivery still PENDING
-    int64_t partitions_busy = 0;  // a lock not granted in time
+    int64_t partitions_busy = 0;  // waited too long for other transactions
     int64_t idempotency_keys = 0;
     int64_t recoveries = 0;
     int64_t counters = 0;  // rows of delivery_counts and attempt_counts

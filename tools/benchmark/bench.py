@@ -140,6 +140,12 @@ def percentile(sorted_values, p):
     return sorted_values[rank - 1]
 
 
+def paced_unary(rate, seconds):
+    """rio-bench-load's arguments for Emit at `rate` events/s for `seconds`."""
+    return ["--mode=unary", "--concurrency=2000", f"--rate={rate}",
+            f"--count={int(rate * seconds)}", f"--duration={seconds + 30}"]
+
+
 def latency_summary(values_ms):
     v = sorted(values_ms)
     return dict(p50_ms=percentile(v, 50), p90_ms=percentile(v, 90),
@@ -776,9 +782,7 @@ class Bench:
             key = f"latency_{rate}"
             r = self.rio_run(
                 key, 1,
-                ["--mode=unary", "--concurrency=2000", f"--rate={rate}",
-                 f"--count={int(rate * p['latency_seconds'])}",
-                 f"--duration={p['latency_seconds'] + 30}"],
+                paced_unary(rate, p["latency_seconds"]),
                 arrival_limit_s=p["latency_limit_s"])
             m = self.latency_metrics(r, p["warmup_s"])
             say(f"{key} (emit -> arrival, {rate} events/s) run {run}", **m)
@@ -1050,6 +1054,8 @@ class Bench:
                 "status_code, request_headers) SELECT id, 1, create_time, 30000, 200, "
                 "'content-type: application/json' FROM deliveries WHERE handler_id = "
                 f"'{handler}'; COMMIT", db=db)
+            # As autovacuum would have long since, over 24 hours.
+            self.pg.psql("ANALYZE", db=db)
             for line in self.pg.psql(
                     "SELECT p.suffix || ' ' || (SELECT count(*) FROM messages m WHERE "
                     "m.id >= rio_uuid_at(p.lower_time) AND m.id < "
@@ -1081,9 +1087,7 @@ class Bench:
             key = f"retention_{mode}"
             r = self.rio_run(
                 key, 1,
-                ["--mode=unary", "--concurrency=2000", f"--rate={RETENTION_RATE}",
-                 f"--count={RETENTION_RATE * RETENTION_SECONDS}",
-                 f"--duration={RETENTION_SECONDS + 30}"],
+                paced_unary(RETENTION_RATE, RETENTION_SECONDS),
                 server_flags=[f"--retention={retention}", "--partition_interval=1h",
                               "--retention_interval=5s"],
                 before_load=fill,
