@@ -45,6 +45,9 @@ struct Member {
   bool attached = false;   // a partition of `parent` (maybe detaching)
   bool detaching = false;  // a DETACH ... CONCURRENTLY did not finish
   std::string bound;       // "FOR VALUES FROM (...) TO (...)", "DEFAULT"
+  // PostgreSQL cannot detach concurrently from a parent with a DEFAULT
+  // partition (a database upgraded with rows of random ids; migration 9).
+  bool parent_has_default = false;
 };
 
 // Deliveries first: their PENDING check comes before anything is detached.
@@ -54,11 +57,13 @@ absl::StatusOr<std::vector<Member>> Members(PgConnection& conn,
       PgResult r,
       conn.Exec("SELECT t, quote_ident(t || '_' || $1), c.oid IS NOT NULL, "
                 "i.inhrelid IS NOT NULL, coalesce(i.inhdetachpending, false), "
-                "coalesce(pg_get_expr(c.relpartbound, c.oid), '') FROM "
-                "unnest(ARRAY['deliveries', 'attempts', 'messages']) WITH "
-                "ORDINALITY AS u(t, n) LEFT JOIN pg_class c ON c.oid = "
-                "to_regclass(quote_ident(t || '_' || $1)) LEFT JOIN "
-                "pg_inherits i ON i.inhrelid = c.oid ORDER BY n",
+                "coalesce(pg_get_expr(c.relpartbound, c.oid), ''), "
+                "pt.partdefid <> 0 FROM unnest(ARRAY['deliveries', "
+                "'attempts', 'messages']) WITH ORDINALITY AS u(t, n) JOIN "
+                "pg_partitioned_table pt ON pt.partrelid = to_regclass(t) "
+                "LEFT JOIN pg_class c ON c.oid = to_regclass(quote_ident(t "
+                "|| '_' || $1)) LEFT JOIN pg_inherits i ON i.inhrelid = "
+                "c.oid ORDER BY n",
                 {suffix}));
   std::vector<Member> members(r.rows());
   for (int i = 0; i < r.rows(); ++i) {
@@ -68,6 +73,7 @@ absl::StatusOr<std::vector<Member>> Members(PgConnection& conn,
     members[i].attached = r.GetBool(i, 3);
     members[i].detaching = r.GetBool(i, 4);
     members[i].bound = std::string(r.Get(i, 5));
+    members[i].parent_has_default = r.GetBool(i, 6);
   }
   return members;
 }
@@ -80,28 +86,17 @@ absl::StatusOr<bool> HoldsPending(PgConnection& conn, const Member& m) {
   return r.GetBool(0, 0);
 }
 
-// Detaches `m` from its parent, without blocking the parent's readers and
-// writers (CONCURRENTLY) unless the parent has a DEFAULT partition, which
-// PostgreSQL does not allow then (a database upgraded with rows of random
-// ids; see migration 9).
+// Detaches `m` from its parent without blocking the parent's readers and
+// writers (CONCURRENTLY) where PostgreSQL allows it, or finishes a detach
+// left half-done.
 absl::Status Detach(PgConnection& conn, const Member& m) {
   if (!m.attached) return absl::OkStatus();
-  if (m.detaching) {
-    return conn
-        .Exec(absl::StrCat("ALTER TABLE ", m.parent, " DETACH PARTITION ",
-                           m.name, " FINALIZE"))
-        .status();
-  }
-  RIO_ASSIGN_OR_RETURN(
-      PgResult has_default,
-      conn.Exec("SELECT partdefid <> 0 FROM pg_partitioned_table WHERE "
-                "partrelid = to_regclass($1)",
-                {m.parent}));
-  const bool concurrently =
-      has_default.rows() == 1 && !has_default.GetBool(0, 0);
+  const char* how = m.detaching            ? " FINALIZE"
+                    : m.parent_has_default ? ""
+                                           : " CONCURRENTLY";
   return conn
       .Exec(absl::StrCat("ALTER TABLE ", m.parent, " DETACH PARTITION ", m.name,
-                         concurrently ? " CONCURRENTLY" : ""))
+                         how))
       .status();
 }
 

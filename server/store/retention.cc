@@ -166,18 +166,12 @@ absl::Status Retention::DeleteIdempotencyKeys(PgConnection& conn,
   // nor past its message.
   const std::string older_than = absl::StrCat(absl::ToDoubleSeconds(
       std::min(options_.idempotency_window, options_.retention)));
-  for (;;) {
-    RIO_ASSIGN_OR_RETURN(
-        PgResult deleted,
-        conn.Exec("DELETE FROM idempotency_keys WHERE (project_id, key) IN "
-                  "(SELECT project_id, key FROM idempotency_keys WHERE "
-                  "create_time < now() - make_interval(secs => $1) LIMIT $2)",
-                  {older_than, absl::StrCat(options_.batch_size)}));
-    counts.idempotency_keys += deleted.affected();
-    deleted_keys_->Increment(deleted.affected());
-    if (deleted.affected() < options_.batch_size) return absl::OkStatus();
-    if (!Pause(options_.pause)) return absl::OkStatus();
-  }
+  return DeleteInBatches(
+      conn,
+      "DELETE FROM idempotency_keys WHERE (project_id, key) IN (SELECT "
+      "project_id, key FROM idempotency_keys WHERE create_time < now() - "
+      "make_interval(secs => $1) LIMIT $2)",
+      {older_than}, *deleted_keys_, counts.idempotency_keys);
 }
 
 absl::Status Retention::DeleteRecoveries(PgConnection& conn,
@@ -186,17 +180,25 @@ absl::Status Retention::DeleteRecoveries(PgConnection& conn,
                                          Counts& counts) {
   // A recovery finishes after it is created, so the index
   // recoveries_by_project (project_id, create_time DESC) narrows the scan.
+  return DeleteInBatches(
+      conn,
+      "DELETE FROM recoveries WHERE id IN (SELECT id FROM recoveries WHERE "
+      "project_id = $1 AND create_time < $2::timestamptz AND state <> "
+      "'RUNNING' AND finish_time < $2::timestamptz LIMIT $3)",
+      {project, cutoff}, *deleted_recoveries_, counts.recoveries);
+}
+
+absl::Status Retention::DeleteInBatches(PgConnection& conn,
+                                        absl::string_view sql,
+                                        std::vector<PgParam> params,
+                                        util::Counter& metric,
+                                        int64_t& deleted) {
+  params.push_back(absl::StrCat(options_.batch_size));
   for (;;) {
-    RIO_ASSIGN_OR_RETURN(
-        PgResult deleted,
-        conn.Exec("DELETE FROM recoveries WHERE id IN (SELECT id FROM "
-                  "recoveries WHERE project_id = $1 AND create_time < "
-                  "$2::timestamptz AND state <> 'RUNNING' AND finish_time < "
-                  "$2::timestamptz LIMIT $3)",
-                  {project, cutoff, absl::StrCat(options_.batch_size)}));
-    counts.recoveries += deleted.affected();
-    deleted_recoveries_->Increment(deleted.affected());
-    if (deleted.affected() < options_.batch_size) return absl::OkStatus();
+    RIO_ASSIGN_OR_RETURN(PgResult r, conn.Exec(sql, params));
+    deleted += r.affected();
+    metric.Increment(r.affected());
+    if (r.affected() < options_.batch_size) return absl::OkStatus();
     if (!Pause(options_.pause)) return absl::OkStatus();
   }
 }

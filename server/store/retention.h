@@ -38,9 +38,11 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/store/pg.h"
@@ -105,6 +107,12 @@ class Retention {
   absl::Status DeleteIdempotencyKeys(PgConnection& conn, Counts& counts);
   absl::Status DeleteRecoveries(PgConnection& conn, const std::string& project,
                                 const std::string& cutoff, Counts& counts);
+  // Runs `sql`, whose last parameter (after `params`) is the batch size,
+  // until it deletes less than a batch, pausing between batches; adds what
+  // it deleted to `metric` and `deleted`.
+  absl::Status DeleteInBatches(PgConnection& conn, absl::string_view sql,
+                               std::vector<PgParam> params,
+                               util::Counter& metric, int64_t& deleted);
   // Waits for `duration` unless stopped first; false when stopping.
   bool Pause(absl::Duration duration);
   bool stopping();

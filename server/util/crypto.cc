@@ -276,11 +276,10 @@ std::string TimeOrderedUuid(absl::Time now) {
 }
 
 std::string TimeOrderedUuidBeside(absl::string_view other) {
-  std::string id = TimeOrderedUuid();
   // "xxxxxxxx-xxxx-7": the 48 bits of time and the version.
-  if (other.size() == id.size() && other[14] == '7') {
-    id.replace(0, 13, other.data(), 13);
-  }
+  const bool v7 = other.size() == 36 && other[14] == '7';
+  std::string id = TimeOrderedUuid(v7 ? absl::UnixEpoch() : absl::Now());
+  if (v7) id.replace(0, 13, other.data(), 13);
   return id;
 }
 

@@ -923,13 +923,11 @@ class Bench:
             # from a day ago on).
             self.pg.psql("SELECT rio_create_partitions(now() - interval '31 days', "
                          "now(), '1 day')", db=db)
-            # Version-7 UUIDs from the row's time, as rio-server makes them (a
-            # delivery's of its message's millisecond).
-            uuid7 = ("(lpad(to_hex((extract(epoch FROM {t}) * 1000)::bigint), 12, '0') "
-                     "|| '7' || substr(md5({k}), 1, 3) || '8' || substr(md5({k}), 4, 15))::uuid")
+            # Version-7 ids of the row's time, as rio-server makes them (a
+            # delivery's of its message's millisecond): rio_new_uuid.
             self.pg.psql(
                 "INSERT INTO messages (id, project_id, event, payload, sender, create_time) "
-                "SELECT " + uuid7.format(t="t", k="g::text") + ", p.id, 'order-paid', "
+                "SELECT rio_new_uuid(t), p.id, 'order-paid', "
                 "'{\"order\":' || g || '}', 'bench', t FROM projects p, "
                 f"generate_series(1, {n}) AS g, LATERAL (SELECT now() - "
                 f"(g::float8 / {n}) * interval '30 days' AS t) AS x", db=db)
@@ -937,7 +935,7 @@ class Bench:
             self.pg.psql(
                 "INSERT INTO deliveries (id, message_id, handler_id, status, attempts, "
                 "next_attempt_time, last_status_code, create_time, update_time) "
-                "SELECT " + uuid7.format(t="m.create_time", k="m.id::text || j") + ", m.id, "
+                "SELECT rio_new_uuid(m.create_time), m.id, "
                 f"({handler_list})[1 + (m.k * 2 + j) % {len(handlers)}], st, "
                 "CASE st WHEN 'PENDING' THEN 0 WHEN 'CANCELLED' THEN 0 ELSE 1 END, "
                 "CASE st WHEN 'PENDING' THEN now() + interval '30 days' ELSE m.create_time END, "
@@ -1029,8 +1027,6 @@ class Bench:
         drop took against the rows it held (later hours hold more)."""
         n = RETENTION_MESSAGES
         handler = "00000000-0000-4000-8000-00000000000a"
-        uuid7 = ("(lpad(to_hex((extract(epoch FROM {t}) * 1000)::bigint), 12, '0') "
-                 "|| '7' || substr(md5({k}), 1, 3) || '8' || substr(md5({k}), 4, 15))::uuid")
         sizes = {}
 
         def fill(db):
@@ -1041,14 +1037,14 @@ class Bench:
                 "BEGIN; SELECT rio_create_partitions(now() - interval '25 hours', "
                 "now(), '1 hour'); "
                 "INSERT INTO messages (id, project_id, event, payload, sender, create_time) "
-                "SELECT " + uuid7.format(t="t", k="g::text") + ", 1, 'order-paid', "
+                "SELECT rio_new_uuid(t), 1, 'order-paid', "
                 "'{\"order\":' || g || '}', 'bench', t FROM generate_series(1, "
                 f"{n}) AS g, LATERAL (SELECT now() - interval '25 hours' + "
                 f"sqrt(g::float8 / {n}) * interval '24 hours' AS t) AS x; "
                 "INSERT INTO deliveries (id, message_id, handler_id, status, attempts, "
                 "last_status_code, create_time, update_time) SELECT "
-                + uuid7.format(t="create_time", k="id::text || 'd'") +
-                f", id, '{handler}', 'SUCCEEDED', 1, 200, create_time, create_time "
+                f"rio_new_uuid(create_time), id, '{handler}', 'SUCCEEDED', 1, 200, "
+                "create_time, create_time "
                 "FROM messages; "
                 "INSERT INTO attempts (delivery_id, number, start_time, duration_us, "
                 "status_code, request_headers) SELECT id, 1, create_time, 30000, 200, "
